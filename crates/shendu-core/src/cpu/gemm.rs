@@ -1,0 +1,72 @@
+//! Matrix products through the `gemm` crate, which picks AVX2/AVX-512/NEON kernels at run time
+//! and takes arbitrary row and column strides, so transposed views need no copy.
+
+use gemm::Parallelism;
+
+use crate::cpu::threads;
+
+/// Element types with a gemm kernel.
+pub trait GemmElem: Copy + Send + Sync + 'static {
+    const ZERO: Self;
+    const ONE: Self;
+}
+impl GemmElem for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+impl GemmElem for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+/// A strided matrix operand: pointer to element (0, 0), row stride, column stride (in elements).
+#[derive(Clone, Copy)]
+pub struct MatRef<T> {
+    pub ptr: *const T,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+#[derive(Clone, Copy)]
+pub struct MatMut<T> {
+    pub ptr: *mut T,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// Below this many multiply-adds a single thread is faster than waking the pool.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// `dst = (accumulate ? dst : 0) + lhs (m x k) · rhs (k x n)`.
+///
+/// # Safety
+/// The pointers and strides must describe valid, non-overlapping (for `dst`) memory of the
+/// given sizes for the duration of the call.
+pub unsafe fn gemm<T: GemmElem>(m: usize, n: usize, k: usize, dst: MatMut<T>, accumulate: bool, lhs: MatRef<T>, rhs: MatRef<T>, allow_threads: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let nthreads = if allow_threads { threads::num_threads() } else { 1 };
+    let par = if nthreads > 1 && m * n * k >= PARALLEL_MIN_MACS { Parallelism::Rayon(nthreads) } else { Parallelism::None };
+    let run = || {
+        gemm::gemm(
+            m, n, k, dst.ptr, dst.cs, dst.rs, accumulate, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs, T::ONE, T::ONE, false,
+            false, false, par,
+        )
+    };
+    if matches!(par, Parallelism::Rayon(_)) {
+        let run = SendFn(run);
+        threads::install(move || run.call());
+    } else {
+        run();
+    }
+}
+
+struct SendFn<F>(F);
+// SAFETY: the raw pointers inside are only used for the duration of the call (see `gemm`).
+unsafe impl<F> Send for SendFn<F> {}
+impl<F: FnOnce()> SendFn<F> {
+    fn call(self) {
+        (self.0)()
+    }
+}

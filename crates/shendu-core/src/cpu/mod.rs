@@ -1,0 +1,5 @@
+//! CPU kernels. Ops in `ops/` check shapes and dtypes, then call these on plain slices.
+
+pub mod elementwise;
+pub mod gemm;
+pub mod threads;

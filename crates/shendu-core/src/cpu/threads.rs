@@ -1,0 +1,70 @@
+//! Thread count: `SHENDU_NUM_THREADS` (or `RAYON_NUM_THREADS`), else all cores; set once per
+//! process before the first parallel kernel runs, or changed later with [`set_num_threads`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
+
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = env_threads().unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .thread_name(|i| format!("shendu-{i}"))
+            .build()
+            .unwrap_or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a 1-thread pool always builds"))
+    })
+}
+
+fn env_threads() -> Option<usize> {
+    ["SHENDU_NUM_THREADS", "RAYON_NUM_THREADS"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+}
+
+/// Threads kernels use: the last [`set_num_threads`], else the pool size.
+pub fn num_threads() -> usize {
+    match OVERRIDE.load(Ordering::Relaxed) {
+        0 => pool().current_num_threads(),
+        n => n.min(pool().current_num_threads().max(n)),
+    }
+}
+
+/// Limits kernels to `n` threads (at most the pool size, which `SHENDU_NUM_THREADS` fixes).
+pub fn set_num_threads(n: usize) {
+    OVERRIDE.store(n.max(1), Ordering::Relaxed);
+}
+
+/// Runs `f` inside shendu's thread pool so rayon parallel iterators use it.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if num_threads() <= 1 {
+        return f();
+    }
+    pool().install(f)
+}
+
+/// Splits `0..n` into at most `num_threads()` contiguous ranges of at least `min_chunk` items
+/// and runs `f` on each in parallel.
+pub fn parallel_ranges(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    let threads = num_threads();
+    let chunks = (n / min_chunk.max(1)).clamp(1, threads);
+    if chunks <= 1 {
+        f(0..n);
+        return;
+    }
+    let per = n.div_ceil(chunks);
+    install(|| {
+        rayon::scope(|s| {
+            for c in 0..chunks {
+                let f = &f;
+                let r = c * per..((c + 1) * per).min(n);
+                if !r.is_empty() {
+                    s.spawn(move |_| f(r));
+                }
+            }
+        })
+    });
+}

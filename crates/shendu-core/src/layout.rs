@@ -1,0 +1,153 @@
+//! Layout: how a tensor's logical elements sit in its storage (shape, strides, offset). Views are
+//! new layouts over the same storage; no data moves.
+
+use crate::{Error, Result, Shape};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    shape: Shape,
+    strides: Vec<usize>,
+    offset: usize,
+}
+
+impl Layout {
+    pub fn contiguous(shape: Shape) -> Self {
+        let strides = shape.contiguous_strides();
+        Layout { shape, strides, offset: 0 }
+    }
+
+    pub fn new(shape: Shape, strides: Vec<usize>, offset: usize) -> Self {
+        Layout { shape, strides, offset }
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+    pub fn elem_count(&self) -> usize {
+        self.shape.elem_count()
+    }
+
+    /// True when the elements are in row-major order with no gaps (size-1 dims may have any stride).
+    pub fn is_contiguous(&self) -> bool {
+        let mut acc = 1;
+        for (&d, &s) in self.dims().iter().zip(&self.strides).rev() {
+            if d != 1 && s != acc {
+                return false;
+            }
+            acc *= d;
+        }
+        true
+    }
+
+    /// The storage range of a contiguous layout.
+    pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
+        self.is_contiguous().then(|| self.offset..self.offset + self.elem_count())
+    }
+
+    /// A view with new dims over the same elements, when the strides allow it without a copy.
+    pub fn reshape(&self, shape: Shape) -> Option<Layout> {
+        if self.is_contiguous() {
+            Some(Layout { strides: shape.contiguous_strides(), shape, offset: self.offset })
+        } else {
+            None
+        }
+    }
+
+    pub fn permute(&self, perm: &[usize], op: &'static str) -> Result<Layout> {
+        let rank = self.shape.rank();
+        let mut seen = vec![false; rank];
+        if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+            return Err(Error::index(op, format!("{perm:?} is not a permutation of the {rank} dims of {}", self.shape)));
+        }
+        let dims = perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>();
+        let strides = perm.iter().map(|&p| self.strides[p]).collect();
+        Ok(Layout { shape: Shape::new(dims), strides, offset: self.offset })
+    }
+
+    pub fn narrow(&self, dim: usize, start: usize, len: usize, op: &'static str) -> Result<Layout> {
+        let size = self.dims()[dim];
+        if start.checked_add(len).is_none_or(|end| end > size) {
+            return Err(Error::index(
+                op,
+                format!("range {start}..{} is out of bounds for dimension {dim} of size {size} (shape {})", start + len, self.shape),
+            ));
+        }
+        let mut dims = self.dims().to_vec();
+        dims[dim] = len;
+        Ok(Layout { shape: Shape::new(dims), strides: self.strides.clone(), offset: self.offset + start * self.strides[dim] })
+    }
+
+    /// A view that repeats size-1 (or missing leading) dims with stride 0.
+    pub fn broadcast_as(&self, target: &Shape, op: &'static str) -> Result<Layout> {
+        let (src, dst) = (self.dims(), target.dims());
+        if dst.len() < src.len() {
+            return Err(Error::shape(op, format!("cannot broadcast {} to {target}: target has fewer dims", self.shape)));
+        }
+        let lead = dst.len() - src.len();
+        let mut strides = vec![0; dst.len()];
+        for i in 0..src.len() {
+            strides[lead + i] = if src[i] == dst[lead + i] {
+                self.strides[i]
+            } else if src[i] == 1 {
+                0
+            } else {
+                return Err(Error::shape(
+                    op,
+                    format!("cannot broadcast {} to {target}: dimension {i} has size {} (must be 1 or {})", self.shape, src[i], dst[lead + i]),
+                ));
+            };
+        }
+        Ok(Layout { shape: target.clone(), strides, offset: self.offset })
+    }
+
+    /// Calls `f(storage_offset, len, stride)` for each innermost row, in row-major order. This is
+    /// the one strided walker the kernels use on non-contiguous inputs.
+    pub fn for_each_row(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let dims = self.dims();
+        if self.elem_count() == 0 {
+            return;
+        }
+        if dims.is_empty() {
+            f(self.offset, 1, 1);
+            return;
+        }
+        let rank = dims.len();
+        let (inner, inner_stride) = (dims[rank - 1], self.strides[rank - 1]);
+        let mut idx = vec![0usize; rank - 1];
+        let mut off = self.offset;
+        loop {
+            f(off, inner, inner_stride);
+            // Odometer increment over the outer dims.
+            let mut d = rank - 1;
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                idx[d] += 1;
+                off += self.strides[d];
+                if idx[d] < dims[d] {
+                    break;
+                }
+                off -= self.strides[d] * dims[d];
+                idx[d] = 0;
+            }
+        }
+    }
+
+    /// Storage offsets of all elements in row-major order (for slow paths and tests).
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.elem_count());
+        self.for_each_row(|o, n, s| out.extend((0..n).map(|i| o + i * s)));
+        out
+    }
+}

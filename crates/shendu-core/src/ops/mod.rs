@@ -1,0 +1,25 @@
+//! Every op, one file per family. Inside a file each op is one block: its shape rule, its
+//! forward (calling `cpu/` kernels), its backward rule (generic over `GradOps`), and the
+//! `Tensor` method users call.
+
+pub mod binary;
+pub mod copy;
+pub mod matmul;
+pub mod movement;
+pub mod reduce;
+pub mod softmax;
+pub mod unary;
+
+use crate::{DType, Result, Tensor};
+
+/// Runs a float kernel: f32/f64 directly, f16/bf16 through f32 (and back), others rejected by
+/// the kernel's own dtype check.
+pub(crate) fn via_f32_if_half(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    match x.dtype() {
+        DType::F16 | DType::BF16 => {
+            let _g = crate::no_grad();
+            f(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())
+        }
+        _ => f(x),
+    }
+}
