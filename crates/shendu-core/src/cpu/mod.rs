@@ -1,5 +1,10 @@
 //! CPU kernels. Ops in `ops/` check shapes and dtypes, then call these on plain slices.
 
+pub mod conv;
+pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
+pub mod im2col;
+pub mod pool;
+pub mod simd;
 pub mod threads;

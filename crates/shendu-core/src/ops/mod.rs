@@ -3,12 +3,16 @@
 //! `Tensor` method users call.
 
 pub mod binary;
+pub mod conv;
+pub mod conv_transpose;
 pub mod copy;
 pub mod matmul;
 pub mod movement;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;
+pub mod upsample;
 
 use crate::{DType, Result, Tensor};
 

@@ -1,0 +1,340 @@
+//! 2-D convolution kernels: forward, gradient of the input (which is also the transposed
+//! convolution) and gradient of the weight.
+//!
+//! Paths, chosen per call:
+//! - one input channel per group (depthwise, and e.g. a first layer on grey images): the direct
+//!   kernels of [`super::depthwise`];
+//! - 1x1, stride 1, unpadded: plain gemms on the images, no column matrix;
+//! - everything else: im2col of one band of output rows at a time into a per-thread buffer, then
+//!   a gemm (the band stays in L2 between the two), and col2im for the input gradient.
+//!
+//! With several threads and at least as many images, threads take whole images (no
+//! synchronisation inside an image, measured faster than threading inside the gemms); with fewer
+//! images the gemms thread.
+
+use crate::cpu::depthwise::{self, DwGeom};
+use crate::cpu::elementwise::SendPtr;
+use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
+use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
+use crate::cpu::threads;
+use crate::dtype::Float;
+use crate::pool::{PoolElem, PooledVec};
+
+/// Element types with convolution kernels (f32, f64).
+pub trait ConvElem: Float + GemmElem + PoolElem {}
+impl ConvElem for f32 {}
+impl ConvElem for f64 {}
+
+/// The full geometry of a convolution `x [n, cin, h, w] * w [cout, cin/groups, kh, kw] ->
+/// [n, cout, oh, ow]` with explicit top/left pads (the bottom/right pads are implied by
+/// `oh`/`ow`: positions past the input read zeros).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub groups: usize,
+}
+
+/// A strided 4-D input: element `(n, c, y, x)` at `offset + n*s[0] + c*s[1] + y*s[2] + x*s[3]`.
+#[derive(Clone, Copy, Debug)]
+pub struct View4 {
+    pub offset: usize,
+    pub strides: [usize; 4],
+}
+
+impl View4 {
+    pub fn contiguous(dims: [usize; 4]) -> View4 {
+        View4 { offset: 0, strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1] }
+    }
+    fn plane(&self, n: usize, c: usize) -> PlaneView {
+        PlaneView { base: self.offset + n * self.strides[0] + c * self.strides[1], cs: self.strides[1], ys: self.strides[2], xs: self.strides[3] }
+    }
+}
+
+/// Bytes of column matrix per band: small enough to stay in L2 next to the gemm's packed panels.
+const BAND_BYTES: usize = 384 << 10;
+
+impl ConvGeom {
+    pub fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+    pub fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+    fn col_geom(&self) -> ColGeom {
+        ColGeom {
+            c: self.cin_g(),
+            h: self.h,
+            w: self.w,
+            kh: self.kh,
+            kw: self.kw,
+            sh: self.sh,
+            sw: self.sw,
+            dh: self.dh,
+            dw: self.dw,
+            pt: self.pt,
+            pl: self.pl,
+            oh: self.oh,
+            ow: self.ow,
+        }
+    }
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.pt == 0 && self.pl == 0 && self.oh == self.h && self.ow == self.w
+    }
+    fn depthwise(&self) -> Option<DwGeom> {
+        (self.cin_g() == 1 && self.groups == self.cin).then_some(DwGeom {
+            n: self.n,
+            c: self.cin,
+            m: self.cout_g(),
+            h: self.h,
+            w: self.w,
+            kh: self.kh,
+            kw: self.kw,
+            oh: self.oh,
+            ow: self.ow,
+            sh: self.sh,
+            sw: self.sw,
+            dh: self.dh,
+            dw: self.dw,
+            pt: self.pt,
+            pl: self.pl,
+        })
+    }
+    /// Output rows per band.
+    fn band_rows<T>(&self) -> usize {
+        let per_row = (self.cin_g() * self.kh * self.kw * self.ow * std::mem::size_of::<T>()).max(1);
+        (BAND_BYTES / per_row).clamp(1, self.oh.max(1))
+    }
+    fn bands<T>(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (rows, oh) = (self.band_rows::<T>(), self.oh);
+        (0..oh.div_ceil(rows)).map(move |b| (b * rows, ((b + 1) * rows).min(oh)))
+    }
+    fn col_len<T>(&self) -> usize {
+        self.cin_g() * self.kh * self.kw * self.band_rows::<T>() * self.ow
+    }
+}
+
+/// Runs `per_image(n, allow_gemm_threads)` over all images: whole images per thread when there
+/// are enough of them, else one after another with threaded gemms.
+fn over_images(n: usize, per_range: impl Fn(std::ops::Range<usize>, bool) + Sync) {
+    let t = threads::num_threads();
+    if t > 1 && n >= t {
+        threads::parallel_ranges(n, 1, |r| per_range(r, false));
+    } else {
+        per_range(0..n, true);
+    }
+}
+
+/// `out [n, cout, oh, ow]` (contiguous, overwritten) = conv(x, w); `w` contiguous.
+pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut [T]) {
+    if g.n == 0 || g.cout == 0 || g.oh == 0 || g.ow == 0 {
+        return;
+    }
+    if g.cin_g() == 0 || g.kh * g.kw == 0 {
+        out.fill(<T as Float>::ZERO);
+        return;
+    }
+    if let Some(dg) = g.depthwise() {
+        let p = xv.plane(0, 0);
+        return depthwise::forward(x, p, xv.strides[0], w, &dg, out);
+    }
+    let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
+    let ohw = g.oh * g.ow;
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let x_ptr = x.as_ptr() as usize;
+    let [_, sc, ys, xs] = xv.strides;
+    let pointwise = g.pointwise() && ys == g.w * xs;
+    let cg = g.col_geom();
+    over_images(g.n, |r, threads| {
+        let x_ptr = x_ptr as *const T;
+        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        for n in r {
+            for grp in 0..g.groups {
+                let wg = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: k as isize, cs: 1 };
+                // SAFETY: `out` holds n*cout*ohw elements; this writes image n, group grp.
+                let dst = unsafe { out_ptr.get().add((n * g.cout + grp * cout_g) * ohw) };
+                let plane = xv.plane(n, grp * cin_g);
+                if pointwise {
+                    // SAFETY: the view's offsets are in bounds of `x` (checked by the caller's layout).
+                    unsafe {
+                        let xm = MatRef { ptr: x_ptr.add(plane.base), rs: sc as isize, cs: xs as isize };
+                        gemm(cout_g, ohw, cin_g, MatMut { ptr: dst, rs: ohw as isize, cs: 1 }, false, wg, xm, threads);
+                    }
+                    continue;
+                }
+                for (y0, y1) in g.bands::<T>() {
+                    let ncols = (y1 - y0) * g.ow;
+                    let c = &mut col.as_mut_slice()[..k * ncols];
+                    im2col(x, &plane, &cg, y0, y1, c);
+                    // SAFETY: dst + y0*ow .. covers rows y0..y1 of each output channel of the group.
+                    unsafe {
+                        gemm(
+                            cout_g,
+                            ncols,
+                            k,
+                            MatMut { ptr: dst.add(y0 * g.ow), rs: ohw as isize, cs: 1 },
+                            false,
+                            wg,
+                            MatRef { ptr: c.as_ptr(), rs: ncols as isize, cs: 1 },
+                            threads,
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `gx [n, cin, h, w]` (contiguous, overwritten) = the gradient of the input for output
+/// gradient `gy [n, cout, oh, ow]` (contiguous): the transposed convolution of `gy` with `w`.
+pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T]) {
+    if g.n == 0 || g.cin == 0 || g.h == 0 || g.w == 0 {
+        return;
+    }
+    if g.cout_g() == 0 || g.oh == 0 || g.ow == 0 || g.kh * g.kw == 0 {
+        gx.fill(<T as Float>::ZERO);
+        return;
+    }
+    if let Some(dg) = g.depthwise() {
+        return depthwise::backward_data(gy, w, &dg, gx);
+    }
+    let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
+    let (ohw, hw) = (g.oh * g.ow, g.h * g.w);
+    let gx_ptr = SendPtr(gx.as_mut_ptr());
+    let pointwise = g.pointwise();
+    let cg = g.col_geom();
+    over_images(g.n, |r, threads| {
+        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        for n in r {
+            for grp in 0..g.groups {
+                // w_g^T: [k, cout_g] viewed in the row-major [cout_g, k] weight.
+                let wt = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: 1, cs: k as isize };
+                let gyg = &gy[(n * g.cout + grp * cout_g) * ohw..];
+                let base = (n * g.cin + grp * cin_g) * hw;
+                if pointwise {
+                    // SAFETY: writes image n, group grp of gx.
+                    unsafe {
+                        let dst = MatMut { ptr: gx_ptr.get().add(base), rs: hw as isize, cs: 1 };
+                        gemm(cin_g, hw, cout_g, dst, false, wt, MatRef { ptr: gyg.as_ptr(), rs: ohw as isize, cs: 1 }, threads);
+                    }
+                    continue;
+                }
+                // SAFETY: this range owns images r of gx.
+                let gxi = unsafe { gx_ptr.slice_mut(base..base + cin_g * hw) };
+                gxi.fill(<T as Float>::ZERO);
+                for (y0, y1) in g.bands::<T>() {
+                    let ncols = (y1 - y0) * g.ow;
+                    let c = &mut col.as_mut_slice()[..k * ncols];
+                    // SAFETY: `c` holds k*ncols elements; gy rows y0..y1 of the group's channels.
+                    unsafe {
+                        gemm(
+                            k,
+                            ncols,
+                            cout_g,
+                            MatMut { ptr: c.as_mut_ptr(), rs: ncols as isize, cs: 1 },
+                            false,
+                            wt,
+                            MatRef { ptr: gyg.as_ptr().add(y0 * g.ow), rs: ohw as isize, cs: 1 },
+                            threads,
+                        );
+                    }
+                    col2im(c, &cg, y0, y1, gxi, 0);
+                }
+            }
+        }
+    });
+}
+
+/// `gw [cout, cin/groups, kh, kw]` (overwritten) = the gradient of the weight, from the input
+/// `x` (strided) and the output gradient `gy` (contiguous).
+pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, gw: &mut [T]) {
+    gw.fill(<T as Float>::ZERO);
+    if g.n == 0 || g.cout == 0 || g.cin_g() == 0 || g.oh == 0 || g.ow == 0 || g.kh * g.kw == 0 {
+        return;
+    }
+    if let Some(dg) = g.depthwise() {
+        let p = xv.plane(0, 0);
+        return depthwise::backward_weight(x, p, xv.strides[0], gy, &dg, gw);
+    }
+    let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
+    let ohw = g.oh * g.ow;
+    let x_ptr = x.as_ptr() as usize;
+    let [_, sc, ys, xs] = xv.strides;
+    let pointwise = g.pointwise() && ys == g.w * xs;
+    let cg = g.col_geom();
+    // Each image range sums into its own copy of gw; the copies are added in range order.
+    let run = |r: std::ops::Range<usize>, threads: bool, acc: &mut [T]| {
+        let x_ptr = x_ptr as *const T;
+        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        for n in r {
+            for grp in 0..g.groups {
+                let dst = MatMut { ptr: acc[grp * cout_g * k..].as_mut_ptr(), rs: k as isize, cs: 1 };
+                let gyg = &gy[(n * g.cout + grp * cout_g) * ohw..];
+                let plane = xv.plane(n, grp * cin_g);
+                if pointwise {
+                    // SAFETY: x_g^T is [ohw, cin_g] inside x's storage; gw_g is cout_g x cin_g.
+                    unsafe {
+                        let xt = MatRef { ptr: x_ptr.add(plane.base), rs: xs as isize, cs: sc as isize };
+                        gemm(cout_g, cin_g, ohw, dst, true, MatRef { ptr: gyg.as_ptr(), rs: ohw as isize, cs: 1 }, xt, threads);
+                    }
+                    continue;
+                }
+                for (y0, y1) in g.bands::<T>() {
+                    let ncols = (y1 - y0) * g.ow;
+                    let c = &mut col.as_mut_slice()[..k * ncols];
+                    im2col(x, &plane, &cg, y0, y1, c);
+                    // SAFETY: gy rows y0..y1 [cout_g, ncols] times col^T [ncols, k].
+                    unsafe {
+                        gemm(
+                            cout_g,
+                            k,
+                            ncols,
+                            dst,
+                            true,
+                            MatRef { ptr: gyg.as_ptr().add(y0 * g.ow), rs: ohw as isize, cs: 1 },
+                            MatRef { ptr: c.as_ptr(), rs: 1, cs: ncols as isize },
+                            threads,
+                        );
+                    }
+                }
+            }
+        }
+    };
+    let t = threads::num_threads();
+    if t > 1 && g.n >= t {
+        let chunks = t.min(g.n);
+        let per = g.n.div_ceil(chunks);
+        let mut partials: Vec<PooledVec<T>> = (1..chunks).map(|_| PooledVec::filled(gw.len(), <T as Float>::ZERO)).collect();
+        let gw_ptr = SendPtr(gw.as_mut_ptr());
+        let gw_len = gw.len();
+        let parts: Vec<SendPtr<T>> = partials.iter_mut().map(|p| SendPtr(p.as_mut_slice().as_mut_ptr())).collect();
+        threads::parallel_ranges(chunks, 1, |cr| {
+            for c in cr {
+                let r = c * per..((c + 1) * per).min(g.n);
+                // SAFETY: chunk 0 writes gw, chunk c > 0 its own partial; each has gw_len elements.
+                let acc = unsafe { if c == 0 { gw_ptr.slice_mut(0..gw_len) } else { parts[c - 1].slice_mut(0..gw_len) } };
+                run(r, false, acc);
+            }
+        });
+        for p in &partials {
+            for (d, &s) in gw.iter_mut().zip(p.as_slice()) {
+                *d += s;
+            }
+        }
+    } else {
+        run(0..g.n, true, gw);
+    }
+}

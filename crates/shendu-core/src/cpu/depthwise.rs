@@ -1,0 +1,369 @@
+//! Direct depthwise convolution (one input channel per group, `m >= 1` output channels per input
+//! channel), forward and both gradients.
+//!
+//! Each channel plane is first copied into a zero-padded scratch plane, so the hot loops have no
+//! bounds tests. For stride 1 they then run over the padded plane as one flat vector: output
+//! pixel `(y, x)` sits at flat index `y*wp + x` and tap `(i, j)` reads index `+ i*dh*wp + j*dw`;
+//! the `wp - ow` wrapped columns per row are computed and thrown away, which costs less than the
+//! scalar tails of 28-wide rows. Strided convolutions use per-row loops.
+
+use std::ops::Range;
+
+use crate::cpu::elementwise::SendPtr;
+use crate::cpu::im2col::PlaneView;
+use crate::cpu::simd::{dispatch, Madd, SimdKernel};
+use crate::cpu::threads;
+use crate::dtype::Float;
+
+/// Geometry of a depthwise convolution over a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct DwGeom {
+    pub n: usize,
+    /// Input channels (= groups).
+    pub c: usize,
+    /// Output channels per input channel.
+    pub m: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+}
+
+/// A zero-filled scratch plane into which channel planes are copied at a fixed offset.
+struct Padded<T> {
+    buf: Vec<T>,
+    hp: usize,
+    wp: usize,
+    top: isize,
+    left: isize,
+}
+
+impl<T: Float> Padded<T> {
+    fn new(hp: usize, wp: usize, top: isize, left: isize) -> Self {
+        // One extra row of slack: flat loops may read a few elements past the last row.
+        Padded { buf: vec![T::ZERO; (hp + 1) * wp], hp, wp, top, left }
+    }
+
+    /// Copies an `h x w` plane (element `(y, x)` at `src[base + y*ys + x*xs]`) in; the parts
+    /// outside the scratch are cropped. The rest of the scratch keeps its zeros, because every
+    /// call writes the same region.
+    fn load(&mut self, src: &[T], base: usize, ys: usize, xs: usize, h: usize, w: usize) {
+        let (top, left) = (self.top, self.left);
+        let y0 = (-top).max(0) as usize;
+        let y1 = (self.hp as isize - top).clamp(0, h as isize) as usize;
+        let x0 = (-left).max(0) as usize;
+        let x1 = (self.wp as isize - left).clamp(0, w as isize) as usize;
+        if y0 >= y1 || x0 >= x1 {
+            return;
+        }
+        let n = x1 - x0;
+        for y in y0..y1 {
+            let d = (y as isize + top) as usize * self.wp + (x0 as isize + left) as usize;
+            let s = base + y * ys + x0 * xs;
+            let dst = &mut self.buf[d..d + n];
+            if xs == 1 {
+                dst.copy_from_slice(&src[s..s + n]);
+            } else {
+                for (k, o) in dst.iter_mut().enumerate() {
+                    *o = src[s + k * xs];
+                }
+            }
+        }
+    }
+}
+
+/// `f[q] (+)= sum_ij k[i][j] * p[q + i*dh*wp + j*dw]` for `q < f.len()`.
+#[inline(always)]
+fn flat_taps<T: Float, A: Madd>(p: &[T], wp: usize, k: &[T], kh: usize, kw: usize, dh: usize, dw: usize, f: &mut [T], acc: bool) {
+    let l = f.len();
+    if kh == 3 && kw == 3 && dh == 1 && dw == 1 {
+        let r = |o: usize| &p[o..o + l];
+        let (a0, a1, a2) = (r(0), r(1), r(2));
+        let (b0, b1, b2) = (r(wp), r(wp + 1), r(wp + 2));
+        let (c0, c1, c2) = (r(2 * wp), r(2 * wp + 1), r(2 * wp + 2));
+        let kk: [T; 9] = [k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]];
+        for q in 0..l {
+            let mut s = if acc { f[q] } else { T::ZERO };
+            s = A::madd(kk[0], a0[q], s);
+            s = A::madd(kk[1], a1[q], s);
+            s = A::madd(kk[2], a2[q], s);
+            s = A::madd(kk[3], b0[q], s);
+            s = A::madd(kk[4], b1[q], s);
+            s = A::madd(kk[5], b2[q], s);
+            s = A::madd(kk[6], c0[q], s);
+            s = A::madd(kk[7], c1[q], s);
+            s = A::madd(kk[8], c2[q], s);
+            f[q] = s;
+        }
+        return;
+    }
+    if !acc {
+        f.fill(T::ZERO);
+    }
+    for i in 0..kh {
+        for j in 0..kw {
+            let o = i * dh * wp + j * dw;
+            let (src, kv) = (&p[o..o + l], k[i * kw + j]);
+            for (d, &s) in f.iter_mut().zip(src) {
+                *d = A::madd(kv, s, *d);
+            }
+        }
+    }
+}
+
+/// Strided forward of one output plane from a padded input plane.
+#[inline(always)]
+fn strided_taps<T: Float, A: Madd>(p: &Padded<T>, k: &[T], g: &DwGeom, out: &mut [T]) {
+    out.fill(T::ZERO);
+    for (y, row) in out.chunks_exact_mut(g.ow).enumerate() {
+        for i in 0..g.kh {
+            let prow = &p.buf[(y * g.sh + i * g.dh) * p.wp..(y * g.sh + i * g.dh + 1) * p.wp];
+            for j in 0..g.kw {
+                let kv = k[i * g.kw + j];
+                for (x, o) in row.iter_mut().enumerate() {
+                    *o = A::madd(kv, prow[x * g.sw + j * g.dw], *o);
+                }
+            }
+        }
+    }
+}
+
+/// Padded-plane size a forward needs: every window of every output pixel.
+fn fwd_extent(g: &DwGeom) -> (usize, usize) {
+    ((g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, (g.ow - 1) * g.sw + g.dw * (g.kw - 1) + 1)
+}
+
+/// `out [n, c*m, oh, ow] = depthwise(x, w [c*m, 1, kh, kw])`; `x` may be strided (`xv` gives the
+/// channel-plane view of image 0 and `sn` the image stride).
+pub fn forward<T: Float>(x: &[T], xv: PlaneView, sn: usize, w: &[T], g: &DwGeom, out: &mut [T]) {
+    if g.oh == 0 || g.ow == 0 {
+        return;
+    }
+    let out = SendPtr(out.as_mut_ptr());
+    threads::parallel_ranges(g.n * g.c, 8, |r| dispatch(Fwd { x, xv, sn, w, g, out, r }));
+}
+
+struct Fwd<'a, T> {
+    x: &'a [T],
+    xv: PlaneView,
+    sn: usize,
+    w: &'a [T],
+    g: &'a DwGeom,
+    out: SendPtr<T>,
+    r: Range<usize>,
+}
+
+impl<T: Float> SimdKernel for Fwd<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<A: Madd>(self) {
+        let Fwd { x, xv, sn, w, g, out, r } = self;
+        let plane_out = g.oh * g.ow;
+        let (hp, wp) = fwd_extent(g);
+        let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
+        let l = (g.oh - 1) * wp + g.ow;
+        let mut f = vec![T::ZERO; l];
+        for pc in r {
+            let (n, c) = (pc / g.c, pc % g.c);
+            p.load(x, xv.base + n * sn + c * xv.cs, xv.ys, xv.xs, g.h, g.w);
+            for mi in 0..g.m {
+                let oc = c * g.m + mi;
+                let k = &w[oc * g.kh * g.kw..(oc + 1) * g.kh * g.kw];
+                let o0 = (n * g.c * g.m + oc) * plane_out;
+                // SAFETY: each (n, oc) plane is written by exactly one range.
+                let o = unsafe { out.slice_mut(o0..o0 + plane_out) };
+                if g.sh == 1 && g.sw == 1 {
+                    flat_taps::<T, A>(&p.buf, wp, k, g.kh, g.kw, g.dh, g.dw, &mut f, false);
+                    for (y, row) in o.chunks_exact_mut(g.ow).enumerate() {
+                        row.copy_from_slice(&f[y * wp..y * wp + g.ow]);
+                    }
+                } else {
+                    strided_taps::<T, A>(&p, k, g, o);
+                }
+            }
+        }
+    }
+}
+
+/// `gx [n, c, h, w]` (overwritten, contiguous) from `gy [n, c*m, oh, ow]` (contiguous).
+pub fn backward_data<T: Float>(gy: &[T], w: &[T], g: &DwGeom, gx: &mut [T]) {
+    if g.h * g.w == 0 {
+        return;
+    }
+    let gx = SendPtr(gx.as_mut_ptr());
+    threads::parallel_ranges(g.n * g.c, 8, |r| dispatch(BwdData { gy, w, g, gx, r }));
+}
+
+struct BwdData<'a, T> {
+    gy: &'a [T],
+    w: &'a [T],
+    g: &'a DwGeom,
+    gx: SendPtr<T>,
+    r: Range<usize>,
+}
+
+impl<T: Float> SimdKernel for BwdData<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<A: Madd>(self) {
+        let BwdData { gy, w, g, gx, r } = self;
+        let (plane_in, plane_out, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+        if g.sh == 1 && g.sw == 1 {
+            // A stride-1 transposed convolution is a correlation of the gradient, padded by
+            // d*(k-1) - p (negative: cropped), with the flipped kernel.
+            let (eh, ew) = (g.dh * (g.kh - 1), g.dw * (g.kw - 1));
+            let (hp, wp) = (g.h + eh, g.w + ew);
+            let mut p = Padded::<T>::new(hp, wp, eh as isize - g.pt as isize, ew as isize - g.pl as isize);
+            let l = (g.h - 1) * wp + g.w;
+            let mut f = vec![T::ZERO; l];
+            let mut flipped = vec![T::ZERO; taps];
+            for pc in r {
+                let (n, c) = (pc / g.c, pc % g.c);
+                for mi in 0..g.m {
+                    let oc = c * g.m + mi;
+                    for (t, v) in flipped.iter_mut().enumerate() {
+                        *v = w[oc * taps + taps - 1 - t];
+                    }
+                    p.load(gy, (n * g.c * g.m + oc) * plane_out, g.ow, 1, g.oh, g.ow);
+                    flat_taps::<T, A>(&p.buf, wp, &flipped, g.kh, g.kw, g.dh, g.dw, &mut f, mi > 0);
+                }
+                // SAFETY: each (n, c) plane is written by exactly one range.
+                let o = unsafe { gx.slice_mut(pc * plane_in..(pc + 1) * plane_in) };
+                for (y, row) in o.chunks_exact_mut(g.w).enumerate() {
+                    row.copy_from_slice(&f[y * wp..y * wp + g.w]);
+                }
+            }
+        } else {
+            // Scatter into a padded plane, then crop.
+            let (hp, wp) = fwd_extent(g);
+            let (hp, wp) = (hp.max(g.h + g.pt), wp.max(g.w + g.pl));
+            let mut acc = vec![T::ZERO; hp * wp];
+            for pc in r {
+                let (n, c) = (pc / g.c, pc % g.c);
+                acc.fill(T::ZERO);
+                for mi in 0..g.m {
+                    let oc = c * g.m + mi;
+                    let src = &gy[(n * g.c * g.m + oc) * plane_out..(n * g.c * g.m + oc + 1) * plane_out];
+                    for (y, grow) in src.chunks_exact(g.ow).enumerate() {
+                        for i in 0..g.kh {
+                            let base = (y * g.sh + i * g.dh) * wp;
+                            let arow = &mut acc[base..base + wp];
+                            for j in 0..g.kw {
+                                let kv = w[oc * taps + i * g.kw + j];
+                                for (x, &gv) in grow.iter().enumerate() {
+                                    let a = &mut arow[x * g.sw + j * g.dw];
+                                    *a = A::madd(kv, gv, *a);
+                                }
+                            }
+                        }
+                    }
+                }
+                // SAFETY: as above.
+                let o = unsafe { gx.slice_mut(pc * plane_in..(pc + 1) * plane_in) };
+                for (y, row) in o.chunks_exact_mut(g.w).enumerate() {
+                    let s = (y + g.pt) * wp + g.pl;
+                    row.copy_from_slice(&acc[s..s + g.w]);
+                }
+            }
+        }
+    }
+}
+
+/// `sum_q a[q] * b[q]` with independent partial sums, so it vectorises without reassociation.
+#[inline(always)]
+fn dot<T: Float, A: Madd>(a: &[T], b: &[T]) -> T {
+    const W: usize = 32;
+    let mut acc = [T::ZERO; W];
+    let (ac, bc) = (a.chunks_exact(W), b.chunks_exact(W));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..W {
+            acc[k] = A::madd(x[k], y[k], acc[k]);
+        }
+    }
+    let mut s = T::ZERO;
+    for (&x, &y) in ar.iter().zip(br) {
+        s = A::madd(x, y, s);
+    }
+    acc.iter().fold(s, |s, &v| s + v)
+}
+
+/// `gw [c*m, 1, kh, kw]` (overwritten) from `x` (strided, as in [`forward`]) and `gy`
+/// (contiguous). Parallel over channels, so each weight is summed by one thread in a fixed order.
+pub fn backward_weight<T: Float>(x: &[T], xv: PlaneView, sn: usize, gy: &[T], g: &DwGeom, gw: &mut [T]) {
+    gw.fill(T::ZERO);
+    if g.oh == 0 || g.ow == 0 {
+        return;
+    }
+    let gw = SendPtr(gw.as_mut_ptr());
+    threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r }));
+}
+
+struct BwdWeight<'a, T> {
+    x: &'a [T],
+    xv: PlaneView,
+    sn: usize,
+    gy: &'a [T],
+    g: &'a DwGeom,
+    gw: SendPtr<T>,
+    r: Range<usize>,
+}
+
+impl<T: Float> SimdKernel for BwdWeight<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<A: Madd>(self) {
+        let BwdWeight { x, xv, sn, gy, g, gw, r } = self;
+        let (plane_out, taps) = (g.oh * g.ow, g.kh * g.kw);
+        let (hp, wp) = fwd_extent(g);
+        let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
+        let mut gp = Padded::<T>::new(g.oh, wp, 0, 0);
+        let l = (g.oh - 1) * wp + g.ow;
+        for c in r {
+            // SAFETY: each range owns the weights of its channels.
+            let gwc = unsafe { gw.slice_mut(c * g.m * taps..(c + 1) * g.m * taps) };
+            for n in 0..g.n {
+                p.load(x, xv.base + n * sn + c * xv.cs, xv.ys, xv.xs, g.h, g.w);
+                for mi in 0..g.m {
+                    let oc = c * g.m + mi;
+                    let gsrc = (n * g.c * g.m + oc) * plane_out;
+                    let kacc = &mut gwc[mi * taps..(mi + 1) * taps];
+                    if g.sh == 1 && g.sw == 1 {
+                        // The gradient laid out at the padded width (zero gap columns) makes
+                        // each tap one flat dot product.
+                        gp.load(gy, gsrc, g.ow, 1, g.oh, g.ow);
+                        let gq = &gp.buf[..l];
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                let o = i * g.dh * wp + j * g.dw;
+                                kacc[i * g.kw + j] += dot::<T, A>(gq, &p.buf[o..o + l]);
+                            }
+                        }
+                    } else {
+                        let src = &gy[gsrc..gsrc + plane_out];
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                let mut s = T::ZERO;
+                                for (y, grow) in src.chunks_exact(g.ow).enumerate() {
+                                    let prow = &p.buf[(y * g.sh + i * g.dh) * wp..];
+                                    for (xx, &gv) in grow.iter().enumerate() {
+                                        s = A::madd(gv, prow[xx * g.sw + j * g.dw], s);
+                                    }
+                                }
+                                kacc[i * g.kw + j] += s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Run-time choice between an AVX2+FMA build of a kernel and the portable one.
+//!
+//! The binary targets baseline x86-64, so loops written plainly compile to 4-wide SSE without
+//! FMA. A [`SimdKernel`] is compiled twice: once inside a `#[target_feature(enable =
+//! "avx2,fma")]` function (its loops vectorise 8-wide with fused multiply-adds), and once
+//! portable. Kernels write `A::madd(a, b, c)` for `a*b + c`; `A` is [`Fused`] (one `vfmadd`) or
+//! [`Unfused`] (`mul` + `add`, because `mul_add` without the FMA feature is a slow library call).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::dtype::Float;
+
+/// `a*b + c`, fused or not.
+pub trait Madd: Copy + Send + Sync + 'static {
+    fn madd<T: Float>(a: T, b: T, c: T) -> T;
+}
+
+/// `a.mul_add(b, c)`: only used inside AVX2+FMA functions.
+#[derive(Clone, Copy, Debug)]
+pub struct Fused;
+impl Madd for Fused {
+    #[inline(always)]
+    fn madd<T: Float>(a: T, b: T, c: T) -> T {
+        a.mul_add(b, c)
+    }
+}
+
+/// `a*b + c` with two roundings: the portable fallback.
+#[derive(Clone, Copy, Debug)]
+pub struct Unfused;
+impl Madd for Unfused {
+    #[inline(always)]
+    fn madd<T: Float>(a: T, b: T, c: T) -> T {
+        a * b + c
+    }
+}
+
+/// 0: not probed yet, 1: use FMA, 2: portable.
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// True when the AVX2+FMA kernels run (the CPU has them and they were not switched off by
+/// `SHENDU_NO_SIMD=1` or [`set_simd_enabled`]).
+pub fn fma_enabled() -> bool {
+    match MODE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = detect() && std::env::var("SHENDU_NO_SIMD").map(|v| v.is_empty() || v == "0").unwrap_or(true);
+            MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Switches the AVX2+FMA kernels on (if the CPU has them) or off, e.g. to test the fallback.
+pub fn set_simd_enabled(on: bool) {
+    MODE.store(if on && detect() { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+fn detect() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A kernel compiled twice: [`dispatch`] runs it as `run::<Fused>` inside an AVX2+FMA
+/// function when the CPU has them, else as `run::<Unfused>`. Implementations mark `run`
+/// `#[inline(always)]`, so that its body is compiled inside the feature-enabled function (a
+/// closure would not do: LLVM may keep a large closure out of line, compiled for baseline x86-64).
+pub trait SimdKernel {
+    type Out;
+    fn run<A: Madd>(self) -> Self::Out;
+}
+
+/// Runs `k` with the best `Madd` this CPU allows.
+pub fn dispatch<K: SimdKernel>(k: K) -> K::Out {
+    #[cfg(target_arch = "x86_64")]
+    if fma_enabled() {
+        // SAFETY: fma_enabled() checked the CPU features.
+        return unsafe { run_fma(k) };
+    }
+    k.run::<Unfused>()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_fma<K: SimdKernel>(k: K) -> K::Out {
+    k.run::<Fused>()
+}

@@ -1,0 +1,67 @@
+//! Timings of the benchmark workloads W2 (conv2d) and W3 (depthwise), 1 and 2 threads.
+//! `cargo test --release -p shendu-core --test conv_bench -- --ignored --nocapture`
+//! (the machines are shared: read the medians side by side, not as absolutes).
+
+use std::time::Instant;
+
+use shendu_core::{manual_seed, set_num_threads, Conv2dParams, DType, Tensor, Var};
+
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    t[reps / 2]
+}
+
+#[test]
+#[ignore]
+fn bench_conv_workloads() {
+    manual_seed(0);
+    let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
+    let x = Tensor::randn(&[32, 64, 28, 28], DType::F32).unwrap();
+    let w = Tensor::randn(&[64, 64, 3, 3], DType::F32).unwrap().affine(0.05, 0.0).unwrap();
+    let gy = Tensor::randn(&[32, 64, 28, 28], DType::F32).unwrap();
+    let xd = Tensor::randn(&[32, 128, 28, 28], DType::F32).unwrap();
+    let wd = Tensor::randn(&[128, 1, 3, 3], DType::F32).unwrap();
+    let p = Conv2dParams::default().with_pad(1);
+    let pd = p.with_groups(128);
+    let flop = 2.0 * 32.0 * 64.0 * 64.0 * 9.0 * 784.0;
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let want = |w: &str| only.is_empty() || only.contains(w);
+    for threads in [1, 2] {
+        set_num_threads(threads);
+        if !want("W2") {
+            let dw = median_ms(reps, || {
+                let _g = shendu_core::no_grad();
+                xd.conv2d(&wd, &pd).unwrap();
+            });
+            println!("threads {threads}: W3 dwconv fwd {dw:.2} ms");
+            continue;
+        }
+        let fwd = median_ms(reps, || {
+            let _g = shendu_core::no_grad();
+            x.conv2d(&w, &p).unwrap();
+        });
+        let (xv, wv) = (Var::new(x.clone()), Var::new(w.clone()));
+        let fb = median_ms(reps, || {
+            let y = xv.conv2d(&wv, &p).unwrap();
+            let g = y.backward_with_grad(&gy, false).unwrap();
+            assert!(g.get(&xv).is_some() && g.get(&wv).is_some());
+        });
+        let dw = median_ms(reps, || {
+            let _g = shendu_core::no_grad();
+            xd.conv2d(&wd, &pd).unwrap();
+        });
+        println!(
+            "threads {threads}: W2 conv fwd {fwd:.2} ms ({:.1} GFLOP/s) | W2 conv fwd+bwd {fb:.2} ms | W3 dwconv fwd {dw:.2} ms",
+            flop / fwd / 1e6
+        );
+    }
+}
