@@ -24,12 +24,18 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 #[ignore]
 fn bench_conv_workloads() {
     manual_seed(0);
-    let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
-    let x = Tensor::randn(&[32, 64, 28, 28], DType::F32).unwrap();
-    let w = Tensor::randn(&[64, 64, 3, 3], DType::F32).unwrap().affine(0.05, 0.0).unwrap();
-    let gy = Tensor::randn(&[32, 64, 28, 28], DType::F32).unwrap();
-    let xd = Tensor::randn(&[32, 128, 28, 28], DType::F32).unwrap();
-    let wd = Tensor::randn(&[128, 1, 3, 3], DType::F32).unwrap();
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9);
+    let x = Tensor::randn([32, 64, 28, 28], DType::F32).unwrap();
+    let w = Tensor::randn([64, 64, 3, 3], DType::F32)
+        .unwrap()
+        .affine(0.05, 0.0)
+        .unwrap();
+    let gy = Tensor::randn([32, 64, 28, 28], DType::F32).unwrap();
+    let xd = Tensor::randn([32, 128, 28, 28], DType::F32).unwrap();
+    let wd = Tensor::randn([128, 1, 3, 3], DType::F32).unwrap();
     let p = Conv2dParams::default().with_pad(1);
     let pd = p.with_groups(128);
     let flop = 2.0 * 32.0 * 64.0 * 64.0 * 9.0 * 784.0;

@@ -57,10 +57,18 @@ pub struct View4 {
 
 impl View4 {
     pub fn contiguous(dims: [usize; 4]) -> View4 {
-        View4 { offset: 0, strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1] }
+        View4 {
+            offset: 0,
+            strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1],
+        }
     }
     fn plane(&self, n: usize, c: usize) -> PlaneView {
-        PlaneView { base: self.offset + n * self.strides[0] + c * self.strides[1], cs: self.strides[1], ys: self.strides[2], xs: self.strides[3] }
+        PlaneView {
+            base: self.offset + n * self.strides[0] + c * self.strides[1],
+            cs: self.strides[1],
+            ys: self.strides[2],
+            xs: self.strides[3],
+        }
     }
 }
 
@@ -92,7 +100,14 @@ impl ConvGeom {
         }
     }
     fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.pt == 0 && self.pl == 0 && self.oh == self.h && self.ow == self.w
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.pt == 0
+            && self.pl == 0
+            && self.oh == self.h
+            && self.ow == self.w
     }
     fn depthwise(&self) -> Option<DwGeom> {
         (self.cin_g() == 1 && self.groups == self.cin).then_some(DwGeom {
@@ -115,7 +130,8 @@ impl ConvGeom {
     }
     /// Output rows per band.
     fn band_rows<T>(&self) -> usize {
-        let per_row = (self.cin_g() * self.kh * self.kw * self.ow * std::mem::size_of::<T>()).max(1);
+        let per_row =
+            (self.cin_g() * self.kh * self.kw * self.ow * std::mem::size_of::<T>()).max(1);
         (BAND_BYTES / per_row).clamp(1, self.oh.max(1))
     }
     fn bands<T>(&self) -> impl Iterator<Item = (usize, usize)> {
@@ -160,18 +176,43 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     let cg = g.col_geom();
     over_images(g.n, |r, threads| {
         let x_ptr = x_ptr as *const T;
-        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        let mut col = if pointwise {
+            PooledVec::<T>::uninit(0)
+        } else {
+            PooledVec::<T>::uninit(g.col_len::<T>())
+        };
         for n in r {
             for grp in 0..g.groups {
-                let wg = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: k as isize, cs: 1 };
+                let wg = MatRef {
+                    ptr: w[grp * cout_g * k..].as_ptr(),
+                    rs: k as isize,
+                    cs: 1,
+                };
                 // SAFETY: `out` holds n*cout*ohw elements; this writes image n, group grp.
                 let dst = unsafe { out_ptr.get().add((n * g.cout + grp * cout_g) * ohw) };
                 let plane = xv.plane(n, grp * cin_g);
                 if pointwise {
                     // SAFETY: the view's offsets are in bounds of `x` (checked by the caller's layout).
                     unsafe {
-                        let xm = MatRef { ptr: x_ptr.add(plane.base), rs: sc as isize, cs: xs as isize };
-                        gemm(cout_g, ohw, cin_g, MatMut { ptr: dst, rs: ohw as isize, cs: 1 }, false, wg, xm, threads);
+                        let xm = MatRef {
+                            ptr: x_ptr.add(plane.base),
+                            rs: sc as isize,
+                            cs: xs as isize,
+                        };
+                        gemm(
+                            cout_g,
+                            ohw,
+                            cin_g,
+                            MatMut {
+                                ptr: dst,
+                                rs: ohw as isize,
+                                cs: 1,
+                            },
+                            false,
+                            wg,
+                            xm,
+                            threads,
+                        );
                     }
                     continue;
                 }
@@ -185,10 +226,18 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
                             cout_g,
                             ncols,
                             k,
-                            MatMut { ptr: dst.add(y0 * g.ow), rs: ohw as isize, cs: 1 },
+                            MatMut {
+                                ptr: dst.add(y0 * g.ow),
+                                rs: ohw as isize,
+                                cs: 1,
+                            },
                             false,
                             wg,
-                            MatRef { ptr: c.as_ptr(), rs: ncols as isize, cs: 1 },
+                            MatRef {
+                                ptr: c.as_ptr(),
+                                rs: ncols as isize,
+                                cs: 1,
+                            },
                             threads,
                         );
                     }
@@ -217,18 +266,43 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
     let pointwise = g.pointwise();
     let cg = g.col_geom();
     over_images(g.n, |r, threads| {
-        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        let mut col = if pointwise {
+            PooledVec::<T>::uninit(0)
+        } else {
+            PooledVec::<T>::uninit(g.col_len::<T>())
+        };
         for n in r {
             for grp in 0..g.groups {
                 // w_g^T: [k, cout_g] viewed in the row-major [cout_g, k] weight.
-                let wt = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: 1, cs: k as isize };
+                let wt = MatRef {
+                    ptr: w[grp * cout_g * k..].as_ptr(),
+                    rs: 1,
+                    cs: k as isize,
+                };
                 let gyg = &gy[(n * g.cout + grp * cout_g) * ohw..];
                 let base = (n * g.cin + grp * cin_g) * hw;
                 if pointwise {
                     // SAFETY: writes image n, group grp of gx.
                     unsafe {
-                        let dst = MatMut { ptr: gx_ptr.get().add(base), rs: hw as isize, cs: 1 };
-                        gemm(cin_g, hw, cout_g, dst, false, wt, MatRef { ptr: gyg.as_ptr(), rs: ohw as isize, cs: 1 }, threads);
+                        let dst = MatMut {
+                            ptr: gx_ptr.get().add(base),
+                            rs: hw as isize,
+                            cs: 1,
+                        };
+                        gemm(
+                            cin_g,
+                            hw,
+                            cout_g,
+                            dst,
+                            false,
+                            wt,
+                            MatRef {
+                                ptr: gyg.as_ptr(),
+                                rs: ohw as isize,
+                                cs: 1,
+                            },
+                            threads,
+                        );
                     }
                     continue;
                 }
@@ -244,10 +318,18 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
                             k,
                             ncols,
                             cout_g,
-                            MatMut { ptr: c.as_mut_ptr(), rs: ncols as isize, cs: 1 },
+                            MatMut {
+                                ptr: c.as_mut_ptr(),
+                                rs: ncols as isize,
+                                cs: 1,
+                            },
                             false,
                             wt,
-                            MatRef { ptr: gyg.as_ptr().add(y0 * g.ow), rs: ohw as isize, cs: 1 },
+                            MatRef {
+                                ptr: gyg.as_ptr().add(y0 * g.ow),
+                                rs: ohw as isize,
+                                cs: 1,
+                            },
                             threads,
                         );
                     }
@@ -278,17 +360,42 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     // Each image range sums into its own copy of gw; the copies are added in range order.
     let run = |r: std::ops::Range<usize>, threads: bool, acc: &mut [T]| {
         let x_ptr = x_ptr as *const T;
-        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        let mut col = if pointwise {
+            PooledVec::<T>::uninit(0)
+        } else {
+            PooledVec::<T>::uninit(g.col_len::<T>())
+        };
         for n in r {
             for grp in 0..g.groups {
-                let dst = MatMut { ptr: acc[grp * cout_g * k..].as_mut_ptr(), rs: k as isize, cs: 1 };
+                let dst = MatMut {
+                    ptr: acc[grp * cout_g * k..].as_mut_ptr(),
+                    rs: k as isize,
+                    cs: 1,
+                };
                 let gyg = &gy[(n * g.cout + grp * cout_g) * ohw..];
                 let plane = xv.plane(n, grp * cin_g);
                 if pointwise {
                     // SAFETY: x_g^T is [ohw, cin_g] inside x's storage; gw_g is cout_g x cin_g.
                     unsafe {
-                        let xt = MatRef { ptr: x_ptr.add(plane.base), rs: xs as isize, cs: sc as isize };
-                        gemm(cout_g, cin_g, ohw, dst, true, MatRef { ptr: gyg.as_ptr(), rs: ohw as isize, cs: 1 }, xt, threads);
+                        let xt = MatRef {
+                            ptr: x_ptr.add(plane.base),
+                            rs: xs as isize,
+                            cs: sc as isize,
+                        };
+                        gemm(
+                            cout_g,
+                            cin_g,
+                            ohw,
+                            dst,
+                            true,
+                            MatRef {
+                                ptr: gyg.as_ptr(),
+                                rs: ohw as isize,
+                                cs: 1,
+                            },
+                            xt,
+                            threads,
+                        );
                     }
                     continue;
                 }
@@ -304,8 +411,16 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
                             ncols,
                             dst,
                             true,
-                            MatRef { ptr: gyg.as_ptr().add(y0 * g.ow), rs: ohw as isize, cs: 1 },
-                            MatRef { ptr: c.as_ptr(), rs: 1, cs: ncols as isize },
+                            MatRef {
+                                ptr: gyg.as_ptr().add(y0 * g.ow),
+                                rs: ohw as isize,
+                                cs: 1,
+                            },
+                            MatRef {
+                                ptr: c.as_ptr(),
+                                rs: 1,
+                                cs: ncols as isize,
+                            },
                             threads,
                         );
                     }
@@ -317,15 +432,26 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     if t > 1 && g.n >= t {
         let chunks = t.min(g.n);
         let per = g.n.div_ceil(chunks);
-        let mut partials: Vec<PooledVec<T>> = (1..chunks).map(|_| PooledVec::filled(gw.len(), <T as Float>::ZERO)).collect();
+        let mut partials: Vec<PooledVec<T>> = (1..chunks)
+            .map(|_| PooledVec::filled(gw.len(), <T as Float>::ZERO))
+            .collect();
         let gw_ptr = SendPtr(gw.as_mut_ptr());
         let gw_len = gw.len();
-        let parts: Vec<SendPtr<T>> = partials.iter_mut().map(|p| SendPtr(p.as_mut_slice().as_mut_ptr())).collect();
+        let parts: Vec<SendPtr<T>> = partials
+            .iter_mut()
+            .map(|p| SendPtr(p.as_mut_slice().as_mut_ptr()))
+            .collect();
         threads::parallel_ranges(chunks, 1, |cr| {
             for c in cr {
                 let r = c * per..((c + 1) * per).min(g.n);
                 // SAFETY: chunk 0 writes gw, chunk c > 0 its own partial; each has gw_len elements.
-                let acc = unsafe { if c == 0 { gw_ptr.slice_mut(0..gw_len) } else { parts[c - 1].slice_mut(0..gw_len) } };
+                let acc = unsafe {
+                    if c == 0 {
+                        gw_ptr.slice_mut(0..gw_len)
+                    } else {
+                        parts[c - 1].slice_mut(0..gw_len)
+                    }
+                };
                 run(r, false, acc);
             }
         });
