@@ -150,6 +150,12 @@ fn configs() -> Vec<Cfg> {
         c([1, 2, 6, 6], [2, 1, 2, 2], (1, 1), [3, 3, 3, 3], (1, 1), 2),
         // one input channel, many outputs (LeNet's first layer) takes the depthwise kernels
         c([2, 1, 8, 8], [5, 1, 5, 5], (1, 1), [2, 2, 2, 2], (1, 1), 1),
+        // Winograd F(2x2, 3x3): odd and even output sizes, asymmetric pads, groups
+        c([2, 16, 5, 7], [16, 16, 3, 3], (1, 1), [1, 1, 1, 1], (1, 1), 1),
+        c([1, 32, 4, 5], [18, 16, 3, 3], (1, 1), [2, 0, 0, 2], (1, 1), 2),
+        c([1, 16, 5, 6], [17, 16, 3, 3], (1, 1), [0, 0, 0, 0], (1, 1), 1),
+        // stride 1 with pads past the kernel: the input gradient scatters (col2im)
+        c([1, 3, 5, 5], [2, 3, 2, 2], (1, 1), [2, 2, 1, 2], (1, 1), 1),
     ]
 }
 

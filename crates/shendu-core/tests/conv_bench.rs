@@ -6,17 +6,36 @@ use std::time::Instant;
 
 use shendu_core::{manual_seed, set_num_threads, Conv2dParams, DType, Tensor, Var};
 
+/// On-CPU nanoseconds of all this process's threads (from the scheduler's accounting): on a
+/// machine shared with other jobs this counts only the time the benchmark actually ran.
+fn cpu_ns() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Median wall-clock ms of `reps` runs; also prints the median on-CPU ms per thread when
+/// `CPU=1` (a steadier figure on a busy machine).
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
     f();
+    let mut cpu = Vec::new();
     let mut t: Vec<f64> = (0..reps)
         .map(|_| {
+            let c = cpu_ns();
             let s = Instant::now();
             f();
-            s.elapsed().as_secs_f64() * 1e3
+            let wall = s.elapsed().as_secs_f64() * 1e3;
+            cpu.push((cpu_ns() - c) as f64 / 1e6);
+            wall
         })
         .collect();
     t.sort_by(|a, b| a.total_cmp(b));
+    cpu.sort_by(|a, b| a.total_cmp(b));
+    if std::env::var("CPU").is_ok() {
+        eprint!("[cpu {:.2} ms, wall min {:.2}] ", cpu[reps / 2], t[0]);
+    }
     t[reps / 2]
 }
 
@@ -41,7 +60,8 @@ fn bench_conv_workloads() {
     let flop = 2.0 * 32.0 * 64.0 * 64.0 * 9.0 * 784.0;
     let only = std::env::var("ONLY").unwrap_or_default();
     let want = |w: &str| only.is_empty() || only.contains(w);
-    for threads in [1, 2] {
+    let list = std::env::var("THREADS").unwrap_or_else(|_| "1,2".into());
+    for threads in list.split(',').filter_map(|t| t.trim().parse::<usize>().ok()) {
         set_num_threads(threads);
         if !want("W2") {
             let dw = median_ms(reps, || {
@@ -65,6 +85,19 @@ fn bench_conv_workloads() {
             let _g = shendu_core::no_grad();
             xd.conv2d(&wd, &pd).unwrap();
         });
+        if want("parts") {
+            use shendu_core::ops::conv::{Conv2dWeightGrad, ConvSpec};
+            use shendu_core::ops::conv_transpose::ConvTranspose2d;
+            use shendu_core::Op;
+            let spec = ConvSpec { stride: (1, 1), pads: [1; 4], dilation: (1, 1), groups: 1 };
+            let bd = median_ms(reps, || {
+                ConvTranspose2d { spec, output_padding: (0, 0) }.forward(&[&gy, &w]).unwrap();
+            });
+            let bw = median_ms(reps, || {
+                Conv2dWeightGrad { spec, kernel: (3, 3) }.forward(&[&x, &gy]).unwrap();
+            });
+            println!("threads {threads}: W2 backward-data {bd:.2} ms | backward-weight {bw:.2} ms");
+        }
         println!(
             "threads {threads}: W2 conv fwd {fwd:.2} ms ({:.1} GFLOP/s) | W2 conv fwd+bwd {fb:.2} ms | W3 dwconv fwd {dw:.2} ms",
             flop / fwd / 1e6

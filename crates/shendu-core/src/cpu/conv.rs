@@ -17,6 +17,7 @@ use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
 use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
 use crate::cpu::threads;
+use crate::cpu::winograd;
 use crate::dtype::Float;
 use crate::pool::{PoolElem, PooledVec};
 
@@ -128,6 +129,29 @@ impl ConvGeom {
             pl: self.pl,
         })
     }
+    /// For stride 1 with pads within the dilated kernel: the convolution that maps the output
+    /// gradient to the input gradient (kernel flipped, in/out channels swapped).
+    fn flipped(&self) -> Option<ConvGeom> {
+        let (eh, ew) = (self.dh * (self.kh - 1), self.dw * (self.kw - 1));
+        (self.sh == 1 && self.sw == 1 && self.pt <= eh && self.pl <= ew).then(|| ConvGeom {
+            n: self.n,
+            cin: self.cout,
+            h: self.oh,
+            w: self.ow,
+            cout: self.cin,
+            kh: self.kh,
+            kw: self.kw,
+            oh: self.h,
+            ow: self.w,
+            sh: 1,
+            sw: 1,
+            dh: self.dh,
+            dw: self.dw,
+            pt: eh - self.pt,
+            pl: ew - self.pl,
+            groups: self.groups,
+        })
+    }
     /// Output rows per band.
     fn band_rows<T>(&self) -> usize {
         let per_row =
@@ -166,6 +190,9 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     if let Some(dg) = g.depthwise() {
         let p = xv.plane(0, 0);
         return depthwise::forward(x, p, xv.strides[0], w, &dg, out);
+    }
+    if winograd::applies(g) {
+        return winograd::forward(x, xv, w, g, out);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;
@@ -247,6 +274,25 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     });
 }
 
+/// `w' [cin, cout/groups, kh, kw]` with `w'[g, ci][co][i][j] = w[g, co][ci][kh-1-i][kw-1-j]`.
+fn flip_weights<T: ConvElem>(w: &[T], g: &ConvGeom) -> PooledVec<T> {
+    let (cin_g, cout_g, taps) = (g.cin_g(), g.cout_g(), g.kh * g.kw);
+    let mut out = PooledVec::<T>::uninit(w.len());
+    let o = out.as_mut_slice();
+    for grp in 0..g.groups {
+        for co in 0..cout_g {
+            for ci in 0..cin_g {
+                let src = &w[((grp * cout_g + co) * cin_g + ci) * taps..][..taps];
+                let dst = &mut o[((grp * cin_g + ci) * cout_g + co) * taps..][..taps];
+                for (t, d) in dst.iter_mut().enumerate() {
+                    *d = src[taps - 1 - t];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `gx [n, cin, h, w]` (contiguous, overwritten) = the gradient of the input for output
 /// gradient `gy [n, cout, oh, ow]` (contiguous): the transposed convolution of `gy` with `w`.
 pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T]) {
@@ -259,6 +305,12 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
     }
     if let Some(dg) = g.depthwise() {
         return depthwise::backward_data(gy, w, &dg, gx);
+    }
+    if let Some(fg) = g.flipped() {
+        // Stride 1: the input gradient is a convolution of gy with the flipped kernel, which
+        // takes the forward's fast paths and writes gx once instead of scattering into it.
+        let wf = flip_weights(w, g);
+        return forward(gy, View4::contiguous([g.n, g.cout, g.oh, g.ow]), wf.as_slice(), &fg, gx);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let (ohw, hw) = (g.oh * g.ow, g.h * g.w);

@@ -8,3 +8,4 @@ pub mod im2col;
 pub mod pool;
 pub mod simd;
 pub mod threads;
+pub mod winograd;
