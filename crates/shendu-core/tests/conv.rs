@@ -714,3 +714,38 @@ fn errors_name_op_and_shapes() {
         )
         .is_err());
 }
+
+#[test]
+fn winograd_matches_im2col_forward_and_backward() {
+    use shendu_core::cpu::winograd::set_enabled;
+    let cases = [
+        ([2, 16, 28, 28], [32, 16, 3, 3], [1, 1, 1, 1], 1),
+        ([1, 32, 17, 19], [18, 16, 3, 3], [0, 2, 1, 0], 2),
+        ([3, 16, 9, 16], [16, 16, 3, 3], [0, 0, 0, 0], 1),
+        ([2, 20, 11, 36], [24, 20, 3, 3], [2, 1, 1, 2], 1),
+    ];
+    for (k, (xd, wd, pads, groups)) in cases.into_iter().enumerate() {
+        let c = Cfg { x: xd, w: wd, stride: (1, 1), pads, dil: (1, 1), groups };
+        for dt in [DType::F64, DType::F32] {
+            let x = randn(&xd, 200 + k as u64).to_dtype(dt).unwrap();
+            let w = randn(&wd, 300 + k as u64).to_dtype(dt).unwrap();
+            let run = |winograd: bool| {
+                set_enabled(winograd);
+                let (xv, wv) = (Var::new(x.clone()), Var::new(w.clone()));
+                let y = xv.conv2d(&wv, &c.params()).unwrap();
+                let gy = randn(y.dims(), 400 + k as u64).to_dtype(dt).unwrap();
+                let g = y.backward_with_grad(&gy, false).unwrap();
+                set_enabled(true);
+                [y.to_vec_f64().unwrap(), g.get(&xv).unwrap().to_vec_f64().unwrap(), g.get(&wv).unwrap().to_vec_f64().unwrap()]
+            };
+            let (fast, slow) = (run(true), run(false));
+            let tol = if dt == DType::F64 { 1e-10 } else { 2e-4 };
+            for (what, (a, b)) in ["y", "gx", "gw"].iter().zip(fast.iter().zip(&slow)) {
+                // relative to the tensor's scale: gw sums many products
+                let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(worst <= tol * scale, "case {k} {dt} {what}: worst error {worst} at scale {scale}");
+            }
+        }
+    }
+}

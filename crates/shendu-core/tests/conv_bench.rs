@@ -59,6 +59,30 @@ fn bench_conv_workloads() {
     let pd = p.with_groups(128);
     let flop = 2.0 * 32.0 * 64.0 * 64.0 * 9.0 * 784.0;
     let only = std::env::var("ONLY").unwrap_or_default();
+    if only.contains("ab") {
+        // Interleaved A/B: Winograd on/off for the forward, the op mix of fwd+bwd.
+        set_num_threads(1);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let _g = shendu_core::no_grad();
+        for rep in 0..reps * 2 + 2 {
+            for (on, v) in [(true, &mut a), (false, &mut b)] {
+                shendu_core::cpu::winograd::set_enabled(on);
+                let s = Instant::now();
+                x.conv2d(&w, &p).unwrap();
+                if rep >= 2 {
+                    v.push(s.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+        let med = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(|a, b| a.total_cmp(b));
+            (v[v.len() / 2], v[0])
+        };
+        println!("threads 1: winograd {:?} ms, im2col {:?} ms (median, min); ratio median {:?}", med(&a), med(&b), med(&ratios));
+        return;
+    }
     let want = |w: &str| only.is_empty() || only.contains(w);
     let list = std::env::var("THREADS").unwrap_or_else(|_| "1,2".into());
     for threads in list.split(',').filter_map(|t| t.trim().parse::<usize>().ok()) {

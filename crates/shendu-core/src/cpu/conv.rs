@@ -17,7 +17,7 @@ use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
 use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
 use crate::cpu::threads;
-use crate::cpu::winograd;
+use crate::cpu::{winograd, winograd_wgrad};
 use crate::dtype::Float;
 use crate::pool::{PoolElem, PooledVec};
 
@@ -402,6 +402,9 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     if let Some(dg) = g.depthwise() {
         let p = xv.plane(0, 0);
         return depthwise::backward_weight(x, p, xv.strides[0], gy, &dg, gw);
+    }
+    if winograd::applies(g) {
+        return winograd_wgrad::backward_weight(x, xv, gy, g, gw);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;

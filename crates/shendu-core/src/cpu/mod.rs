@@ -9,3 +9,4 @@ pub mod pool;
 pub mod simd;
 pub mod threads;
 pub mod winograd;
+pub mod winograd_wgrad;

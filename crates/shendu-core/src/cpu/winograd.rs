@@ -8,6 +8,7 @@
 //! `M[ξ] = U[ξ] [cout, cin] · V[ξ]`, output transform into the result.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::elementwise::SendPtr;
@@ -18,11 +19,20 @@ use crate::dtype::Float;
 use crate::pool::PooledVec;
 
 /// Tiles per band: V and M of one band (16 x channels x tiles each) stay in L2.
-const BAND_TILES: usize = 112;
+pub(crate) const BAND_TILES: usize = 112;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switches the Winograd path on or off (off: those convolutions take im2col + gemm), e.g. to
+/// compare the two.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
 
 /// True when [`forward`] handles this geometry (and is worth it).
 pub fn applies(g: &ConvGeom) -> bool {
-    g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.cin_g() >= 16 && g.cout_g() >= 16 && g.oh >= 2 && g.ow >= 2
+    ENABLED.load(Ordering::Relaxed)
+        && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.cin_g() >= 16 && g.cout_g() >= 16 && g.oh >= 2 && g.ow >= 2
 }
 
 /// `U[ξ][co][ci] = (G g G^T)[ξ]` for every (co, ci) of every group: `[groups][16][cout_g][cin_g]`.
@@ -104,39 +114,86 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     }
 }
 
-/// Copies the group's input planes of image `n` into `p` (`c` planes of `hp x wp`) at offset
-/// (pt, pl); the rest of `p` stays zero (the same region is written for every image).
+/// Copies the group's input planes of image `n` into `p` (`c` planes of `hp` rows) at offset
+/// (pt, pl), each padded row stored de-interleaved: its `wp/2` even columns, then its odd ones,
+/// so that the transforms read tiles (which start at even columns) with contiguous loads. The
+/// rest of `p` stays zero (the same positions are written for every image).
 #[allow(clippy::too_many_arguments)]
-fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usize, grp: usize, hp: usize, wp: usize, p: &mut [T]) {
+pub(crate) fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usize, grp: usize, hp: usize, wp: usize, p: &mut [T]) {
     let [sn, sc, ys, xs] = xv.strides;
     let rows = g.h.min(hp.saturating_sub(g.pt));
     let cols = g.w.min(wp.saturating_sub(g.pl));
+    let half = wp / 2;
     for c in 0..g.cin_g() {
         let src = xv.offset + n * sn + (grp * g.cin_g() + c) * sc;
         let dst = &mut p[c * hp * wp..(c + 1) * hp * wp];
         for y in 0..rows {
-            let d = &mut dst[(y + g.pt) * wp + g.pl..][..cols];
-            let s = src + y * ys;
-            if xs == 1 {
-                d.copy_from_slice(&x[s..s + cols]);
-            } else {
-                for (k, o) in d.iter_mut().enumerate() {
-                    *o = x[s + k * xs];
+            let (even, odd) = dst[(y + g.pt) * wp..(y + g.pt + 1) * wp].split_at_mut(half);
+            let s = &x[src + y * ys..];
+            for k in 0..cols {
+                let col = k + g.pl;
+                let v = s[k * xs];
+                if col % 2 == 0 {
+                    even[col / 2] = v;
+                } else {
+                    odd[col / 2] = v;
                 }
             }
         }
     }
 }
 
+/// Lanes per chunk of tiles: one AVX2 vector of f32.
+pub(crate) const L: usize = 8;
+
+#[inline(always)]
+pub(crate) fn lanes<T: Copy>(f: impl FnMut(usize) -> T) -> [T; L] {
+    std::array::from_fn(f)
+}
+
+/// The 16 transformed values of the tiles `k..k+L` of rows `r0..r3` (de-interleaved, see
+/// [`load_padded`]): `V = B^T d B`.
+#[inline(always)]
+fn input_tiles<T: ConvElem>(rows: [(&[T], &[T]); 4], k: usize) -> [[T; L]; 16] {
+    // d[r][j] for j = 0..4 at tile k+l: even[k+l], odd[k+l], even[k+l+1], odd[k+l+1]
+    let d = |r: usize, j: usize| -> [T; L] {
+        let (e, o) = rows[r];
+        let src = if j % 2 == 0 { e } else { o };
+        let s = &src[k + j / 2..k + j / 2 + L];
+        lanes(|l| s[l])
+    };
+    let sub = |a: [T; L], b: [T; L]| lanes(|l| a[l] - b[l]);
+    let add = |a: [T; L], b: [T; L]| lanes(|l| a[l] + b[l]);
+    let mut v = [[<T as Float>::ZERO; L]; 16];
+    // s = B^T d, column j: [d0 - d2, d1 + d2, d2 - d1, d1 - d3] over rows
+    for j in 0..4 {
+        let (x0, x1, x2, x3) = (d(0, j), d(1, j), d(2, j), d(3, j));
+        let s = [sub(x0, x2), add(x1, x2), sub(x2, x1), sub(x1, x3)];
+        // stash s[r][j] in v temporarily (row r, column j)
+        for r in 0..4 {
+            v[r * 4 + j] = s[r];
+        }
+    }
+    // V = s B, row r: [s0 - s2, s1 + s2, s2 - s1, s1 - s3]
+    for r in 0..4 {
+        let (s0, s1, s2, s3) = (v[r * 4], v[r * 4 + 1], v[r * 4 + 2], v[r * 4 + 3]);
+        v[r * 4] = sub(s0, s2);
+        v[r * 4 + 1] = add(s1, s2);
+        v[r * 4 + 2] = sub(s2, s1);
+        v[r * 4 + 3] = sub(s1, s3);
+    }
+    v
+}
+
 /// `V[ξ][c][tile] = (B^T d B)[ξ]` for the tiles of tile rows `ty` (all `tw` columns).
-struct InputTransform<'a, T> {
-    p: &'a [T],
-    hp: usize,
-    wp: usize,
-    c: usize,
-    ty: Range<usize>,
-    tw: usize,
-    v: &'a mut [T],
+pub(crate) struct InputTransform<'a, T> {
+    pub p: &'a [T],
+    pub hp: usize,
+    pub wp: usize,
+    pub c: usize,
+    pub ty: Range<usize>,
+    pub tw: usize,
+    pub v: &'a mut [T],
 }
 
 impl<T: ConvElem> SimdKernel for InputTransform<'_, T> {
@@ -146,76 +203,65 @@ impl<T: ConvElem> SimdKernel for InputTransform<'_, T> {
         let InputTransform { p, hp, wp, c, ty, tw, v } = self;
         let ntiles = ty.len() * tw;
         let stride = c * ntiles;
+        let half = wp / 2;
         for ci in 0..c {
             let plane = &p[ci * hp * wp..(ci + 1) * hp * wp];
             for (bi, y) in ty.clone().enumerate() {
-                let row = |r: usize| &plane[(2 * y + r) * wp..(2 * y + r) * wp + 2 * tw + 2];
-                let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+                let row = |r: usize| plane[(2 * y + r) * wp..(2 * y + r + 1) * wp].split_at(half);
+                let rows = [row(0), row(1), row(2), row(3)];
                 let o = ci * ntiles + bi * tw;
-                // 16 output streams, contiguous along the tile index.
-                let (v0, rest) = v.split_at_mut(stride);
-                let (v1, rest) = rest.split_at_mut(stride);
-                let (v2, rest) = rest.split_at_mut(stride);
-                let (v3, rest) = rest.split_at_mut(stride);
-                let (v4, rest) = rest.split_at_mut(stride);
-                let (v5, rest) = rest.split_at_mut(stride);
-                let (v6, rest) = rest.split_at_mut(stride);
-                let (v7, rest) = rest.split_at_mut(stride);
-                let (v8, rest) = rest.split_at_mut(stride);
-                let (v9, rest) = rest.split_at_mut(stride);
-                let (v10, rest) = rest.split_at_mut(stride);
-                let (v11, rest) = rest.split_at_mut(stride);
-                let (v12, rest) = rest.split_at_mut(stride);
-                let (v13, rest) = rest.split_at_mut(stride);
-                let (v14, v15) = rest.split_at_mut(stride);
-                let vs: [&mut [T]; 16] = [
-                    &mut v0[o..o + tw],
-                    &mut v1[o..o + tw],
-                    &mut v2[o..o + tw],
-                    &mut v3[o..o + tw],
-                    &mut v4[o..o + tw],
-                    &mut v5[o..o + tw],
-                    &mut v6[o..o + tw],
-                    &mut v7[o..o + tw],
-                    &mut v8[o..o + tw],
-                    &mut v9[o..o + tw],
-                    &mut v10[o..o + tw],
-                    &mut v11[o..o + tw],
-                    &mut v12[o..o + tw],
-                    &mut v13[o..o + tw],
-                    &mut v14[o..o + tw],
-                    &mut v15[o..o + tw],
-                ];
-                let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = vs;
-                for k in 0..tw {
-                    let d = |r: &[T], j: usize| r[2 * k + j];
-                    // s = B^T d, one column j at a time
-                    let s = |j: usize| {
-                        let (x0, x1, x2, x3) = (d(r0, j), d(r1, j), d(r2, j), d(r3, j));
-                        [x0 - x2, x1 + x2, x2 - x1, x1 - x3]
-                    };
-                    let (c0, c1, c2, c3) = (s(0), s(1), s(2), s(3));
-                    // V = s B, row r: [c0 - c2, c1 + c2, c2 - c1, c1 - c3]
-                    a0[k] = c0[0] - c2[0];
-                    a1[k] = c1[0] + c2[0];
-                    a2[k] = c2[0] - c1[0];
-                    a3[k] = c1[0] - c3[0];
-                    a4[k] = c0[1] - c2[1];
-                    a5[k] = c1[1] + c2[1];
-                    a6[k] = c2[1] - c1[1];
-                    a7[k] = c1[1] - c3[1];
-                    a8[k] = c0[2] - c2[2];
-                    a9[k] = c1[2] + c2[2];
-                    a10[k] = c2[2] - c1[2];
-                    a11[k] = c1[2] - c3[2];
-                    a12[k] = c0[3] - c2[3];
-                    a13[k] = c1[3] + c2[3];
-                    a14[k] = c2[3] - c1[3];
-                    a15[k] = c1[3] - c3[3];
+                if tw < L {
+                    // Too narrow for a chunk: pad the rows into a chunk-sized scratch.
+                    let mut pad = [[<T as Float>::ZERO; 2 * L + 2]; 4];
+                    for (r, (e, od)) in rows.iter().enumerate() {
+                        pad[r][..e.len()].copy_from_slice(e);
+                        pad[r][L + 1..L + 1 + od.len()].copy_from_slice(od);
+                    }
+                    let pr: [(&[T], &[T]); 4] = std::array::from_fn(|r| pad[r].split_at(L + 1));
+                    let t = input_tiles(pr, 0);
+                    for (xi, tv) in t.iter().enumerate() {
+                        v[xi * stride + o..xi * stride + o + tw].copy_from_slice(&tv[..tw]);
+                    }
+                    continue;
+                }
+                // Chunks of L tiles; the last one is shifted back to end at tw (it recomputes a
+                // few tiles rather than running a scalar tail).
+                let mut k = 0;
+                loop {
+                    let k0 = k.min(tw - L);
+                    let t = input_tiles(rows, k0);
+                    for (xi, tv) in t.iter().enumerate() {
+                        v[xi * stride + o + k0..xi * stride + o + k0 + L].copy_from_slice(tv);
+                    }
+                    if k0 + L >= tw {
+                        break;
+                    }
+                    k += L;
                 }
             }
         }
     }
+}
+
+/// `Y = A^T m A` for the tiles `k..k+L` of the 16 streams `ms`: `[y00, y01, y10, y11]`.
+#[inline(always)]
+fn output_tiles<T: ConvElem>(ms: &[&[T]; 16], k: usize) -> [[T; L]; 4] {
+    let g = |xi: usize| -> [T; L] {
+        let s = &ms[xi][k..k + L];
+        lanes(|l| s[l])
+    };
+    // t = A^T m: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3 (rows of m), per column j
+    let mut t0 = [[<T as Float>::ZERO; L]; 4];
+    let mut t1 = [[<T as Float>::ZERO; L]; 4];
+    for j in 0..4 {
+        let (a, b, c, d) = (g(j), g(4 + j), g(8 + j), g(12 + j));
+        t0[j] = lanes(|l| a[l] + b[l] + c[l]);
+        t1[j] = lanes(|l| b[l] - c[l] - d[l]);
+    }
+    let fin = |t: &[[T; L]; 4]| (lanes(|l| t[0][l] + t[1][l] + t[2][l]), lanes(|l| t[1][l] - t[2][l] - t[3][l]));
+    let (y00, y01) = fin(&t0);
+    let (y10, y11) = fin(&t1);
+    [y00, y01, y10, y11]
 }
 
 /// `out[co][2y + r][2x + s] = (A^T m A)[r][s]` for the band's tiles, clipped to `oh x ow`.
@@ -237,48 +283,62 @@ impl<T: ConvElem> SimdKernel for OutputTransform<'_, T> {
         let OutputTransform { m, c, ty, tw, oh, ow, out, base } = self;
         let ntiles = ty.len() * tw;
         let stride = c * ntiles;
-        let full = ow / 2;
         for co in 0..c {
             for (bi, y) in ty.clone().enumerate() {
                 let o = co * ntiles + bi * tw;
-                let ms: [&[T]; 16] = std::array::from_fn(|xi| &m[xi * stride + o..xi * stride + o + tw]);
                 let row0 = base + (co * oh + 2 * y) * ow;
-                // SAFETY: rows 2y and 2y+1 (when < oh) of output channel co belong to this call.
-                let out0 = unsafe { out.slice_mut(row0..row0 + ow) };
-                let two_rows = 2 * y + 1 < oh;
-                let mut out1 = if two_rows { Some(unsafe { out.slice_mut(row0 + ow..row0 + 2 * ow) }) } else { None };
-                let tile = |k: usize| {
-                    let g = |xi: usize| ms[xi][k];
-                    // t = A^T m: 2 x 4
-                    let t0: [T; 4] = std::array::from_fn(|j| g(j) + g(4 + j) + g(8 + j));
-                    let t1: [T; 4] = std::array::from_fn(|j| g(4 + j) - g(8 + j) - g(12 + j));
-                    [[t0[0] + t0[1] + t0[2], t0[1] - t0[2] - t0[3]], [t1[0] + t1[1] + t1[2], t1[1] - t1[2] - t1[3]]]
-                };
-                match out1.as_deref_mut() {
-                    Some(o1) => {
-                        let (o0, o1) = (&mut out0[..2 * full], &mut o1[..]);
-                        for k in 0..full {
-                            let y = tile(k);
-                            o0[2 * k] = y[0][0];
-                            o0[2 * k + 1] = y[0][1];
-                            o1[2 * k] = y[1][0];
-                            o1[2 * k + 1] = y[1][1];
-                        }
-                        if full < tw {
-                            let y = tile(full);
-                            out0[2 * full] = y[0][0];
-                            o1[2 * full] = y[1][0];
+                let nrows = (oh - 2 * y).min(2);
+                // SAFETY: rows 2y, 2y+1 (those < oh) of output channel co belong to this call.
+                let dst = unsafe { out.slice_mut(row0..row0 + nrows * ow) };
+                let (d0, d1) = dst.split_at_mut(ow);
+                if tw < L {
+                    let mut pad = [[<T as Float>::ZERO; L]; 16];
+                    for (xi, pv) in pad.iter_mut().enumerate() {
+                        pv[..tw].copy_from_slice(&m[xi * stride + o..xi * stride + o + tw]);
+                    }
+                    let ms: [&[T]; 16] = std::array::from_fn(|xi| &pad[xi][..]);
+                    let y4 = output_tiles(&ms, 0);
+                    for x in 0..ow {
+                        d0[x] = y4[x % 2][x / 2];
+                        if nrows == 2 {
+                            d1[x] = y4[2 + x % 2][x / 2];
                         }
                     }
-                    None => {
-                        for k in 0..tw {
-                            let y = tile(k);
-                            out0[2 * k] = y[0][0];
-                            if 2 * k + 1 < ow {
-                                out0[2 * k + 1] = y[0][1];
+                    continue;
+                }
+                let ms: [&[T]; 16] = std::array::from_fn(|xi| &m[xi * stride + o..xi * stride + o + tw]);
+                let mut k = 0;
+                loop {
+                    let k0 = k.min(tw - L);
+                    let [y00, y01, y10, y11] = output_tiles(&ms, k0);
+                    // Columns 2*k0 .. 2*k0 + 2L, clipped to ow (only the last tile can be cut).
+                    let end = (2 * (k0 + L)).min(ow);
+                    if end == 2 * (k0 + L) {
+                        let o0 = &mut d0[2 * k0..2 * k0 + 2 * L];
+                        for l in 0..L {
+                            o0[2 * l] = y00[l];
+                            o0[2 * l + 1] = y01[l];
+                        }
+                        if nrows == 2 {
+                            let o1 = &mut d1[2 * k0..2 * k0 + 2 * L];
+                            for l in 0..L {
+                                o1[2 * l] = y10[l];
+                                o1[2 * l + 1] = y11[l];
+                            }
+                        }
+                    } else {
+                        for x in 2 * k0..end {
+                            let (l, odd) = ((x - 2 * k0) / 2, x % 2 == 1);
+                            d0[x] = if odd { y01[l] } else { y00[l] };
+                            if nrows == 2 {
+                                d1[x] = if odd { y11[l] } else { y10[l] };
                             }
                         }
                     }
+                    if k0 + L >= tw {
+                        break;
+                    }
+                    k += L;
                 }
             }
         }
