@@ -27,53 +27,28 @@ pub enum Padding {
     Valid,
     /// Explicit pads, asymmetric allowed (PyTorch's `padding=(p_h, p_w)` is `top = bottom = p_h`,
     /// `left = right = p_w`).
-    Explicit {
-        top: usize,
-        bottom: usize,
-        left: usize,
-        right: usize,
-    },
+    Explicit { top: usize, bottom: usize, left: usize, right: usize },
 }
 
 impl Padding {
     /// `p` on every side (PyTorch's `padding=p`).
     pub fn symmetric(p: usize) -> Padding {
-        Padding::Explicit {
-            top: p,
-            bottom: p,
-            left: p,
-            right: p,
-        }
+        Padding::Explicit { top: p, bottom: p, left: p, right: p }
     }
 
     /// `ph` above and below, `pw` left and right (PyTorch's `padding=(ph, pw)`).
     pub fn symmetric2(ph: usize, pw: usize) -> Padding {
-        Padding::Explicit {
-            top: ph,
-            bottom: ph,
-            left: pw,
-            right: pw,
-        }
+        Padding::Explicit { top: ph, bottom: ph, left: pw, right: pw }
     }
 
     /// Explicit pads in the order top, bottom, left, right.
     pub fn explicit(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
-        Padding::Explicit {
-            top,
-            bottom,
-            left,
-            right,
-        }
+        Padding::Explicit { top, bottom, left, right }
     }
 
     /// Left and right pads only: the padding of a 1-D convolution.
     pub fn horizontal(left: usize, right: usize) -> Padding {
-        Padding::Explicit {
-            top: 0,
-            bottom: 0,
-            left,
-            right,
-        }
+        Padding::Explicit { top: 0, bottom: 0, left, right }
     }
 
     /// The rule for the height dimension.
@@ -108,10 +83,7 @@ pub enum PadRule {
 
 fn check_args(op: &'static str, kernel: usize, stride: usize, dilation: usize) -> Result<()> {
     if kernel == 0 || stride == 0 || dilation == 0 {
-        return Err(Error::invalid(
-            op,
-            format!("kernel size {kernel}, stride {stride} and dilation {dilation} must all be at least 1"),
-        ));
+        return Err(Error::invalid(op, format!("kernel size {kernel}, stride {stride} and dilation {dilation} must all be at least 1")));
     }
     Ok(())
 }
@@ -131,13 +103,7 @@ pub fn same_pads(input: usize, kernel: usize, stride: usize, dilation: usize) ->
 }
 
 /// Resolves a rule to explicit `(begin, end)` pads.
-pub fn resolve_pads(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad: PadRule,
-) -> (usize, usize) {
+pub fn resolve_pads(input: usize, kernel: usize, stride: usize, dilation: usize, pad: PadRule) -> (usize, usize) {
     match pad {
         PadRule::Same => same_pads(input, kernel, stride, dilation),
         PadRule::Valid => (0, 0),
@@ -157,13 +123,7 @@ pub fn resolve_pads(
 /// assert_eq!(conv_output_size(28, 5, 1, 1, PadRule::Valid).unwrap(), 24);
 /// assert!(conv_output_size(2, 3, 1, 1, PadRule::Valid).is_err());
 /// ```
-pub fn conv_output_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad: PadRule,
-) -> Result<usize> {
+pub fn conv_output_size(input: usize, kernel: usize, stride: usize, dilation: usize, pad: PadRule) -> Result<usize> {
     const OP: &str = "conv_output_size";
     check_args(OP, kernel, stride, dilation)?;
     if pad == PadRule::Same {
@@ -186,14 +146,7 @@ pub fn conv_output_size(
 /// The output size of a pool along one dimension: the explicit rule, rounding up instead of
 /// down with PyTorch's `ceil_mode`, where a last window that would start in the end padding is
 /// dropped.
-pub fn pool_output_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad: PadRule,
-    ceil_mode: bool,
-) -> Result<usize> {
+pub fn pool_output_size(input: usize, kernel: usize, stride: usize, dilation: usize, pad: PadRule, ceil_mode: bool) -> Result<usize> {
     let floor = conv_output_size(input, kernel, stride, dilation, pad)?;
     if !ceil_mode || pad == PadRule::Same {
         return Ok(floor);
@@ -225,25 +178,14 @@ mod tests {
             for s in [1usize, 2] {
                 for input in 1..=64usize {
                     let same = conv_output_size(input, k, s, 1, PadRule::Same).unwrap();
-                    assert_eq!(
-                        same as i64,
-                        same_closed(input as i64, s as i64),
-                        "same in={input} k={k} s={s}"
-                    );
+                    assert_eq!(same as i64, same_closed(input as i64, s as i64), "same in={input} k={k} s={s}");
                     let (b, e) = same_pads(input, k, s, 1);
                     assert!(e == b || e == b + 1);
                     // Same is the explicit rule with its own pads.
-                    assert_eq!(
-                        conv_output_size(input, k, s, 1, PadRule::Explicit(b, e)).unwrap(),
-                        same
-                    );
+                    assert_eq!(conv_output_size(input, k, s, 1, PadRule::Explicit(b, e)).unwrap(), same);
                     let valid = conv_output_size(input, k, s, 1, PadRule::Valid);
                     if input >= k {
-                        assert_eq!(
-                            valid.unwrap() as i64,
-                            valid_closed(input as i64, k as i64, s as i64),
-                            "valid in={input} k={k} s={s}"
-                        );
+                        assert_eq!(valid.unwrap() as i64, valid_closed(input as i64, k as i64, s as i64), "valid in={input} k={k} s={s}");
                     } else {
                         assert!(valid.is_err(), "in={input} k={k}");
                     }
@@ -255,26 +197,11 @@ mod tests {
     #[test]
     fn explicit_floor_rule() {
         // PyTorch: floor((in + pb + pe - d*(k-1) - 1)/s) + 1
-        assert_eq!(
-            conv_output_size(7, 3, 2, 1, PadRule::Explicit(1, 1)).unwrap(),
-            4
-        );
-        assert_eq!(
-            conv_output_size(8, 3, 2, 1, PadRule::Explicit(1, 1)).unwrap(),
-            4
-        );
-        assert_eq!(
-            conv_output_size(10, 3, 1, 2, PadRule::Explicit(0, 0)).unwrap(),
-            6
-        );
-        assert_eq!(
-            conv_output_size(10, 3, 3, 2, PadRule::Explicit(2, 1)).unwrap(),
-            3
-        );
-        assert_eq!(
-            conv_output_size(1, 3, 1, 1, PadRule::Explicit(1, 1)).unwrap(),
-            1
-        );
+        assert_eq!(conv_output_size(7, 3, 2, 1, PadRule::Explicit(1, 1)).unwrap(), 4);
+        assert_eq!(conv_output_size(8, 3, 2, 1, PadRule::Explicit(1, 1)).unwrap(), 4);
+        assert_eq!(conv_output_size(10, 3, 1, 2, PadRule::Explicit(0, 0)).unwrap(), 6);
+        assert_eq!(conv_output_size(10, 3, 3, 2, PadRule::Explicit(2, 1)).unwrap(), 3);
+        assert_eq!(conv_output_size(1, 3, 1, 1, PadRule::Explicit(1, 1)).unwrap(), 1);
         assert!(conv_output_size(1, 3, 1, 1, PadRule::Explicit(1, 0)).is_err());
         assert!(conv_output_size(5, 3, 0, 1, PadRule::Valid).is_err());
         assert!(conv_output_size(5, 0, 1, 1, PadRule::Valid).is_err());
@@ -294,27 +221,12 @@ mod tests {
     #[test]
     fn pool_ceil_mode() {
         // torch: MaxPool2d(2, 2, ceil_mode=True) on 5 -> 3; on 4 -> 2
-        assert_eq!(
-            pool_output_size(5, 2, 2, 1, PadRule::Valid, true).unwrap(),
-            3
-        );
-        assert_eq!(
-            pool_output_size(5, 2, 2, 1, PadRule::Valid, false).unwrap(),
-            2
-        );
-        assert_eq!(
-            pool_output_size(4, 2, 2, 1, PadRule::Valid, true).unwrap(),
-            2
-        );
+        assert_eq!(pool_output_size(5, 2, 2, 1, PadRule::Valid, true).unwrap(), 3);
+        assert_eq!(pool_output_size(5, 2, 2, 1, PadRule::Valid, false).unwrap(), 2);
+        assert_eq!(pool_output_size(4, 2, 2, 1, PadRule::Valid, true).unwrap(), 2);
         // kernel 3, stride 2, pad 1 on 6: floor 3, ceil 4 would start at 6 >= 6 + 1? no: 3*2=6 < 7 -> 4
-        assert_eq!(
-            pool_output_size(6, 3, 2, 1, PadRule::Explicit(1, 1), true).unwrap(),
-            4
-        );
+        assert_eq!(pool_output_size(6, 3, 2, 1, PadRule::Explicit(1, 1), true).unwrap(), 4);
         // a window starting in the end padding is dropped: in=5,k=2,s=2,p=1: floor 3, ceil 4 -> 3*2=6 >= 6 -> 3
-        assert_eq!(
-            pool_output_size(5, 2, 2, 1, PadRule::Explicit(1, 1), true).unwrap(),
-            3
-        );
+        assert_eq!(pool_output_size(5, 2, 2, 1, PadRule::Explicit(1, 1), true).unwrap(), 3);
     }
 }

@@ -13,10 +13,7 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= tol * (1.0 + y.abs()),
-            "{what}: element {i}: {x} vs {y}"
-        );
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}: element {i}: {x} vs {y}");
     }
 }
 
@@ -33,12 +30,7 @@ struct Cfg {
 impl Cfg {
     fn params(&self) -> Conv2dParams {
         let p = self.pads;
-        Conv2dParams {
-            stride: self.stride,
-            padding: Padding::explicit(p[0], p[1], p[2], p[3]),
-            dilation: self.dil,
-            groups: self.groups,
-        }
+        Conv2dParams { stride: self.stride, padding: Padding::explicit(p[0], p[1], p[2], p[3]), dilation: self.dil, groups: self.groups }
     }
 }
 
@@ -66,8 +58,7 @@ fn naive_conv(x: &[f64], c: &Cfg, w: &[f64]) -> (Vec<f64>, Vec<usize>) {
                                     continue;
                                 }
                                 let xc = grp * cin_g + ci;
-                                acc += x[((b * cin + xc) * h + iy as usize) * wd + ix as usize]
-                                    * w[((co * cin_g + ci) * kh + i) * kw + j];
+                                acc += x[((b * cin + xc) * h + iy as usize) * wd + ix as usize] * w[((co * cin_g + ci) * kh + i) * kw + j];
                             }
                         }
                     }
@@ -89,21 +80,11 @@ fn gradcheck(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, tol: f64) {
     let grads = loss.backward().unwrap();
     let eval = |xs: &[Tensor]| {
         let _g = shendu_core::no_grad();
-        f(xs)
-            .mul(&r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+        f(xs).mul(&r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
     };
     let eps = 1e-6;
     for (k, input) in inputs.iter().enumerate() {
-        let analytic = grads
-            .get(&vars[k])
-            .expect("a gradient")
-            .to_vec::<f64>()
-            .unwrap();
+        let analytic = grads.get(&vars[k]).expect("a gradient").to_vec::<f64>().unwrap();
         let base = input.to_vec::<f64>().unwrap();
         let mut numeric = vec![0.0; base.len()];
         for i in 0..base.len() {
@@ -121,14 +102,7 @@ fn gradcheck(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, tol: f64) {
 }
 
 fn configs() -> Vec<Cfg> {
-    let c = |x, w, stride, pads, dil, groups| Cfg {
-        x,
-        w,
-        stride,
-        pads,
-        dil,
-        groups,
-    };
+    let c = |x, w, stride, pads, dil, groups| Cfg { x, w, stride, pads, dil, groups };
     vec![
         // general im2col path: 3x3 pad 1 (the flat fast copy), stride 2, dilation, groups
         c([2, 3, 6, 7], [4, 3, 3, 3], (1, 1), [1, 1, 1, 1], (1, 1), 1),
@@ -167,22 +141,13 @@ fn hand_checked_values() {
     let w = Tensor::ones([1, 1, 2, 2], DType::F64).unwrap();
     let y = x.conv2d(&w, &Conv2dParams::default()).unwrap();
     assert_eq!(y.to_vec::<f64>().unwrap(), vec![12.0, 16.0, 24.0, 28.0]);
-    let y = x
-        .conv2d(&w, &Conv2dParams::default().with_pad(1).with_stride(2))
-        .unwrap();
+    let y = x.conv2d(&w, &Conv2dParams::default().with_pad(1).with_stride(2)).unwrap();
     // windows at (-1,-1), (-1,1), (1,-1), (1,1)
     assert_eq!(y.to_vec::<f64>().unwrap(), vec![1.0, 5.0, 11.0, 28.0]);
-    let w3 = Tensor::from_vec(
-        vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0f64],
-        [1, 1, 3, 3],
-    )
-    .unwrap();
+    let w3 = Tensor::from_vec(vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0f64], [1, 1, 3, 3]).unwrap();
     let y = x.conv2d(&w3, &Conv2dParams::default().with_pad(1)).unwrap();
     // x[i][j] - x[i+1][j+1]
-    assert_eq!(
-        y.to_vec::<f64>().unwrap(),
-        vec![-4.0, -4.0, 3.0, -4.0, -4.0, 6.0, 7.0, 8.0, 9.0]
-    );
+    assert_eq!(y.to_vec::<f64>().unwrap(), vec![-4.0, -4.0, 3.0, -4.0, -4.0, 6.0, 7.0, 8.0, 9.0]);
 }
 
 #[test]
@@ -190,29 +155,14 @@ fn every_path_matches_the_definition() {
     for (k, c) in configs().into_iter().enumerate() {
         let x = randn(&c.x, k as u64);
         let w = randn(&c.w, 100 + k as u64);
-        let (expect, shape) =
-            naive_conv(&x.to_vec::<f64>().unwrap(), &c, &w.to_vec::<f64>().unwrap());
+        let (expect, shape) = naive_conv(&x.to_vec::<f64>().unwrap(), &c, &w.to_vec::<f64>().unwrap());
         for simd in [true, false] {
             set_simd_enabled(simd);
             let y = x.conv2d(&w, &c.params()).unwrap();
             assert_eq!(y.dims(), &shape[..], "{c:?}");
-            close(
-                &y.to_vec::<f64>().unwrap(),
-                &expect,
-                1e-12,
-                &format!("{c:?} simd {simd}"),
-            );
-            let y32 = x
-                .to_dtype(DType::F32)
-                .unwrap()
-                .conv2d(&w.to_dtype(DType::F32).unwrap(), &c.params())
-                .unwrap();
-            close(
-                &y32.to_vec_f64().unwrap(),
-                &expect,
-                1e-4,
-                &format!("{c:?} f32 simd {simd}"),
-            );
+            close(&y.to_vec::<f64>().unwrap(), &expect, 1e-12, &format!("{c:?} simd {simd}"));
+            let y32 = x.to_dtype(DType::F32).unwrap().conv2d(&w.to_dtype(DType::F32).unwrap(), &c.params()).unwrap();
+            close(&y32.to_vec_f64().unwrap(), &expect, 1e-4, &format!("{c:?} f32 simd {simd}"));
         }
         set_simd_enabled(true);
     }
@@ -234,12 +184,7 @@ fn fast_paths_match_the_general_path() {
     }
     let dense = Tensor::from_vec(dense, [c * m, c, 3, 3]).unwrap();
     let general = x.conv2d(&dense, &p.with_groups(1)).unwrap();
-    close(
-        &fast.to_vec::<f64>().unwrap(),
-        &general.to_vec::<f64>().unwrap(),
-        1e-12,
-        "depthwise vs im2col",
-    );
+    close(&fast.to_vec::<f64>().unwrap(), &general.to_vec::<f64>().unwrap(), 1e-12, "depthwise vs im2col");
     // 1x1 as a gemm vs the same weight padded to 3x3 with zeros (the im2col path).
     let w1 = randn(&[5, c, 1, 1], 3);
     let fast = x.conv2d(&w1, &Conv2dParams::default()).unwrap();
@@ -250,66 +195,31 @@ fn fast_paths_match_the_general_path() {
     }
     let w3 = Tensor::from_vec(w3, [5, c, 3, 3]).unwrap();
     let general = x.conv2d(&w3, &Conv2dParams::default().with_pad(1)).unwrap();
-    close(
-        &fast.to_vec::<f64>().unwrap(),
-        &general.to_vec::<f64>().unwrap(),
-        1e-12,
-        "1x1 vs im2col",
-    );
+    close(&fast.to_vec::<f64>().unwrap(), &general.to_vec::<f64>().unwrap(), 1e-12, "1x1 vs im2col");
     // and vs a matmul
-    let xm = x
-        .permute(&[0, 2, 3, 1])
-        .unwrap()
-        .reshape([2 * 90, c])
-        .unwrap();
-    let mm = xm
-        .matmul(&w1.reshape([5, c]).unwrap().t().unwrap())
-        .unwrap()
-        .reshape([2, 9, 10, 5])
-        .unwrap()
-        .permute(&[0, 3, 1, 2])
-        .unwrap();
-    close(
-        &fast.to_vec::<f64>().unwrap(),
-        &mm.to_vec::<f64>().unwrap(),
-        1e-12,
-        "1x1 vs matmul",
-    );
+    let xm = x.permute(&[0, 2, 3, 1]).unwrap().reshape([2 * 90, c]).unwrap();
+    let mm = xm.matmul(&w1.reshape([5, c]).unwrap().t().unwrap()).unwrap().reshape([2, 9, 10, 5]).unwrap().permute(&[0, 3, 1, 2]).unwrap();
+    close(&fast.to_vec::<f64>().unwrap(), &mm.to_vec::<f64>().unwrap(), 1e-12, "1x1 vs matmul");
 }
 
 #[test]
 fn non_contiguous_inputs() {
     let base = randn(&[2, 3, 8, 9], 5);
     let views = [
-        base.transpose(2, 3).unwrap(),        // W and H swapped
-        base.narrow(3, 1, 6).unwrap(),        // rows with a gap
-        base.permute(&[1, 0, 2, 3]).unwrap(), // N and C swapped
+        base.transpose(2, 3).unwrap(),                          // W and H swapped
+        base.narrow(3, 1, 6).unwrap(),                          // rows with a gap
+        base.permute(&[1, 0, 2, 3]).unwrap(),                   // N and C swapped
         base.narrow(2, 2, 5).unwrap().transpose(2, 3).unwrap(), // both
     ];
     for (k, x) in views.iter().enumerate() {
         let xc = x.contiguous().unwrap();
         let cin = x.dims()[1];
         for (w, p) in [
-            (
-                randn(&[4, cin, 3, 3], 6),
-                Conv2dParams::default().with_pad(1),
-            ),
-            (
-                randn(&[4, cin, 3, 3], 6),
-                Conv2dParams::default().with_stride(2),
-            ),
+            (randn(&[4, cin, 3, 3], 6), Conv2dParams::default().with_pad(1)),
+            (randn(&[4, cin, 3, 3], 6), Conv2dParams::default().with_stride(2)),
             (randn(&[4, cin, 1, 1], 7), Conv2dParams::default()),
-            (
-                randn(&[cin, 1, 3, 3], 8),
-                Conv2dParams::default().with_pad(1).with_groups(cin),
-            ),
-            (
-                randn(&[cin, 1, 3, 3], 8),
-                Conv2dParams::default()
-                    .with_pad(1)
-                    .with_groups(cin)
-                    .with_stride(2),
-            ),
+            (randn(&[cin, 1, 3, 3], 8), Conv2dParams::default().with_pad(1).with_groups(cin)),
+            (randn(&[cin, 1, 3, 3], 8), Conv2dParams::default().with_pad(1).with_groups(cin).with_stride(2)),
         ] {
             let a = x.conv2d(&w, &p).unwrap().to_vec::<f64>().unwrap();
             let b = xc.conv2d(&w, &p).unwrap().to_vec::<f64>().unwrap();
@@ -317,16 +227,8 @@ fn non_contiguous_inputs() {
         }
         // non-contiguous weight too
         let wt = randn(&[4, cin, 3, 3], 9).transpose(2, 3).unwrap();
-        let a = x
-            .conv2d(&wt, &Conv2dParams::default())
-            .unwrap()
-            .to_vec::<f64>()
-            .unwrap();
-        let b = xc
-            .conv2d(&wt.contiguous().unwrap(), &Conv2dParams::default())
-            .unwrap()
-            .to_vec::<f64>()
-            .unwrap();
+        let a = x.conv2d(&wt, &Conv2dParams::default()).unwrap().to_vec::<f64>().unwrap();
+        let b = xc.conv2d(&wt.contiguous().unwrap(), &Conv2dParams::default()).unwrap().to_vec::<f64>().unwrap();
         close(&a, &b, 1e-12, "strided weight");
     }
 }
@@ -337,25 +239,11 @@ fn same_padding_with_even_kernels_matches_tensorflow() {
     let x = randn(&[1, 2, 7, 6], 11);
     for (k, s) in [(2, 1), (4, 1), (4, 2), (3, 2), (2, 3)] {
         let w = randn(&[3, 2, k, k], 12);
-        let y = x
-            .conv2d(
-                &w,
-                &Conv2dParams::default()
-                    .with_stride(s)
-                    .with_padding(Padding::Same),
-            )
-            .unwrap();
+        let y = x.conv2d(&w, &Conv2dParams::default().with_stride(s).with_padding(Padding::Same)).unwrap();
         assert_eq!(y.dims(), &[1, 3, 7usize.div_ceil(s), 6usize.div_ceil(s)]);
         let (t, b) = shendu_core::padding::same_pads(7, k, s, 1);
         let (l, r) = shendu_core::padding::same_pads(6, k, s, 1);
-        let e = x
-            .conv2d(
-                &w,
-                &Conv2dParams::default()
-                    .with_stride(s)
-                    .with_padding(Padding::explicit(t, b, l, r)),
-            )
-            .unwrap();
+        let e = x.conv2d(&w, &Conv2dParams::default().with_stride(s).with_padding(Padding::explicit(t, b, l, r))).unwrap();
         assert_eq!(y.to_vec::<f64>().unwrap(), e.to_vec::<f64>().unwrap());
         assert!(b >= t && r >= l);
     }
@@ -368,11 +256,7 @@ fn half_precision_runs_through_f32() {
     let p = Conv2dParams::default().with_pad(1);
     let full = x.conv2d(&w, &p).unwrap().to_vec::<f64>().unwrap();
     for dt in [DType::F16, DType::BF16] {
-        let y = x
-            .to_dtype(dt)
-            .unwrap()
-            .conv2d(&w.to_dtype(dt).unwrap(), &p)
-            .unwrap();
+        let y = x.to_dtype(dt).unwrap().conv2d(&w.to_dtype(dt).unwrap(), &p).unwrap();
         assert_eq!(y.dtype(), dt);
         close(&y.to_vec_f64().unwrap(), &full, 0.05, "half");
     }
@@ -383,38 +267,18 @@ fn conv1d_matches_conv2d_of_height_one() {
     let x = randn(&[2, 4, 11], 15);
     let w = randn(&[6, 2, 3], 16);
     let y = x.conv1d(&w, 2, Padding::horizontal(2, 1), 2, 2).unwrap();
-    let c = Cfg {
-        x: [2, 4, 1, 11],
-        w: [6, 2, 1, 3],
-        stride: (1, 2),
-        pads: [0, 0, 2, 1],
-        dil: (1, 2),
-        groups: 2,
-    };
+    let c = Cfg { x: [2, 4, 1, 11], w: [6, 2, 1, 3], stride: (1, 2), pads: [0, 0, 2, 1], dil: (1, 2), groups: 2 };
     let (expect, shape) = naive_conv(&x.to_vec::<f64>().unwrap(), &c, &w.to_vec::<f64>().unwrap());
     assert_eq!(y.dims(), &[shape[0], shape[1], shape[3]]);
     close(&y.to_vec::<f64>().unwrap(), &expect, 1e-12, "conv1d");
     let same = x.conv1d(&w, 1, Padding::Same, 1, 2).unwrap();
     assert_eq!(same.dims(), &[2, 6, 11]);
-    gradcheck(
-        &[x, w],
-        |t| {
-            t[0].conv1d(&t[1], 2, Padding::horizontal(1, 0), 1, 2)
-                .unwrap()
-        },
-        1e-6,
-    );
+    gradcheck(&[x, w], |t| t[0].conv1d(&t[1], 2, Padding::horizontal(1, 0), 1, 2).unwrap(), 1e-6);
 }
 
 // ---- transposed convolution ------------------------------------------------------------------
 
-fn naive_conv_transpose(
-    x: &[f64],
-    xd: [usize; 4],
-    w: &[f64],
-    wd: [usize; 4],
-    p: &ConvTranspose2dParams,
-) -> (Vec<f64>, Vec<usize>) {
+fn naive_conv_transpose(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], p: &ConvTranspose2dParams) -> (Vec<f64>, Vec<usize>) {
     let [n, cin, h, wi] = xd;
     let [_, cout_g, kh, kw] = wd;
     let (s, d, op, pd) = (p.stride, p.dilation, p.output_padding, p.padding);
@@ -437,9 +301,8 @@ fn naive_conv_transpose(
                                     continue;
                                 }
                                 let oc = grp * cout_g + co;
-                                y[((b * cout + oc) * oh + oy as usize) * ow + ox as usize] += x
-                                    [((b * cin + ci) * h + iy) * wi + ix]
-                                    * w[((ci * cout_g + co) * kh + i) * kw + j];
+                                y[((b * cout + oc) * oh + oy as usize) * ow + ox as usize] +=
+                                    x[((b * cin + ci) * h + iy) * wi + ix] * w[((ci * cout_g + co) * kh + i) * kw + j];
                             }
                         }
                     }
@@ -455,49 +318,24 @@ fn conv_transpose_matches_the_definition() {
     let d = ConvTranspose2dParams::default();
     let cases = [
         ([2, 3, 4, 5], [3, 2, 3, 3], d),
-        (
-            [1, 4, 3, 4],
-            [4, 3, 3, 3],
-            d.with_stride(2).with_pad(1).with_output_padding(1, 0),
-        ),
+        ([1, 4, 3, 4], [4, 3, 3, 3], d.with_stride(2).with_pad(1).with_output_padding(1, 0)),
         ([1, 4, 5, 4], [4, 1, 2, 2], d.with_stride(2).with_groups(2)),
         (
             [2, 2, 4, 4],
             [2, 2, 3, 2],
-            ConvTranspose2dParams {
-                stride: (2, 3),
-                padding: (0, 2, 1, 0),
-                output_padding: (1, 2),
-                dilation: (1, 2),
-                groups: 1,
-            },
+            ConvTranspose2dParams { stride: (2, 3), padding: (0, 2, 1, 0), output_padding: (1, 2), dilation: (1, 2), groups: 1 },
         ),
-        (
-            [1, 2, 4, 4],
-            [2, 1, 3, 3],
-            d.with_dilation(3).with_output_padding(2, 1).with_groups(2),
-        ),
+        ([1, 2, 4, 4], [2, 1, 3, 3], d.with_dilation(3).with_output_padding(2, 1).with_groups(2)),
         ([1, 3, 4, 4], [3, 2, 1, 1], d),
         ([1, 3, 5, 5], [3, 1, 3, 3], d.with_groups(3).with_pad(1)),
     ];
     for (k, (xd, wd, p)) in cases.into_iter().enumerate() {
         let x = randn(&xd, 20 + k as u64);
         let w = randn(&wd, 40 + k as u64);
-        let (expect, shape) = naive_conv_transpose(
-            &x.to_vec::<f64>().unwrap(),
-            xd,
-            &w.to_vec::<f64>().unwrap(),
-            wd,
-            &p,
-        );
+        let (expect, shape) = naive_conv_transpose(&x.to_vec::<f64>().unwrap(), xd, &w.to_vec::<f64>().unwrap(), wd, &p);
         let y = x.conv_transpose2d(&w, &p).unwrap();
         assert_eq!(y.dims(), &shape[..], "case {k}");
-        close(
-            &y.to_vec::<f64>().unwrap(),
-            &expect,
-            1e-12,
-            &format!("case {k}"),
-        );
+        close(&y.to_vec::<f64>().unwrap(), &expect, 1e-12, &format!("case {k}"));
         gradcheck(&[x, w], |t| t[0].conv_transpose2d(&t[1], &p).unwrap(), 1e-6);
     }
 }
@@ -517,27 +355,10 @@ fn conv_gradients_match_finite_differences() {
     let w = randn(&[3, 2, 2, 4], 8);
     gradcheck(
         &[x.clone(), w.clone()],
-        |t| {
-            t[0].conv2d(
-                &t[1],
-                &Conv2dParams::default()
-                    .with_padding(Padding::Same)
-                    .with_stride(2),
-            )
-            .unwrap()
-        },
+        |t| t[0].conv2d(&t[1], &Conv2dParams::default().with_padding(Padding::Same).with_stride(2)).unwrap(),
         1e-6,
     );
-    gradcheck(
-        &[x, w],
-        |t| {
-            t[0].transpose(2, 3)
-                .unwrap()
-                .conv2d(&t[1], &Conv2dParams::default().with_pad(1))
-                .unwrap()
-        },
-        1e-6,
-    );
+    gradcheck(&[x, w], |t| t[0].transpose(2, 3).unwrap().conv2d(&t[1], &Conv2dParams::default().with_pad(1)).unwrap(), 1e-6);
 }
 
 #[test]
@@ -557,13 +378,7 @@ fn second_order_gradients() {
         (xv, wv, gx, gw)
     };
     let (xv, wv, gx, gw) = first(&x, &w, true);
-    let obj = gx
-        .mul(&r2)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .add(&gw.sqr().unwrap().sum_all().unwrap())
-        .unwrap();
+    let obj = gx.mul(&r2).unwrap().sum_all().unwrap().add(&gw.sqr().unwrap().sum_all().unwrap()).unwrap();
     let g2 = obj.backward().unwrap();
     let eps = 1e-6;
     for (k, (input, var)) in [(&x, &xv), (&w, &wv)].into_iter().enumerate() {
@@ -581,15 +396,10 @@ fn second_order_gradients() {
                     let r = first(&x, &t, false);
                     (r.2, r.3)
                 };
-                gx.mul(&r2).unwrap().sum_all().unwrap().to_f64().unwrap()
-                    + gw.sqr().unwrap().sum_all().unwrap().to_f64().unwrap()
+                gx.mul(&r2).unwrap().sum_all().unwrap().to_f64().unwrap() + gw.sqr().unwrap().sum_all().unwrap().to_f64().unwrap()
             };
             let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            assert!(
-                (analytic[i] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()),
-                "input {k} element {i}: {} vs {numeric}",
-                analytic[i]
-            );
+            assert!((analytic[i] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()), "input {k} element {i}: {} vs {numeric}", analytic[i]);
         }
     }
 }
@@ -603,19 +413,9 @@ fn gradients_in_f32_with_threads() {
     let gy = randn(&[5, 4, 9, 9], 32);
     let p = Conv2dParams::default().with_pad(1);
     let run = |dt: DType| {
-        let (xv, wv) = (
-            Var::new(x.to_dtype(dt).unwrap()),
-            Var::new(w.to_dtype(dt).unwrap()),
-        );
-        let g = xv
-            .conv2d(&wv, &p)
-            .unwrap()
-            .backward_with_grad(&gy.to_dtype(dt).unwrap(), false)
-            .unwrap();
-        (
-            g.get(&xv).unwrap().to_vec_f64().unwrap(),
-            g.get(&wv).unwrap().to_vec_f64().unwrap(),
-        )
+        let (xv, wv) = (Var::new(x.to_dtype(dt).unwrap()), Var::new(w.to_dtype(dt).unwrap()));
+        let g = xv.conv2d(&wv, &p).unwrap().backward_with_grad(&gy.to_dtype(dt).unwrap(), false).unwrap();
+        (g.get(&xv).unwrap().to_vec_f64().unwrap(), g.get(&wv).unwrap().to_vec_f64().unwrap())
     };
     let (a, b) = (run(DType::F64), run(DType::F32));
     close(&b.0, &a.0, 1e-4, "gx f32");
@@ -628,91 +428,32 @@ fn gradients_in_f32_with_threads() {
 fn errors_name_op_and_shapes() {
     let x = Tensor::zeros([8, 32, 56, 56], DType::F32).unwrap();
     let w = Tensor::zeros([64, 16, 3, 3], DType::F32).unwrap();
-    let e = x
-        .conv2d(&w, &Conv2dParams::default())
-        .unwrap_err()
-        .to_string();
+    let e = x.conv2d(&w, &Conv2dParams::default()).unwrap_err().to_string();
     assert_eq!(e, "conv2d: input [8, 32, 56, 56] has 32 channels but weight [64, 16, 3, 3] with groups 1 expects 16");
-    let e = x
-        .conv2d(&w, &Conv2dParams::default().with_groups(3))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("conv2d: input [8, 32, 56, 56] has 32 channels, which groups 3"),
-        "{e}"
-    );
+    let e = x.conv2d(&w, &Conv2dParams::default().with_groups(3)).unwrap_err().to_string();
+    assert!(e.starts_with("conv2d: input [8, 32, 56, 56] has 32 channels, which groups 3"), "{e}");
     let small = Tensor::zeros([1, 16, 2, 2], DType::F32).unwrap();
-    let e = small
-        .conv2d(
-            &Tensor::zeros([4, 16, 3, 3], DType::F32).unwrap(),
-            &Conv2dParams::default(),
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("conv2d: kernel 3x3") && e.contains("[1, 16, 2, 2]"),
-        "{e}"
-    );
-    let e = x
-        .conv2d(
-            &Tensor::zeros([64, 32, 3, 3], DType::F32).unwrap(),
-            &Conv2dParams::default().with_stride(0),
-        )
-        .unwrap_err()
-        .to_string();
+    let e = small.conv2d(&Tensor::zeros([4, 16, 3, 3], DType::F32).unwrap(), &Conv2dParams::default()).unwrap_err().to_string();
+    assert!(e.starts_with("conv2d: kernel 3x3") && e.contains("[1, 16, 2, 2]"), "{e}");
+    let e = x.conv2d(&Tensor::zeros([64, 32, 3, 3], DType::F32).unwrap(), &Conv2dParams::default().with_stride(0)).unwrap_err().to_string();
     assert!(e.starts_with("conv2d: stride (0, 0)"), "{e}");
-    let e = Tensor::zeros([3, 4, 5], DType::F32)
-        .unwrap()
-        .conv2d(&w, &Conv2dParams::default())
-        .unwrap_err()
-        .to_string();
+    let e = Tensor::zeros([3, 4, 5], DType::F32).unwrap().conv2d(&w, &Conv2dParams::default()).unwrap_err().to_string();
     assert!(e.contains("input [3, 4, 5] must be 4-d"), "{e}");
-    let e = x
-        .conv2d(
-            &Tensor::zeros([4, 32, 3, 3], DType::F64).unwrap(),
-            &Conv2dParams::default(),
-        )
-        .unwrap_err()
-        .to_string();
+    let e = x.conv2d(&Tensor::zeros([4, 32, 3, 3], DType::F64).unwrap(), &Conv2dParams::default()).unwrap_err().to_string();
     assert!(e.starts_with("conv2d:") && e.contains("dtype"), "{e}");
-    let e = Tensor::zeros([1, 2, 3], DType::F32).unwrap().conv1d(
-        &Tensor::zeros([1, 2, 5], DType::F32).unwrap(),
-        1,
-        Padding::Valid,
-        1,
-        1,
-    );
+    let e = Tensor::zeros([1, 2, 3], DType::F32).unwrap().conv1d(&Tensor::zeros([1, 2, 5], DType::F32).unwrap(), 1, Padding::Valid, 1, 1);
     assert!(e.unwrap_err().to_string().starts_with("conv1d:"));
     let t = Tensor::zeros([1, 4, 3, 3], DType::F32).unwrap();
-    let e = t.conv_transpose2d(
-        &Tensor::zeros([4, 2, 3, 3], DType::F32).unwrap(),
-        &ConvTranspose2dParams::default().with_output_padding(1, 0),
-    );
-    assert!(e
-        .unwrap_err()
-        .to_string()
-        .starts_with("conv_transpose2d: output padding (1, 0)"));
-    let e = t.conv_transpose2d(
-        &Tensor::zeros([3, 2, 3, 3], DType::F32).unwrap(),
-        &ConvTranspose2dParams::default(),
-    );
-    assert!(e
-        .unwrap_err()
-        .to_string()
-        .contains("has 4 channels but weight [3, 2, 3, 3] expects 3"));
-    let e = t.conv_transpose2d(
-        &Tensor::zeros([4, 2, 1, 1], DType::F32).unwrap(),
-        &ConvTranspose2dParams::default().with_pad(2),
-    );
+    let e =
+        t.conv_transpose2d(&Tensor::zeros([4, 2, 3, 3], DType::F32).unwrap(), &ConvTranspose2dParams::default().with_output_padding(1, 0));
+    assert!(e.unwrap_err().to_string().starts_with("conv_transpose2d: output padding (1, 0)"));
+    let e = t.conv_transpose2d(&Tensor::zeros([3, 2, 3, 3], DType::F32).unwrap(), &ConvTranspose2dParams::default());
+    assert!(e.unwrap_err().to_string().contains("has 4 channels but weight [3, 2, 3, 3] expects 3"));
+    let e = t.conv_transpose2d(&Tensor::zeros([4, 2, 1, 1], DType::F32).unwrap(), &ConvTranspose2dParams::default().with_pad(2));
     assert!(e.unwrap_err().to_string().contains("empty output"));
     // integer dtypes are rejected, not mis-computed
     let xi = Tensor::zeros([1, 1, 3, 3], DType::I64).unwrap();
-    assert!(xi
-        .conv2d(
-            &Tensor::zeros([1, 1, 1, 1], DType::I64).unwrap(),
-            &Conv2dParams::default()
-        )
-        .is_err());
+    assert!(xi.conv2d(&Tensor::zeros([1, 1, 1, 1], DType::I64).unwrap(), &Conv2dParams::default()).is_err());
 }
 
 #[test]
@@ -727,7 +468,12 @@ fn winograd_matches_im2col_forward_and_backward() {
     for (k, (xd, wd, pads, groups)) in cases.into_iter().enumerate() {
         let c = Cfg { x: xd, w: wd, stride: (1, 1), pads, dil: (1, 1), groups };
         for dt in [DType::F64, DType::F32] {
-            let x = randn(&xd, 200 + k as u64).to_dtype(dt).unwrap();
+            // the last case reads a transposed (non-contiguous) input
+            let x = if k == 3 {
+                randn(&[xd[0], xd[1], xd[3], xd[2]], 200).transpose(2, 3).unwrap().to_dtype(dt).unwrap()
+            } else {
+                randn(&xd, 200 + k as u64).to_dtype(dt).unwrap()
+            };
             let w = randn(&wd, 300 + k as u64).to_dtype(dt).unwrap();
             let run = |winograd: bool| {
                 set_enabled(winograd);
@@ -748,4 +494,21 @@ fn winograd_matches_im2col_forward_and_backward() {
             }
         }
     }
+}
+
+#[test]
+fn winograd_reads_strided_inputs() {
+    use shendu_core::ops::conv::{Conv2dWeightGrad, ConvSpec};
+    use shendu_core::Op;
+    let x = randn(&[2, 16, 13, 10], 500).transpose(2, 3).unwrap();
+    let xc = x.contiguous().unwrap();
+    let w = randn(&[16, 16, 3, 3], 501);
+    let p = Conv2dParams::default().with_padding(Padding::explicit(1, 0, 2, 1));
+    let (a, b) = (x.conv2d(&w, &p).unwrap(), xc.conv2d(&w, &p).unwrap());
+    close(&a.to_vec::<f64>().unwrap(), &b.to_vec::<f64>().unwrap(), 1e-12, "forward");
+    let gy = randn(a.dims(), 502);
+    let spec = ConvSpec { stride: (1, 1), pads: [1, 0, 2, 1], dilation: (1, 1), groups: 1 };
+    let op = Conv2dWeightGrad { spec, kernel: (3, 3) };
+    let (ga, gb) = (op.forward(&[&x, &gy]).unwrap(), op.forward(&[&xc, &gy]).unwrap());
+    close(&ga.to_vec::<f64>().unwrap(), &gb.to_vec::<f64>().unwrap(), 1e-12, "weight grad");
 }

@@ -43,15 +43,9 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 #[ignore]
 fn bench_conv_workloads() {
     manual_seed(0);
-    let reps: usize = std::env::var("REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
+    let reps: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
     let x = Tensor::randn([32, 64, 28, 28], DType::F32).unwrap();
-    let w = Tensor::randn([64, 64, 3, 3], DType::F32)
-        .unwrap()
-        .affine(0.05, 0.0)
-        .unwrap();
+    let w = Tensor::randn([64, 64, 3, 3], DType::F32).unwrap().affine(0.05, 0.0).unwrap();
     let gy = Tensor::randn([32, 64, 28, 28], DType::F32).unwrap();
     let xd = Tensor::randn([32, 128, 28, 28], DType::F32).unwrap();
     let wd = Tensor::randn([128, 1, 3, 3], DType::F32).unwrap();
@@ -68,7 +62,14 @@ fn bench_conv_workloads() {
             for (on, v) in [(true, &mut a), (false, &mut b)] {
                 shendu_core::cpu::winograd::set_enabled(on);
                 let s = Instant::now();
-                x.conv2d(&w, &p).unwrap();
+                if only.contains("bw") {
+                    use shendu_core::ops::conv::{Conv2dWeightGrad, ConvSpec};
+                    use shendu_core::Op;
+                    let spec = ConvSpec { stride: (1, 1), pads: [1; 4], dilation: (1, 1), groups: 1 };
+                    Conv2dWeightGrad { spec, kernel: (3, 3) }.forward(&[&x, &gy]).unwrap();
+                } else {
+                    x.conv2d(&w, &p).unwrap();
+                }
                 if rep >= 2 {
                     v.push(s.elapsed().as_secs_f64() * 1e3);
                 }

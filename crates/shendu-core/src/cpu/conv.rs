@@ -58,10 +58,7 @@ pub struct View4 {
 
 impl View4 {
     pub fn contiguous(dims: [usize; 4]) -> View4 {
-        View4 {
-            offset: 0,
-            strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1],
-        }
+        View4 { offset: 0, strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1] }
     }
     fn plane(&self, n: usize, c: usize) -> PlaneView {
         PlaneView {
@@ -154,8 +151,7 @@ impl ConvGeom {
     }
     /// Output rows per band.
     fn band_rows<T>(&self) -> usize {
-        let per_row =
-            (self.cin_g() * self.kh * self.kw * self.ow * std::mem::size_of::<T>()).max(1);
+        let per_row = (self.cin_g() * self.kh * self.kw * self.ow * std::mem::size_of::<T>()).max(1);
         (BAND_BYTES / per_row).clamp(1, self.oh.max(1))
     }
     fn bands<T>(&self) -> impl Iterator<Item = (usize, usize)> {
@@ -201,75 +197,29 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     let [_, sc, ys, xs] = xv.strides;
     let pointwise = g.pointwise() && ys == g.w * xs;
     let cg = g.col_geom();
-    over_images(g.n, |r, threads| {
+    // Work items: (image, group, band of output rows), all independent.
+    let bands: Vec<(usize, usize)> = if pointwise { vec![(0, g.oh)] } else { g.bands::<T>().collect() };
+    let nb = bands.len();
+    winograd::for_items(g.n * g.groups * nb, |r, threads| {
         let x_ptr = x_ptr as *const T;
-        let mut col = if pointwise {
-            PooledVec::<T>::uninit(0)
-        } else {
-            PooledVec::<T>::uninit(g.col_len::<T>())
-        };
-        for n in r {
-            for grp in 0..g.groups {
-                let wg = MatRef {
-                    ptr: w[grp * cout_g * k..].as_ptr(),
-                    rs: k as isize,
-                    cs: 1,
-                };
-                // SAFETY: `out` holds n*cout*ohw elements; this writes image n, group grp.
-                let dst = unsafe { out_ptr.get().add((n * g.cout + grp * cout_g) * ohw) };
-                let plane = xv.plane(n, grp * cin_g);
-                if pointwise {
-                    // SAFETY: the view's offsets are in bounds of `x` (checked by the caller's layout).
-                    unsafe {
-                        let xm = MatRef {
-                            ptr: x_ptr.add(plane.base),
-                            rs: sc as isize,
-                            cs: xs as isize,
-                        };
-                        gemm(
-                            cout_g,
-                            ohw,
-                            cin_g,
-                            MatMut {
-                                ptr: dst,
-                                rs: ohw as isize,
-                                cs: 1,
-                            },
-                            false,
-                            wg,
-                            xm,
-                            threads,
-                        );
-                    }
-                    continue;
-                }
-                for (y0, y1) in g.bands::<T>() {
-                    let ncols = (y1 - y0) * g.ow;
-                    let c = &mut col.as_mut_slice()[..k * ncols];
-                    im2col(x, &plane, &cg, y0, y1, c);
-                    // SAFETY: dst + y0*ow .. covers rows y0..y1 of each output channel of the group.
-                    unsafe {
-                        gemm(
-                            cout_g,
-                            ncols,
-                            k,
-                            MatMut {
-                                ptr: dst.add(y0 * g.ow),
-                                rs: ohw as isize,
-                                cs: 1,
-                            },
-                            false,
-                            wg,
-                            MatRef {
-                                ptr: c.as_ptr(),
-                                rs: ncols as isize,
-                                cs: 1,
-                            },
-                            threads,
-                        );
-                    }
-                }
-            }
+        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        for item in r {
+            let (n, grp, (y0, y1)) = (item / (g.groups * nb), (item / nb) % g.groups, bands[item % nb]);
+            let wg = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: k as isize, cs: 1 };
+            // SAFETY: `out` holds n*cout*ohw elements; this writes rows y0..y1 of image n, group grp.
+            let dst = unsafe { out_ptr.get().add((n * g.cout + grp * cout_g) * ohw + y0 * g.ow) };
+            let plane = xv.plane(n, grp * cin_g);
+            let ncols = (y1 - y0) * g.ow;
+            let cols = if pointwise {
+                // The image itself is the column matrix.
+                MatRef { ptr: x_ptr.wrapping_add(plane.base), rs: sc as isize, cs: xs as isize }
+            } else {
+                let c = &mut col.as_mut_slice()[..k * ncols];
+                im2col(x, &plane, &cg, y0, y1, c);
+                MatRef { ptr: c.as_ptr(), rs: ncols as isize, cs: 1 }
+            };
+            // SAFETY: the operands lie inside `w`, `x` (or `col`) and `out`.
+            unsafe { gemm(cout_g, ncols, k, MatMut { ptr: dst, rs: ohw as isize, cs: 1 }, false, wg, cols, threads) };
         }
     });
 }
@@ -318,43 +268,18 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
     let pointwise = g.pointwise();
     let cg = g.col_geom();
     over_images(g.n, |r, threads| {
-        let mut col = if pointwise {
-            PooledVec::<T>::uninit(0)
-        } else {
-            PooledVec::<T>::uninit(g.col_len::<T>())
-        };
+        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
         for n in r {
             for grp in 0..g.groups {
                 // w_g^T: [k, cout_g] viewed in the row-major [cout_g, k] weight.
-                let wt = MatRef {
-                    ptr: w[grp * cout_g * k..].as_ptr(),
-                    rs: 1,
-                    cs: k as isize,
-                };
+                let wt = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: 1, cs: k as isize };
                 let gyg = &gy[(n * g.cout + grp * cout_g) * ohw..];
                 let base = (n * g.cin + grp * cin_g) * hw;
                 if pointwise {
                     // SAFETY: writes image n, group grp of gx.
                     unsafe {
-                        let dst = MatMut {
-                            ptr: gx_ptr.get().add(base),
-                            rs: hw as isize,
-                            cs: 1,
-                        };
-                        gemm(
-                            cin_g,
-                            hw,
-                            cout_g,
-                            dst,
-                            false,
-                            wt,
-                            MatRef {
-                                ptr: gyg.as_ptr(),
-                                rs: ohw as isize,
-                                cs: 1,
-                            },
-                            threads,
-                        );
+                        let dst = MatMut { ptr: gx_ptr.get().add(base), rs: hw as isize, cs: 1 };
+                        gemm(cin_g, hw, cout_g, dst, false, wt, MatRef { ptr: gyg.as_ptr(), rs: ohw as isize, cs: 1 }, threads);
                     }
                     continue;
                 }
@@ -370,18 +295,10 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
                             k,
                             ncols,
                             cout_g,
-                            MatMut {
-                                ptr: c.as_mut_ptr(),
-                                rs: ncols as isize,
-                                cs: 1,
-                            },
+                            MatMut { ptr: c.as_mut_ptr(), rs: ncols as isize, cs: 1 },
                             false,
                             wt,
-                            MatRef {
-                                ptr: gyg.as_ptr().add(y0 * g.ow),
-                                rs: ohw as isize,
-                                cs: 1,
-                            },
+                            MatRef { ptr: gyg.as_ptr().add(y0 * g.ow), rs: ohw as isize, cs: 1 },
                             threads,
                         );
                     }
@@ -412,110 +329,54 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     let [_, sc, ys, xs] = xv.strides;
     let pointwise = g.pointwise() && ys == g.w * xs;
     let cg = g.col_geom();
-    // Each image range sums into its own copy of gw; the copies are added in range order.
-    let run = |r: std::ops::Range<usize>, threads: bool, acc: &mut [T]| {
+    let bands: Vec<(usize, usize)> = if pointwise { vec![(0, g.oh)] } else { g.bands::<T>().collect() };
+    let nb = bands.len();
+    sum_over_items(g.n * g.groups * nb, gw, |r, threads, acc| {
         let x_ptr = x_ptr as *const T;
-        let mut col = if pointwise {
-            PooledVec::<T>::uninit(0)
-        } else {
-            PooledVec::<T>::uninit(g.col_len::<T>())
-        };
-        for n in r {
-            for grp in 0..g.groups {
-                let dst = MatMut {
-                    ptr: acc[grp * cout_g * k..].as_mut_ptr(),
-                    rs: k as isize,
-                    cs: 1,
-                };
-                let gyg = &gy[(n * g.cout + grp * cout_g) * ohw..];
-                let plane = xv.plane(n, grp * cin_g);
-                if pointwise {
-                    // SAFETY: x_g^T is [ohw, cin_g] inside x's storage; gw_g is cout_g x cin_g.
-                    unsafe {
-                        let xt = MatRef {
-                            ptr: x_ptr.add(plane.base),
-                            rs: xs as isize,
-                            cs: sc as isize,
-                        };
-                        gemm(
-                            cout_g,
-                            cin_g,
-                            ohw,
-                            dst,
-                            true,
-                            MatRef {
-                                ptr: gyg.as_ptr(),
-                                rs: ohw as isize,
-                                cs: 1,
-                            },
-                            xt,
-                            threads,
-                        );
-                    }
-                    continue;
-                }
-                for (y0, y1) in g.bands::<T>() {
-                    let ncols = (y1 - y0) * g.ow;
-                    let c = &mut col.as_mut_slice()[..k * ncols];
-                    im2col(x, &plane, &cg, y0, y1, c);
-                    // SAFETY: gy rows y0..y1 [cout_g, ncols] times col^T [ncols, k].
-                    unsafe {
-                        gemm(
-                            cout_g,
-                            k,
-                            ncols,
-                            dst,
-                            true,
-                            MatRef {
-                                ptr: gyg.as_ptr().add(y0 * g.ow),
-                                rs: ohw as isize,
-                                cs: 1,
-                            },
-                            MatRef {
-                                ptr: c.as_ptr(),
-                                rs: 1,
-                                cs: ncols as isize,
-                            },
-                            threads,
-                        );
-                    }
-                }
-            }
+        let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
+        for item in r {
+            let (n, grp, (y0, y1)) = (item / (g.groups * nb), (item / nb) % g.groups, bands[item % nb]);
+            let dst = MatMut { ptr: acc[grp * cout_g * k..].as_mut_ptr(), rs: k as isize, cs: 1 };
+            let gyg = MatRef { ptr: gy[(n * g.cout + grp * cout_g) * ohw + y0 * g.ow..].as_ptr(), rs: ohw as isize, cs: 1 };
+            let plane = xv.plane(n, grp * cin_g);
+            let ncols = (y1 - y0) * g.ow;
+            let cols_t = if pointwise {
+                // x_g^T: [ohw, cin_g] read in place.
+                MatRef { ptr: x_ptr.wrapping_add(plane.base), rs: xs as isize, cs: sc as isize }
+            } else {
+                let c = &mut col.as_mut_slice()[..k * ncols];
+                im2col(x, &plane, &cg, y0, y1, c);
+                MatRef { ptr: c.as_ptr(), rs: 1, cs: ncols as isize }
+            };
+            // SAFETY: gy rows y0..y1 [cout_g, ncols] times col^T [ncols, k], into acc's group block.
+            unsafe { gemm(cout_g, k, ncols, dst, true, gyg, cols_t, threads) };
         }
-    };
+    });
+}
+
+/// Runs `run(items, allow_gemm_threads, acc)` over the work items `0..total`, each range
+/// summing into its own zeroed copy of `out` (`out` itself for the first), then adds the copies
+/// into `out` in range order, so the result does not depend on scheduling.
+pub(crate) fn sum_over_items<T: ConvElem>(total: usize, out: &mut [T], run: impl Fn(std::ops::Range<usize>, bool, &mut [T]) + Sync) {
     let t = threads::num_threads();
-    if t > 1 && g.n >= t {
-        let chunks = t.min(g.n);
-        let per = g.n.div_ceil(chunks);
-        let mut partials: Vec<PooledVec<T>> = (1..chunks)
-            .map(|_| PooledVec::filled(gw.len(), <T as Float>::ZERO))
-            .collect();
-        let gw_ptr = SendPtr(gw.as_mut_ptr());
-        let gw_len = gw.len();
-        let parts: Vec<SendPtr<T>> = partials
-            .iter_mut()
-            .map(|p| SendPtr(p.as_mut_slice().as_mut_ptr()))
-            .collect();
-        threads::parallel_ranges(chunks, 1, |cr| {
-            for c in cr {
-                let r = c * per..((c + 1) * per).min(g.n);
-                // SAFETY: chunk 0 writes gw, chunk c > 0 its own partial; each has gw_len elements.
-                let acc = unsafe {
-                    if c == 0 {
-                        gw_ptr.slice_mut(0..gw_len)
-                    } else {
-                        parts[c - 1].slice_mut(0..gw_len)
-                    }
-                };
-                run(r, false, acc);
-            }
-        });
-        for p in &partials {
-            for (d, &s) in gw.iter_mut().zip(p.as_slice()) {
-                *d += s;
-            }
+    if t <= 1 || total < t {
+        return run(0..total, true, out);
+    }
+    let per = total.div_ceil(t);
+    let len = out.len();
+    let mut partials: Vec<PooledVec<T>> = (1..t).map(|_| PooledVec::filled(len, <T as Float>::ZERO)).collect();
+    let ptrs: Vec<SendPtr<T>> =
+        std::iter::once(SendPtr(out.as_mut_ptr())).chain(partials.iter_mut().map(|p| SendPtr(p.as_mut_slice().as_mut_ptr()))).collect();
+    threads::parallel_ranges(t, 1, |cr| {
+        for c in cr {
+            // SAFETY: range c owns buffer c, of `len` elements.
+            let acc = unsafe { ptrs[c].slice_mut(0..len) };
+            run((c * per).min(total)..((c + 1) * per).min(total), false, acc);
         }
-    } else {
-        run(0..g.n, true, gw);
+    });
+    for p in &partials {
+        for (d, &s) in out.iter_mut().zip(p.as_slice()) {
+            *d += s;
+        }
     }
 }

@@ -49,13 +49,7 @@ struct Padded<T> {
 impl<T: Float> Padded<T> {
     fn new(hp: usize, wp: usize, top: isize, left: isize) -> Self {
         // One extra row of slack: flat loops may read a few elements past the last row.
-        Padded {
-            buf: vec![T::ZERO; (hp + 1) * wp],
-            hp,
-            wp,
-            top,
-            left,
-        }
+        Padded { buf: vec![T::ZERO; (hp + 1) * wp], hp, wp, top, left }
     }
 
     /// Copies an `h x w` plane (element `(y, x)` at `src[base + y*ys + x*xs]`) in; the parts
@@ -89,17 +83,7 @@ impl<T: Float> Padded<T> {
 /// `f[q] (+)= sum_ij k[i][j] * p[q + i*dh*wp + j*dw]` for `q < f.len()`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn flat_taps<T: Float, A: Madd>(
-    p: &[T],
-    wp: usize,
-    k: &[T],
-    kh: usize,
-    kw: usize,
-    dh: usize,
-    dw: usize,
-    f: &mut [T],
-    acc: bool,
-) {
+fn flat_taps<T: Float, A: Madd>(p: &[T], wp: usize, k: &[T], kh: usize, kw: usize, dh: usize, dw: usize, f: &mut [T], acc: bool) {
     let l = f.len();
     if kh == 3 && kw == 3 && dh == 1 && dw == 1 {
         let r = |o: usize| &p[o..o + l];
@@ -155,10 +139,7 @@ fn strided_taps<T: Float, A: Madd>(p: &Padded<T>, k: &[T], g: &DwGeom, out: &mut
 
 /// Padded-plane size a forward needs: every window of every output pixel.
 fn fwd_extent(g: &DwGeom) -> (usize, usize) {
-    (
-        (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1,
-        (g.ow - 1) * g.sw + g.dw * (g.kw - 1) + 1,
-    )
+    ((g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, (g.ow - 1) * g.sw + g.dw * (g.kw - 1) + 1)
 }
 
 /// `out [n, c*m, oh, ow] = depthwise(x, w [c*m, 1, kh, kw])`; `x` may be strided (`xv` gives the
@@ -168,17 +149,7 @@ pub fn forward<T: Float>(x: &[T], xv: PlaneView, sn: usize, w: &[T], g: &DwGeom,
         return;
     }
     let out = SendPtr(out.as_mut_ptr());
-    threads::parallel_ranges(g.n * g.c, 8, |r| {
-        dispatch(Fwd {
-            x,
-            xv,
-            sn,
-            w,
-            g,
-            out,
-            r,
-        })
-    });
+    threads::parallel_ranges(g.n * g.c, 8, |r| dispatch(Fwd { x, xv, sn, w, g, out, r }));
 }
 
 struct Fwd<'a, T> {
@@ -195,15 +166,7 @@ impl<T: Float> SimdKernel for Fwd<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
-        let Fwd {
-            x,
-            xv,
-            sn,
-            w,
-            g,
-            out,
-            r,
-        } = self;
+        let Fwd { x, xv, sn, w, g, out, r } = self;
         let plane_out = g.oh * g.ow;
         let (hp, wp) = fwd_extent(g);
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
@@ -259,12 +222,7 @@ impl<T: Float> SimdKernel for BwdData<'_, T> {
             // d*(k-1) - p (negative: cropped), with the flipped kernel.
             let (eh, ew) = (g.dh * (g.kh - 1), g.dw * (g.kw - 1));
             let (hp, wp) = (g.h + eh, g.w + ew);
-            let mut p = Padded::<T>::new(
-                hp,
-                wp,
-                eh as isize - g.pt as isize,
-                ew as isize - g.pl as isize,
-            );
+            let mut p = Padded::<T>::new(hp, wp, eh as isize - g.pt as isize, ew as isize - g.pl as isize);
             let l = (g.h - 1) * wp + g.w;
             let mut f = vec![T::ZERO; l];
             let mut flipped = vec![T::ZERO; taps];
@@ -294,8 +252,7 @@ impl<T: Float> SimdKernel for BwdData<'_, T> {
                 acc.fill(T::ZERO);
                 for mi in 0..g.m {
                     let oc = c * g.m + mi;
-                    let src =
-                        &gy[(n * g.c * g.m + oc) * plane_out..(n * g.c * g.m + oc + 1) * plane_out];
+                    let src = &gy[(n * g.c * g.m + oc) * plane_out..(n * g.c * g.m + oc + 1) * plane_out];
                     for (y, grow) in src.chunks_exact(g.ow).enumerate() {
                         for i in 0..g.kh {
                             let base = (y * g.sh + i * g.dh) * wp;
@@ -342,30 +299,13 @@ fn dot<T: Float, A: Madd>(a: &[T], b: &[T]) -> T {
 
 /// `gw [c*m, 1, kh, kw]` (overwritten) from `x` (strided, as in [`forward`]) and `gy`
 /// (contiguous). Parallel over channels, so each weight is summed by one thread in a fixed order.
-pub fn backward_weight<T: Float>(
-    x: &[T],
-    xv: PlaneView,
-    sn: usize,
-    gy: &[T],
-    g: &DwGeom,
-    gw: &mut [T],
-) {
+pub fn backward_weight<T: Float>(x: &[T], xv: PlaneView, sn: usize, gy: &[T], g: &DwGeom, gw: &mut [T]) {
     gw.fill(T::ZERO);
     if g.oh == 0 || g.ow == 0 {
         return;
     }
     let gw = SendPtr(gw.as_mut_ptr());
-    threads::parallel_ranges(g.c, 1, |r| {
-        dispatch(BwdWeight {
-            x,
-            xv,
-            sn,
-            gy,
-            g,
-            gw,
-            r,
-        })
-    });
+    threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r }));
 }
 
 struct BwdWeight<'a, T> {
@@ -382,15 +322,7 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
-        let BwdWeight {
-            x,
-            xv,
-            sn,
-            gy,
-            g,
-            gw,
-            r,
-        } = self;
+        let BwdWeight { x, xv, sn, gy, g, gw, r } = self;
         let (plane_out, taps) = (g.oh * g.ow, g.kh * g.kw);
         let (hp, wp) = fwd_extent(g);
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);

@@ -38,23 +38,9 @@ pub struct PlaneView {
 /// The outputs `o` in `0..n_out` whose input `o*stride + shift - pad` lies in `0..size`, as a
 /// range `lo..hi` (empty when none).
 #[inline]
-pub fn valid_range(
-    n_out: usize,
-    size: usize,
-    stride: usize,
-    shift: usize,
-    pad: usize,
-) -> (usize, usize) {
-    let lo = if shift >= pad {
-        0
-    } else {
-        (pad - shift).div_ceil(stride)
-    };
-    let hi = if size + pad > shift {
-        (size + pad - shift).div_ceil(stride)
-    } else {
-        0
-    };
+pub fn valid_range(n_out: usize, size: usize, stride: usize, shift: usize, pad: usize) -> (usize, usize) {
+    let lo = if shift >= pad { 0 } else { (pad - shift).div_ceil(stride) };
+    let hi = if size + pad > shift { (size + pad - shift).div_ceil(stride) } else { 0 };
     let lo = lo.min(n_out);
     (lo, hi.clamp(lo, n_out))
 }
@@ -82,14 +68,7 @@ impl ColGeom {
 
 /// Fills the column matrix `col` (`k` rows of `(oy1 - oy0) * ow` columns) for output rows
 /// `oy0..oy1`.
-pub fn im2col<T: Copy + Default>(
-    x: &[T],
-    v: &PlaneView,
-    g: &ColGeom,
-    oy0: usize,
-    oy1: usize,
-    col: &mut [T],
-) {
+pub fn im2col<T: Copy + Default>(x: &[T], v: &PlaneView, g: &ColGeom, oy0: usize, oy1: usize, col: &mut [T]) {
     let ncols = (oy1 - oy0) * g.ow;
     let zero = T::default();
     let flat = g.flat(v);
@@ -112,10 +91,7 @@ pub fn im2col<T: Copy + Default>(
                     // are border columns, zeroed below (and clipped at the plane's ends).
                     let start = ((ylo + i * g.dh - g.pt) * g.w + j * g.dw) as isize - g.pl as isize;
                     let end = start + band.len() as isize;
-                    let (s0, e0) = (
-                        start.max(0) as usize,
-                        (end.min((g.h * g.w) as isize)) as usize,
-                    );
+                    let (s0, e0) = (start.max(0) as usize, (end.min((g.h * g.w) as isize)) as usize);
                     let skip = (s0 as isize - start) as usize;
                     band[skip..skip + (e0 - s0)].copy_from_slice(&x[plane + s0..plane + e0]);
                     for row in band.chunks_exact_mut(g.ow) {
@@ -149,21 +125,9 @@ pub fn im2col<T: Copy + Default>(
 
 /// Adds the column matrix back into the image (`gx` holds contiguous `c x h x w` planes from
 /// `base`): the adjoint of [`im2col`]. `col` is scratch: its padding entries are overwritten.
-pub fn col2im<T: Copy + Default + std::ops::AddAssign>(
-    col: &mut [T],
-    g: &ColGeom,
-    oy0: usize,
-    oy1: usize,
-    gx: &mut [T],
-    base: usize,
-) {
+pub fn col2im<T: Copy + Default + std::ops::AddAssign>(col: &mut [T], g: &ColGeom, oy0: usize, oy1: usize, gx: &mut [T], base: usize) {
     let ncols = (oy1 - oy0) * g.ow;
-    let v = PlaneView {
-        base,
-        cs: g.h * g.w,
-        ys: g.w,
-        xs: 1,
-    };
+    let v = PlaneView { base, cs: g.h * g.w, ys: g.w, xs: 1 };
     let flat = g.flat(&v);
     let zero = T::default();
     for c in 0..g.c {
@@ -184,10 +148,7 @@ pub fn col2im<T: Copy + Default + std::ops::AddAssign>(
                     }
                     let start = ((ylo + i * g.dh - g.pt) * g.w + j * g.dw) as isize - g.pl as isize;
                     let end = start + band.len() as isize;
-                    let (s0, e0) = (
-                        start.max(0) as usize,
-                        (end.min((g.h * g.w) as isize)) as usize,
-                    );
+                    let (s0, e0) = (start.max(0) as usize, (end.min((g.h * g.w) as isize)) as usize);
                     let skip = (s0 as isize - start) as usize;
                     for (d, &s) in plane[s0..e0].iter_mut().zip(&band[skip..skip + (e0 - s0)]) {
                         *d += s;
@@ -258,42 +219,16 @@ mod tests {
         for (c, h, w, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr) in cases {
             let oh = (h + pt + pb - dh * (kh - 1) - 1) / sh + 1;
             let ow = (w + pl + pr - dw * (kw - 1) - 1) / sw + 1;
-            let g = ColGeom {
-                c,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                dh,
-                dw,
-                pt,
-                pl,
-                oh,
-                ow,
-            };
+            let g = ColGeom { c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow };
             let x: Vec<f64> = (0..c * h * w).map(|v| v as f64 + 1.0).collect();
-            let v = PlaneView {
-                base: 0,
-                cs: h * w,
-                ys: w,
-                xs: 1,
-            };
+            let v = PlaneView { base: 0, cs: h * w, ys: w, xs: 1 };
             for (oy0, oy1) in [(0, oh), (0, 1), (oh / 2, oh), (1.min(oh), oh)] {
                 let expect = naive(&x, &g, oy0, oy1);
                 let mut col = vec![f64::NAN; expect.len()];
                 im2col(&x, &v, &g, oy0, oy1, &mut col);
-                assert_eq!(
-                    col,
-                    expect,
-                    "case {:?} rows {oy0}..{oy1}",
-                    [c, h, w, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr]
-                );
+                assert_eq!(col, expect, "case {:?} rows {oy0}..{oy1}", [c, h, w, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr]);
                 // <im2col(x), r> == <x, col2im(r)>
-                let mut r: Vec<f64> = (0..col.len())
-                    .map(|v| ((v * 7 + 3) % 11) as f64 - 5.0)
-                    .collect();
+                let mut r: Vec<f64> = (0..col.len()).map(|v| ((v * 7 + 3) % 11) as f64 - 5.0).collect();
                 let lhs: f64 = col.iter().zip(&r).map(|(a, b)| a * b).sum();
                 let mut gx = vec![0.0; x.len()];
                 col2im(&mut r, &g, oy0, oy1, &mut gx, 0);

@@ -36,31 +36,14 @@ pub fn pool_windows(
         .map(|o| {
             let first = (o * stride) as isize - pad_begin as isize;
             // taps t with 0 <= first + t*dil < size
-            let t0 = if first >= 0 {
-                0
-            } else {
-                ((-first) as usize).div_ceil(dil)
-            };
-            let t1 = if first >= size as isize {
-                0
-            } else {
-                ((size as isize - first) as usize).div_ceil(dil).min(k)
-            };
+            let t0 = if first >= 0 { 0 } else { ((-first) as usize).div_ceil(dil) };
+            let t1 = if first >= size as isize { 0 } else { ((size as isize - first) as usize).div_ceil(dil).min(k) };
             let (t0, t1) = (t0.min(k), t1.max(t0.min(k)));
             let start = (first + (t0 * dil) as isize).max(0) as usize;
             let count = t1 - t0;
             let padded_end = (first + (dil * (k - 1) + 1) as isize).min((size + pad_end) as isize);
-            let div = if include_pad {
-                (padded_end - first).max(0) as usize
-            } else {
-                count
-            };
-            Win {
-                start,
-                count,
-                step: dil,
-                div,
-            }
+            let div = if include_pad { (padded_end - first).max(0) as usize } else { count };
+            Win { start, count, step: dil, div }
         })
         .collect()
 }
@@ -71,12 +54,7 @@ pub fn adaptive_windows(n_out: usize, size: usize) -> Vec<Win> {
         .map(|o| {
             let start = o * size / n_out;
             let end = ((o + 1) * size).div_ceil(n_out);
-            Win {
-                start,
-                count: end - start,
-                step: 1,
-                div: end - start,
-            }
+            Win { start, count: end - start, step: 1, div: end - start }
         })
         .collect()
 }
@@ -122,17 +100,7 @@ pub enum MaxMode {
 /// Max pooling of `x [planes, h, w]` with windows `wy`, `wx`; `src` is the second input of
 /// `Gather` / `Scatter` (ignored by `Forward`). `out` is overwritten.
 #[allow(clippy::too_many_arguments)]
-pub fn max_pool<T: Float>(
-    x: &[T],
-    src: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    wy: &[Win],
-    wx: &[Win],
-    mode: MaxMode,
-    out: &mut [T],
-) {
+pub fn max_pool<T: Float>(x: &[T], src: &[T], planes: usize, h: usize, w: usize, wy: &[Win], wx: &[Win], mode: MaxMode, out: &mut [T]) {
     let (oh, ow) = (wy.len(), wx.len());
     let (pin, pout) = (h * w, oh * ow);
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -155,11 +123,7 @@ pub fn max_pool<T: Float>(
             }
             // SAFETY: as above.
             let o = unsafe { out_ptr.slice_mut(pl * pout..(pl + 1) * pout) };
-            let s = if mode == MaxMode::Gather {
-                &src[pl * pin..(pl + 1) * pin]
-            } else {
-                xp
-            };
+            let s = if mode == MaxMode::Gather { &src[pl * pin..(pl + 1) * pin] } else { xp };
             for (y, wyy) in wy.iter().enumerate() {
                 for (xx, wxx) in wx.iter().enumerate() {
                     o[y * ow + xx] = match argmax(xp, w, wyy, wxx) {
@@ -174,15 +138,7 @@ pub fn max_pool<T: Float>(
 }
 
 /// Average pooling (window sum / (div_y * div_x)) of `x [planes, h, w]`; `out` is overwritten.
-pub fn avg_pool<T: Float>(
-    x: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    wy: &[Win],
-    wx: &[Win],
-    out: &mut [T],
-) {
+pub fn avg_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wy: &[Win], wx: &[Win], out: &mut [T]) {
     let (oh, ow) = (wy.len(), wx.len());
     let (pin, pout) = (h * w, oh * ow);
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -201,11 +157,7 @@ pub fn avg_pool<T: Float>(
                         }
                     }
                     let div = wyy.div * wxx.div;
-                    o[y * ow + xx] = if div == 0 {
-                        T::ZERO
-                    } else {
-                        s / T::from_f64(div as f64)
-                    };
+                    o[y * ow + xx] = if div == 0 { T::ZERO } else { s / T::from_f64(div as f64) };
                 }
             }
         }
@@ -213,15 +165,7 @@ pub fn avg_pool<T: Float>(
 }
 
 /// The adjoint of [`avg_pool`]: `gx [planes, h, w]` (overwritten) from `gy [planes, oh, ow]`.
-pub fn avg_pool_backward<T: Float>(
-    gy: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    wy: &[Win],
-    wx: &[Win],
-    gx: &mut [T],
-) {
+pub fn avg_pool_backward<T: Float>(gy: &[T], planes: usize, h: usize, w: usize, wy: &[Win], wx: &[Win], gx: &mut [T]) {
     let (oh, ow) = (wy.len(), wx.len());
     let (pin, pout) = (h * w, oh * ow);
     let gx_ptr = SendPtr(gx.as_mut_ptr());
@@ -273,12 +217,7 @@ pub fn nearest_table(n_out: usize, size: usize) -> Vec<Lerp> {
             } else {
                 ((o as f32 * scale).floor() as usize).min(size.saturating_sub(1))
             };
-            Lerp {
-                i0: i,
-                i1: i,
-                w0: 1.0,
-                w1: 0.0,
-            }
+            Lerp { i0: i, i1: i, w0: 1.0, w1: 0.0 }
         })
         .collect()
 }
@@ -313,12 +252,7 @@ pub fn linear_table<T: Float>(n_out: usize, size: usize, align_corners: bool) ->
             let i1 = if i0 < size - 1 { i0 + 1 } else { i0 };
             let l1 = src - T::from_f64(i0 as f64);
             let l0 = T::ONE - l1;
-            Lerp {
-                i0,
-                i1,
-                w0: l0.to_f64(),
-                w1: l1.to_f64(),
-            }
+            Lerp { i0, i1, w0: l0.to_f64(), w1: l1.to_f64() }
         })
         .collect()
 }
@@ -326,16 +260,7 @@ pub fn linear_table<T: Float>(n_out: usize, size: usize, align_corners: bool) ->
 /// Separable interpolation of `x [planes, h, w]` to `[planes, ty.len(), tx.len()]`; `nearest`
 /// copies `in[i0]` (no multiplication, so infinities stay infinities).
 #[allow(clippy::too_many_arguments)]
-pub fn interpolate<T: Float>(
-    x: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    ty: &[Lerp],
-    tx: &[Lerp],
-    nearest: bool,
-    out: &mut [T],
-) {
+pub fn interpolate<T: Float>(x: &[T], planes: usize, h: usize, w: usize, ty: &[Lerp], tx: &[Lerp], nearest: bool, out: &mut [T]) {
     let (oh, ow) = (ty.len(), tx.len());
     let (pin, pout) = (h * w, oh * ow);
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -346,10 +271,7 @@ pub fn interpolate<T: Float>(
             // SAFETY: each plane is written by one range.
             let o = unsafe { out_ptr.slice_mut(pl * pout..(pl + 1) * pout) };
             for (y, ly) in ty.iter().enumerate() {
-                let (r0, r1) = (
-                    &xp[ly.i0 * w..(ly.i0 + 1) * w],
-                    &xp[ly.i1 * w..(ly.i1 + 1) * w],
-                );
+                let (r0, r1) = (&xp[ly.i0 * w..(ly.i0 + 1) * w], &xp[ly.i1 * w..(ly.i1 + 1) * w]);
                 if nearest {
                     for (o, lx) in o[y * ow..(y + 1) * ow].iter_mut().zip(tx) {
                         *o = r0[lx.i0];
@@ -359,8 +281,7 @@ pub fn interpolate<T: Float>(
                 let (wy0, wy1) = (c(ly.w0), c(ly.w1));
                 for (xx, lx) in tx.iter().enumerate() {
                     let (wx0, wx1) = (c(lx.w0), c(lx.w1));
-                    o[y * ow + xx] = wy0 * (wx0 * r0[lx.i0] + wx1 * r0[lx.i1])
-                        + wy1 * (wx0 * r1[lx.i0] + wx1 * r1[lx.i1]);
+                    o[y * ow + xx] = wy0 * (wx0 * r0[lx.i0] + wx1 * r0[lx.i1]) + wy1 * (wx0 * r1[lx.i0] + wx1 * r1[lx.i1]);
                 }
             }
         }
@@ -369,16 +290,7 @@ pub fn interpolate<T: Float>(
 
 /// The adjoint of [`interpolate`]: `gx [planes, h, w]` (overwritten) from `gy`.
 #[allow(clippy::too_many_arguments)]
-pub fn interpolate_backward<T: Float>(
-    gy: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    ty: &[Lerp],
-    tx: &[Lerp],
-    nearest: bool,
-    gx: &mut [T],
-) {
+pub fn interpolate_backward<T: Float>(gy: &[T], planes: usize, h: usize, w: usize, ty: &[Lerp], tx: &[Lerp], nearest: bool, gx: &mut [T]) {
     let (oh, ow) = (ty.len(), tx.len());
     let (pin, pout) = (h * w, oh * ow);
     let gx_ptr = SendPtr(gx.as_mut_ptr());
@@ -416,76 +328,35 @@ mod tests {
     fn pool_windows_follow_pytorch() {
         // k=3, s=2, p=1 on 5: windows [-1,2) [1,4) [3,6) -> clipped [0,2) [1,4) [3,5)
         let w = pool_windows(3, 5, 3, 2, 1, 1, 1, true);
-        assert_eq!(
-            w.iter()
-                .map(|w| (w.start, w.count, w.div))
-                .collect::<Vec<_>>(),
-            vec![(0, 2, 3), (1, 3, 3), (3, 2, 3)]
-        );
+        assert_eq!(w.iter().map(|w| (w.start, w.count, w.div)).collect::<Vec<_>>(), vec![(0, 2, 3), (1, 3, 3), (3, 2, 3)]);
         let w = pool_windows(3, 5, 3, 2, 1, 1, 1, false);
         assert_eq!(w.iter().map(|w| w.div).collect::<Vec<_>>(), vec![2, 3, 2]);
         // ceil mode: k=2, s=2 on 5 gives 3 windows, the last one short even counting pads
         let w = pool_windows(3, 5, 2, 2, 1, 0, 0, true);
-        assert_eq!(
-            w[2],
-            Win {
-                start: 4,
-                count: 1,
-                step: 1,
-                div: 1
-            }
-        );
+        assert_eq!(w[2], Win { start: 4, count: 1, step: 1, div: 1 });
         // dilation 2, k=2, pad 1 on 4: taps at -1, 1 | 1, 3
         let w = pool_windows(2, 4, 2, 2, 2, 1, 1, false);
-        assert_eq!(
-            (w[0].start, w[0].count, w[1].start, w[1].count),
-            (1, 1, 1, 2)
-        );
+        assert_eq!((w[0].start, w[0].count, w[1].start, w[1].count), (1, 1, 1, 2));
     }
 
     #[test]
     fn adaptive_windows_overlap_like_pytorch() {
         let w = adaptive_windows(3, 5);
-        assert_eq!(
-            w.iter()
-                .map(|w| (w.start, w.start + w.count))
-                .collect::<Vec<_>>(),
-            vec![(0, 2), (1, 4), (3, 5)]
-        );
+        assert_eq!(w.iter().map(|w| (w.start, w.start + w.count)).collect::<Vec<_>>(), vec![(0, 2), (1, 4), (3, 5)]);
         let w = adaptive_windows(4, 2);
-        assert_eq!(
-            w.iter()
-                .map(|w| (w.start, w.start + w.count))
-                .collect::<Vec<_>>(),
-            vec![(0, 1), (0, 1), (1, 2), (1, 2)]
-        );
+        assert_eq!(w.iter().map(|w| (w.start, w.start + w.count)).collect::<Vec<_>>(), vec![(0, 1), (0, 1), (1, 2), (1, 2)]);
     }
 
     #[test]
     fn interpolation_tables() {
-        assert_eq!(
-            nearest_table(5, 2).iter().map(|l| l.i0).collect::<Vec<_>>(),
-            vec![0, 0, 0, 1, 1]
-        );
-        assert_eq!(
-            nearest_table(3, 7).iter().map(|l| l.i0).collect::<Vec<_>>(),
-            vec![0, 2, 4]
-        );
+        assert_eq!(nearest_table(5, 2).iter().map(|l| l.i0).collect::<Vec<_>>(), vec![0, 0, 0, 1, 1]);
+        assert_eq!(nearest_table(3, 7).iter().map(|l| l.i0).collect::<Vec<_>>(), vec![0, 2, 4]);
         let t = linear_table::<f64>(4, 2, false);
         // src = (o + .5)/2 - .5: -0.25 -> 0, 0.25, 0.75, 1.25 -> i0 = 1 (last), lambda .25
-        assert_eq!(
-            t.iter().map(|l| (l.i0, l.i1)).collect::<Vec<_>>(),
-            vec![(0, 1), (0, 1), (0, 1), (1, 1)]
-        );
-        assert_eq!(
-            t.iter().map(|l| l.w1).collect::<Vec<_>>(),
-            vec![0.0, 0.25, 0.75, 0.25]
-        );
+        assert_eq!(t.iter().map(|l| (l.i0, l.i1)).collect::<Vec<_>>(), vec![(0, 1), (0, 1), (0, 1), (1, 1)]);
+        assert_eq!(t.iter().map(|l| l.w1).collect::<Vec<_>>(), vec![0.0, 0.25, 0.75, 0.25]);
         let t = linear_table::<f64>(3, 2, true);
-        assert_eq!(
-            t.iter().map(|l| l.w1).collect::<Vec<_>>(),
-            vec![0.0, 0.5, 0.0]
-        );
+        assert_eq!(t.iter().map(|l| l.w1).collect::<Vec<_>>(), vec![0.0, 0.5, 0.0]);
         assert_eq!(t[2].i0, 1);
     }
 }

@@ -45,10 +45,7 @@ pub fn fma_enabled() -> bool {
         1 => true,
         2 => false,
         _ => {
-            let on = detect()
-                && std::env::var("SHENDU_NO_SIMD")
-                    .map(|v| v.is_empty() || v == "0")
-                    .unwrap_or(true);
+            let on = detect() && std::env::var("SHENDU_NO_SIMD").map(|v| v.is_empty() || v == "0").unwrap_or(true);
             MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
             on
         }

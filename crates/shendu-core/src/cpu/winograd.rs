@@ -32,7 +32,16 @@ pub fn set_enabled(on: bool) {
 /// True when [`forward`] handles this geometry (and is worth it).
 pub fn applies(g: &ConvGeom) -> bool {
     ENABLED.load(Ordering::Relaxed)
-        && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.cin_g() >= 16 && g.cout_g() >= 16 && g.oh >= 2 && g.ow >= 2
+        && g.kh == 3
+        && g.kw == 3
+        && g.sh == 1
+        && g.sw == 1
+        && g.dh == 1
+        && g.dw == 1
+        && g.cin_g() >= 16
+        && g.cout_g() >= 16
+        && g.oh >= 2
+        && g.ow >= 2
 }
 
 /// `U[ξ][co][ci] = (G g G^T)[ξ]` for every (co, ci) of every group: `[groups][16][cout_g][cin_g]`.
@@ -71,46 +80,54 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     let u = transform_weights(w, g);
     let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
     let out = SendPtr(out.as_mut_ptr());
-    let t = threads::num_threads();
-    let run = |r: Range<usize>, threads: bool| {
-        let band_rows = (BAND_TILES / tw).clamp(1, th);
+    let band_rows = (BAND_TILES / tw).clamp(1, th);
+    let bands = th.div_ceil(band_rows);
+    for_items(g.n * g.groups * bands, |r, threads| {
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
         let mut p = PooledVec::<T>::filled(g.cin_g() * hp * wp, <T as Float>::ZERO);
         let mut v = PooledVec::<T>::uninit(16 * g.cin_g() * band_rows * tw);
         let mut m = PooledVec::<T>::uninit(16 * g.cout_g() * band_rows * tw);
-        for n in r {
-            for grp in 0..g.groups {
+        let mut loaded = None;
+        for item in r {
+            let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
+            if loaded != Some((n, grp)) {
                 load_padded(x, &xv, g, n, grp, hp, wp, p.as_mut_slice());
-                let ug = &u.as_slice()[grp * 16 * g.cout_g() * g.cin_g()..];
-                for ty0 in (0..th).step_by(band_rows) {
-                    let ty1 = (ty0 + band_rows).min(th);
-                    let ntiles = (ty1 - ty0) * tw;
-                    dispatch(InputTransform { p: p.as_slice(), hp, wp, c: g.cin_g(), ty: ty0..ty1, tw, v: v.as_mut_slice() });
-                    for xi in 0..16 {
-                        // SAFETY: M[ξ] is cout_g x ntiles inside `m`, U[ξ] and V[ξ] likewise.
-                        unsafe {
-                            gemm(
-                                g.cout_g(),
-                                ntiles,
-                                g.cin_g(),
-                                MatMut { ptr: m.as_mut_slice()[xi * g.cout_g() * ntiles..].as_mut_ptr(), rs: ntiles as isize, cs: 1 },
-                                false,
-                                MatRef { ptr: ug[xi * g.cout_g() * g.cin_g()..].as_ptr(), rs: g.cin_g() as isize, cs: 1 },
-                                MatRef { ptr: v.as_slice()[xi * g.cin_g() * ntiles..].as_ptr(), rs: ntiles as isize, cs: 1 },
-                                threads,
-                            );
-                        }
-                    }
-                    let base = (n * g.cout + grp * g.cout_g()) * g.oh * g.ow;
-                    dispatch(OutputTransform { m: m.as_slice(), c: g.cout_g(), ty: ty0..ty1, tw, oh: g.oh, ow: g.ow, out, base });
+                loaded = Some((n, grp));
+            }
+            let ug = &u.as_slice()[grp * 16 * g.cout_g() * g.cin_g()..];
+            let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
+            let ntiles = (ty1 - ty0) * tw;
+            dispatch(InputTransform { p: p.as_slice(), hp, wp, c: g.cin_g(), ty: ty0..ty1, tw, v: v.as_mut_slice() });
+            for xi in 0..16 {
+                // SAFETY: M[ξ] is cout_g x ntiles inside `m`, U[ξ] and V[ξ] likewise.
+                unsafe {
+                    gemm(
+                        g.cout_g(),
+                        ntiles,
+                        g.cin_g(),
+                        MatMut { ptr: m.as_mut_slice()[xi * g.cout_g() * ntiles..].as_mut_ptr(), rs: ntiles as isize, cs: 1 },
+                        false,
+                        MatRef { ptr: ug[xi * g.cout_g() * g.cin_g()..].as_ptr(), rs: g.cin_g() as isize, cs: 1 },
+                        MatRef { ptr: v.as_slice()[xi * g.cin_g() * ntiles..].as_ptr(), rs: ntiles as isize, cs: 1 },
+                        threads,
+                    );
                 }
             }
+            let base = (n * g.cout + grp * g.cout_g()) * g.oh * g.ow;
+            dispatch(OutputTransform { m: m.as_slice(), c: g.cout_g(), ty: ty0..ty1, tw, oh: g.oh, ow: g.ow, out, base });
         }
-    };
-    if t > 1 && g.n >= t {
-        threads::parallel_ranges(g.n, 1, |r| run(r, false));
+    });
+}
+
+/// Runs `f(items, allow_gemm_threads)` over `0..total` work items (image, group, band of tile
+/// rows): contiguous ranges per thread when there are enough items, else all of them here with
+/// threaded gemms.
+pub(crate) fn for_items(total: usize, f: impl Fn(Range<usize>, bool) + Sync) {
+    let t = threads::num_threads();
+    if t > 1 && total >= t {
+        threads::parallel_ranges(total, 1, |r| f(r, false));
     } else {
-        run(0..g.n, true);
+        f(0..total, true);
     }
 }
 

@@ -8,11 +8,9 @@
 
 use std::ops::Range;
 
-use crate::cpu::conv::{ConvElem, ConvGeom, View4};
-use crate::cpu::elementwise::SendPtr;
+use crate::cpu::conv::{sum_over_items, ConvElem, ConvGeom, View4};
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
-use crate::cpu::threads;
 use crate::cpu::winograd::{lanes, load_padded, InputTransform, BAND_TILES, L};
 use crate::dtype::Float;
 use crate::pool::PooledVec;
@@ -23,65 +21,48 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
     let du_len = g.groups * 16 * cout_g * cin_g;
     let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
-    // Each image range sums into its own dU; the sums are added in range order.
+    let band_rows = (BAND_TILES / tw).clamp(1, th);
+    let bands = th.div_ceil(band_rows);
+    let total = g.n * g.groups * bands;
+    // Each range of (image, group, band) items sums into its own dU; the sums are added in
+    // range order.
     let run = |r: Range<usize>, threads: bool, du: &mut [T]| {
-        let band_rows = (BAND_TILES / tw).clamp(1, th);
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
         let mut p = PooledVec::<T>::filled(cin_g * hp * wp, <T as Float>::ZERO);
         let mut v = PooledVec::<T>::uninit(16 * cin_g * band_rows * tw);
         let mut z = PooledVec::<T>::uninit(16 * cout_g * band_rows * tw);
-        for n in r {
-            for grp in 0..g.groups {
+        let mut loaded = None;
+        for item in r {
+            let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
+            if loaded != Some((n, grp)) {
                 load_padded(x, &xv, g, n, grp, hp, wp, p.as_mut_slice());
-                let gyg = &gy[(n * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
-                for ty0 in (0..th).step_by(band_rows) {
-                    let ty1 = (ty0 + band_rows).min(th);
-                    let ntiles = (ty1 - ty0) * tw;
-                    dispatch(InputTransform { p: p.as_slice(), hp, wp, c: cin_g, ty: ty0..ty1, tw, v: v.as_mut_slice() });
-                    dispatch(GradTransform { gy: gyg, c: cout_g, oh: g.oh, ow: g.ow, ty: ty0..ty1, tw, z: z.as_mut_slice() });
-                    for xi in 0..16 {
-                        let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
-                        // SAFETY: Z[ξ] is cout_g x ntiles, V[ξ] cin_g x ntiles (read transposed).
-                        unsafe {
-                            gemm(
-                                cout_g,
-                                cin_g,
-                                ntiles,
-                                MatMut { ptr: dst.as_mut_ptr(), rs: cin_g as isize, cs: 1 },
-                                true,
-                                MatRef { ptr: z.as_slice()[xi * cout_g * ntiles..].as_ptr(), rs: ntiles as isize, cs: 1 },
-                                MatRef { ptr: v.as_slice()[xi * cin_g * ntiles..].as_ptr(), rs: 1, cs: ntiles as isize },
-                                threads,
-                            );
-                        }
-                    }
+                loaded = Some((n, grp));
+            }
+            let gyg = &gy[(n * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
+            let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
+            let ntiles = (ty1 - ty0) * tw;
+            dispatch(InputTransform { p: p.as_slice(), hp, wp, c: cin_g, ty: ty0..ty1, tw, v: v.as_mut_slice() });
+            dispatch(GradTransform { gy: gyg, c: cout_g, oh: g.oh, ow: g.ow, ty: ty0..ty1, tw, z: z.as_mut_slice() });
+            for xi in 0..16 {
+                let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
+                // SAFETY: Z[ξ] is cout_g x ntiles, V[ξ] cin_g x ntiles (read transposed).
+                unsafe {
+                    gemm(
+                        cout_g,
+                        cin_g,
+                        ntiles,
+                        MatMut { ptr: dst.as_mut_ptr(), rs: cin_g as isize, cs: 1 },
+                        true,
+                        MatRef { ptr: z.as_slice()[xi * cout_g * ntiles..].as_ptr(), rs: ntiles as isize, cs: 1 },
+                        MatRef { ptr: v.as_slice()[xi * cin_g * ntiles..].as_ptr(), rs: 1, cs: ntiles as isize },
+                        threads,
+                    );
                 }
             }
         }
     };
     let mut du = PooledVec::<T>::filled(du_len, <T as Float>::ZERO);
-    let t = threads::num_threads();
-    if t > 1 && g.n >= t {
-        let chunks = t.min(g.n);
-        let per = g.n.div_ceil(chunks);
-        let mut partials: Vec<PooledVec<T>> = (1..chunks).map(|_| PooledVec::filled(du_len, <T as Float>::ZERO)).collect();
-        let ptrs: Vec<SendPtr<T>> =
-            std::iter::once(SendPtr(du.as_mut_slice().as_mut_ptr())).chain(partials.iter_mut().map(|p| SendPtr(p.as_mut_slice().as_mut_ptr()))).collect();
-        threads::parallel_ranges(chunks, 1, |cr| {
-            for c in cr {
-                // SAFETY: chunk c owns buffer c, of du_len elements.
-                let acc = unsafe { ptrs[c].slice_mut(0..du_len) };
-                run(c * per..((c + 1) * per).min(g.n), false, acc);
-            }
-        });
-        for p in &partials {
-            for (d, &s) in du.as_mut_slice().iter_mut().zip(p.as_slice()) {
-                *d += s;
-            }
-        }
-    } else {
-        run(0..g.n, true, du.as_mut_slice());
-    }
+    sum_over_items(total, du.as_mut_slice(), run);
     untransform(du.as_slice(), g, gw);
 }
 
@@ -169,7 +150,13 @@ impl<T: ConvElem> SimdKernel for GradTransform<'_, T> {
                         let zr = [*a, lanes(|l| a[l] + b[l]), lanes(|l| a[l] - b[l]), lanes(|l| -b[l])];
                         for (j, zv) in zr.iter().enumerate() {
                             let xi = r * 4 + j;
-                            z[xi * stride + o + k0..xi * stride + o + k0 + cnt].copy_from_slice(&zv[..cnt]);
+                            let at = xi * stride + o + k0;
+                            if cnt == L {
+                                // a fixed-size copy: vector stores, not a memcpy call
+                                z[at..at + L].copy_from_slice(zv);
+                            } else {
+                                z[at..at + cnt].copy_from_slice(&zv[..cnt]);
+                            }
                         }
                     }
                     if k0 + L >= tw {

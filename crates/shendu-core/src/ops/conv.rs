@@ -34,28 +34,17 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Conv2dParams {
-            stride: (1, 1),
-            padding: Padding::Valid,
-            dilation: (1, 1),
-            groups: 1,
-        }
+        Conv2dParams { stride: (1, 1), padding: Padding::Valid, dilation: (1, 1), groups: 1 }
     }
 }
 
 impl Conv2dParams {
     /// The same stride along height and width.
     pub fn with_stride(self, s: usize) -> Self {
-        Conv2dParams {
-            stride: (s, s),
-            ..self
-        }
+        Conv2dParams { stride: (s, s), ..self }
     }
     pub fn with_stride_hw(self, sh: usize, sw: usize) -> Self {
-        Conv2dParams {
-            stride: (sh, sw),
-            ..self
-        }
+        Conv2dParams { stride: (sh, sw), ..self }
     }
     pub fn with_padding(self, padding: Padding) -> Self {
         Conv2dParams { padding, ..self }
@@ -65,16 +54,10 @@ impl Conv2dParams {
         self.with_padding(Padding::symmetric(p))
     }
     pub fn with_dilation(self, d: usize) -> Self {
-        Conv2dParams {
-            dilation: (d, d),
-            ..self
-        }
+        Conv2dParams { dilation: (d, d), ..self }
     }
     pub fn with_dilation_hw(self, dh: usize, dw: usize) -> Self {
-        Conv2dParams {
-            dilation: (dh, dw),
-            ..self
-        }
+        Conv2dParams { dilation: (dh, dw), ..self }
     }
     pub fn with_groups(self, groups: usize) -> Self {
         Conv2dParams { groups, ..self }
@@ -96,16 +79,10 @@ impl ConvSpec {
     pub(crate) fn check(&self, op: &'static str) -> Result<()> {
         let (s, d) = (self.stride, self.dilation);
         if s.0 == 0 || s.1 == 0 {
-            return Err(Error::invalid(
-                op,
-                format!("stride ({}, {}) must be at least 1", s.0, s.1),
-            ));
+            return Err(Error::invalid(op, format!("stride ({}, {}) must be at least 1", s.0, s.1)));
         }
         if d.0 == 0 || d.1 == 0 {
-            return Err(Error::invalid(
-                op,
-                format!("dilation ({}, {}) must be at least 1", d.0, d.1),
-            ));
+            return Err(Error::invalid(op, format!("dilation ({}, {}) must be at least 1", d.0, d.1)));
         }
         if self.groups == 0 {
             return Err(Error::invalid(op, "groups must be at least 1"));
@@ -115,24 +92,12 @@ impl ConvSpec {
 
     fn pads_str(&self) -> String {
         let p = self.pads;
-        format!(
-            "pads (top {}, bottom {}, left {}, right {})",
-            p[0], p[1], p[2], p[3]
-        )
+        format!("pads (top {}, bottom {}, left {}, right {})", p[0], p[1], p[2], p[3])
     }
 
     /// The output size of a convolution of `x` by `w` (both 4-d), or the error users see.
     #[allow(clippy::too_many_arguments)]
-    fn out_hw(
-        &self,
-        op: &'static str,
-        x: &Shape,
-        w: &Shape,
-        h: usize,
-        wd: usize,
-        kh: usize,
-        kw: usize,
-    ) -> Result<(usize, usize)> {
+    fn out_hw(&self, op: &'static str, x: &Shape, w: &Shape, h: usize, wd: usize, kh: usize, kw: usize) -> Result<(usize, usize)> {
         let (s, d, p) = (self.stride, self.dilation, self.pads);
         let oh = conv_output_size(h, kh, s.0, d.0, PadRule::Explicit(p[0], p[1]));
         let ow = conv_output_size(wd, kw, s.1, d.1, PadRule::Explicit(p[2], p[3]));
@@ -156,28 +121,17 @@ impl ConvSpec {
 }
 
 fn dims4(op: &'static str, what: &str, s: &Shape, layout: &str) -> Result<[usize; 4]> {
-    s.dims_n::<4>(op)
-        .map_err(|_| Error::shape(op, format!("{what} {s} must be 4-d {layout}")))
+    s.dims_n::<4>(op).map_err(|_| Error::shape(op, format!("{what} {s} must be 4-d {layout}")))
 }
 
 /// Shape rule of `conv2d`: the kernel geometry, or the error naming op and shapes.
-pub(crate) fn conv_geom(
-    op: &'static str,
-    x: &Shape,
-    w: &Shape,
-    spec: &ConvSpec,
-) -> Result<ConvGeom> {
+pub(crate) fn conv_geom(op: &'static str, x: &Shape, w: &Shape, spec: &ConvSpec) -> Result<ConvGeom> {
     spec.check(op)?;
     let [n, cin, h, wd] = dims4(op, "input", x, "[N, C, H, W]")?;
     let [cout, cin_g, kh, kw] = dims4(op, "weight", w, "[C_out, C_in / groups, kH, kW]")?;
     let groups = spec.groups;
     if cin % groups != 0 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "input {x} has {cin} channels, which groups {groups} does not divide (weight {w})"
-            ),
-        ));
+        return Err(Error::shape(op, format!("input {x} has {cin} channels, which groups {groups} does not divide (weight {w})")));
     }
     if cout % groups != 0 {
         return Err(Error::shape(op, format!("weight {w} has {cout} output channels, which groups {groups} does not divide (input {x})")));
@@ -185,10 +139,7 @@ pub(crate) fn conv_geom(
     if cin_g * groups != cin {
         return Err(Error::shape(
             op,
-            format!(
-                "input {x} has {cin} channels but weight {w} with groups {groups} expects {}",
-                cin_g * groups
-            ),
+            format!("input {x} has {cin} channels but weight {w} with groups {groups} expects {}", cin_g * groups),
         ));
     }
     if kh == 0 || kw == 0 {
@@ -234,19 +185,11 @@ pub(crate) fn geom(
 /// The strided view of a 4-d layout.
 pub(crate) fn view4(l: &Layout) -> View4 {
     let s = l.strides();
-    View4 {
-        offset: l.offset(),
-        strides: [s[0], s[1], s[2], s[3]],
-    }
+    View4 { offset: l.offset(), strides: [s[0], s[1], s[2], s[3]] }
 }
 
 /// Runs `f` on two float tensors of one dtype: f32/f64 directly, f16/bf16 through f32.
-pub(crate) fn via_f32_pair(
-    op: &'static str,
-    a: &Tensor,
-    b: &Tensor,
-    f: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
+pub(crate) fn via_f32_pair(op: &'static str, a: &Tensor, b: &Tensor, f: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Tensor> {
     a.check_same(b, op)?;
     match a.dtype() {
         DType::F16 | DType::BF16 => {
@@ -260,14 +203,9 @@ pub(crate) fn via_f32_pair(
 fn conv_forward<T: ConvElem>(x: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
     let mut out = PooledVec::<T>::uninit(g.n * g.cout * g.oh * g.ow);
     x.with_slice("conv2d", |xs: &[T], xl| {
-        w.with_contiguous("conv2d", |ws: &[T]| {
-            kernels::forward(xs, view4(xl), ws, g, out.as_mut_slice())
-        })
+        w.with_contiguous("conv2d", |ws: &[T]| kernels::forward(xs, view4(xl), ws, g, out.as_mut_slice()))
     })??;
-    Ok(Tensor::from_pooled(
-        out,
-        Shape::from(vec![g.n, g.cout, g.oh, g.ow]),
-    ))
+    Ok(Tensor::from_pooled(out, Shape::from(vec![g.n, g.cout, g.oh, g.ow])))
 }
 
 /// 2-D convolution (cross-correlation, as in PyTorch) of `[N, C_in, H, W]` by
@@ -283,9 +221,7 @@ impl Op for Conv2d {
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let g = conv_geom("conv2d", inputs[0].shape(), inputs[1].shape(), &self.spec)?;
-        via_f32_pair("conv2d", inputs[0], inputs[1], |x, w| {
-            with_float!(x.dtype(), "conv2d", |T| conv_forward::<T>(x, w, &g))
-        })
+        via_f32_pair("conv2d", inputs[0], inputs[1], |x, w| with_float!(x.dtype(), "conv2d", |T| conv_forward::<T>(x, w, &g)))
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
         let (x, w) = (inputs[0], inputs[1]);
@@ -313,20 +249,8 @@ impl Op for Conv2d {
                 self.spec.pads[3],
             )?,
         );
-        let gx = G::apply(
-            ConvTranspose2d {
-                spec: self.spec,
-                output_padding,
-            },
-            &[grad, w],
-        )?;
-        let gw = G::apply(
-            Conv2dWeightGrad {
-                spec: self.spec,
-                kernel: (wd[2], wd[3]),
-            },
-            &[x, grad],
-        )?;
+        let gx = G::apply(ConvTranspose2d { spec: self.spec, output_padding }, &[grad, w])?;
+        let gw = G::apply(Conv2dWeightGrad { spec: self.spec, kernel: (wd[2], wd[3]) }, &[x, grad])?;
         Ok(vec![Some(gx), Some(gw)])
     }
 }
@@ -383,9 +307,7 @@ fn weight_grad<T: ConvElem>(x: &Tensor, gy: &Tensor, g: &ConvGeom) -> Result<Ten
     let shape = Shape::from(vec![g.cout, g.cin / g.groups, g.kh, g.kw]);
     let mut out = PooledVec::<T>::uninit(shape.elem_count());
     x.with_slice("conv2d_weight_grad", |xs: &[T], xl| {
-        gy.with_contiguous("conv2d_weight_grad", |gs: &[T]| {
-            kernels::backward_weight(xs, view4(xl), gs, g, out.as_mut_slice())
-        })
+        gy.with_contiguous("conv2d_weight_grad", |gs: &[T]| kernels::backward_weight(xs, view4(xl), gs, g, out.as_mut_slice()))
     })??;
     Ok(Tensor::from_pooled(out, shape))
 }
@@ -397,9 +319,7 @@ impl Op for Conv2dWeightGrad {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let g = self.geom(inputs[0].shape(), inputs[1].shape())?;
         via_f32_pair("conv2d_weight_grad", inputs[0], inputs[1], |x, gy| {
-            with_float!(x.dtype(), "conv2d_weight_grad", |T| weight_grad::<T>(
-                x, gy, &g
-            ))
+            with_float!(x.dtype(), "conv2d_weight_grad", |T| weight_grad::<T>(x, gy, &g))
         })
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
@@ -409,39 +329,11 @@ impl Op for Conv2dWeightGrad {
         let (xd, gd) = (xs.dims(), gs.dims());
         let (s, d, p) = (self.spec.stride, self.spec.dilation, self.spec.pads);
         let output_padding = (
-            transpose_output_padding(
-                "conv2d_weight_grad backward",
-                xd[2],
-                gd[2],
-                self.kernel.0,
-                s.0,
-                d.0,
-                p[0],
-                p[1],
-            )?,
-            transpose_output_padding(
-                "conv2d_weight_grad backward",
-                xd[3],
-                gd[3],
-                self.kernel.1,
-                s.1,
-                d.1,
-                p[2],
-                p[3],
-            )?,
+            transpose_output_padding("conv2d_weight_grad backward", xd[2], gd[2], self.kernel.0, s.0, d.0, p[0], p[1])?,
+            transpose_output_padding("conv2d_weight_grad backward", xd[3], gd[3], self.kernel.1, s.1, d.1, p[2], p[3])?,
         );
-        let gx = G::apply(
-            ConvTranspose2d {
-                spec: self.spec,
-                output_padding,
-            },
-            &[gy, grad],
-        )?;
-        let ggy = narrow_hw(
-            G::apply(Conv2d { spec: self.spec }, &[x, grad])?,
-            gd[2],
-            gd[3],
-        )?;
+        let gx = G::apply(ConvTranspose2d { spec: self.spec, output_padding }, &[gy, grad])?;
+        let ggy = narrow_hw(G::apply(Conv2d { spec: self.spec }, &[x, grad])?, gd[2], gd[3])?;
         Ok(vec![Some(gx), Some(ggy)])
     }
 }
@@ -479,33 +371,15 @@ impl Tensor {
     /// 1-D convolution of `[N, C_in, L]` by `[C_out, C_in / groups, k]`, giving
     /// `[N, C_out, oL]`; computed as a [`Tensor::conv2d`] of height 1. `padding` is `Same`,
     /// `Valid` or explicit with only left and right pads ([`Padding::horizontal`]).
-    pub fn conv1d(
-        &self,
-        weight: &Tensor,
-        stride: usize,
-        padding: Padding,
-        dilation: usize,
-        groups: usize,
-    ) -> Result<Tensor> {
+    pub fn conv1d(&self, weight: &Tensor, stride: usize, padding: Padding, dilation: usize, groups: usize) -> Result<Tensor> {
         const OP: &str = "conv1d";
         if self.rank() != 3 {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "input {} must be 3-d [N, C, L] (weight {})",
-                    self.shape(),
-                    weight.shape()
-                ),
-            ));
+            return Err(Error::shape(OP, format!("input {} must be 3-d [N, C, L] (weight {})", self.shape(), weight.shape())));
         }
         if weight.rank() != 3 {
             return Err(Error::shape(
                 OP,
-                format!(
-                    "weight {} must be 3-d [C_out, C_in / groups, k] (input {})",
-                    weight.shape(),
-                    self.shape()
-                ),
+                format!("weight {} must be 3-d [C_out, C_in / groups, k] (input {})", weight.shape(), self.shape()),
             ));
         }
         if let Padding::Explicit { top, bottom, .. } = padding {
@@ -513,61 +387,23 @@ impl Tensor {
                 return Err(Error::invalid(OP, format!("padding {padding:?} has top/bottom pads; use Padding::horizontal(left, right)")));
             }
         }
-        let params = Conv2dParams {
-            stride: (1, stride),
-            padding,
-            dilation: (1, dilation),
-            groups,
-        };
+        let params = Conv2dParams { stride: (1, stride), padding, dilation: (1, dilation), groups };
         let (x, w) = (self.unsqueeze(2)?, weight.unsqueeze(2)?);
         let spec = resolve_spec(OP, x.shape(), w.shape(), &params)?;
         // Name the 1-d op and shapes in errors from the 2-d shape rule.
-        conv_geom(OP, x.shape(), w.shape(), &spec).map_err(|e| {
-            Error::shape(
-                OP,
-                format!(
-                    "{e} (as 2-d; input {}, weight {})",
-                    self.shape(),
-                    weight.shape()
-                ),
-            )
-        })?;
+        conv_geom(OP, x.shape(), w.shape(), &spec)
+            .map_err(|e| Error::shape(OP, format!("{e} (as 2-d; input {}, weight {})", self.shape(), weight.shape())))?;
         apply(Conv2d { spec }, &[&x, &w])?.squeeze(2)
     }
 }
 
 /// Resolves `params` (including TensorFlow `Same` pads for this input size) into explicit pads.
-pub(crate) fn resolve_spec(
-    op: &'static str,
-    x: &Shape,
-    w: &Shape,
-    params: &Conv2dParams,
-) -> Result<ConvSpec> {
-    let spec = ConvSpec {
-        stride: params.stride,
-        pads: [0; 4],
-        dilation: params.dilation,
-        groups: params.groups,
-    };
+pub(crate) fn resolve_spec(op: &'static str, x: &Shape, w: &Shape, params: &Conv2dParams) -> Result<ConvSpec> {
+    let spec = ConvSpec { stride: params.stride, pads: [0; 4], dilation: params.dilation, groups: params.groups };
     spec.check(op)?;
     let [_, _, h, wd] = dims4(op, "input", x, "[N, C, H, W]")?;
     let [_, _, kh, kw] = dims4(op, "weight", w, "[C_out, C_in / groups, kH, kW]")?;
-    let (t, b) = resolve_pads(
-        h,
-        kh,
-        params.stride.0,
-        params.dilation.0,
-        params.padding.rule_h(),
-    );
-    let (l, r) = resolve_pads(
-        wd,
-        kw,
-        params.stride.1,
-        params.dilation.1,
-        params.padding.rule_w(),
-    );
-    Ok(ConvSpec {
-        pads: [t, b, l, r],
-        ..spec
-    })
+    let (t, b) = resolve_pads(h, kh, params.stride.0, params.dilation.0, params.padding.rule_h());
+    let (l, r) = resolve_pads(wd, kw, params.stride.1, params.dilation.1, params.padding.rule_w());
+    Ok(ConvSpec { pads: [t, b, l, r], ..spec })
 }

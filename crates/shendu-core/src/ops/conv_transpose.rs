@@ -27,41 +27,23 @@ pub struct ConvTranspose2dParams {
 
 impl Default for ConvTranspose2dParams {
     fn default() -> Self {
-        ConvTranspose2dParams {
-            stride: (1, 1),
-            padding: (0, 0, 0, 0),
-            output_padding: (0, 0),
-            dilation: (1, 1),
-            groups: 1,
-        }
+        ConvTranspose2dParams { stride: (1, 1), padding: (0, 0, 0, 0), output_padding: (0, 0), dilation: (1, 1), groups: 1 }
     }
 }
 
 impl ConvTranspose2dParams {
     pub fn with_stride(self, s: usize) -> Self {
-        ConvTranspose2dParams {
-            stride: (s, s),
-            ..self
-        }
+        ConvTranspose2dParams { stride: (s, s), ..self }
     }
     /// `p` on every side (PyTorch's `padding=p`).
     pub fn with_pad(self, p: usize) -> Self {
-        ConvTranspose2dParams {
-            padding: (p, p, p, p),
-            ..self
-        }
+        ConvTranspose2dParams { padding: (p, p, p, p), ..self }
     }
     pub fn with_output_padding(self, oh: usize, ow: usize) -> Self {
-        ConvTranspose2dParams {
-            output_padding: (oh, ow),
-            ..self
-        }
+        ConvTranspose2dParams { output_padding: (oh, ow), ..self }
     }
     pub fn with_dilation(self, d: usize) -> Self {
-        ConvTranspose2dParams {
-            dilation: (d, d),
-            ..self
-        }
+        ConvTranspose2dParams { dilation: (d, d), ..self }
     }
     pub fn with_groups(self, groups: usize) -> Self {
         ConvTranspose2dParams { groups, ..self }
@@ -81,21 +63,12 @@ impl ConvTranspose2d {
     fn geom(&self, x: &Shape, w: &Shape) -> Result<ConvGeom> {
         const OP: &str = "conv_transpose2d";
         self.spec.check(OP)?;
-        let [n, cin, h, wd] = x
-            .dims_n::<4>(OP)
-            .map_err(|_| Error::shape(OP, format!("input {x} must be 4-d [N, C, H, W]")))?;
-        let [wc, cout_g, kh, kw] = w.dims_n::<4>(OP).map_err(|_| {
-            Error::shape(
-                OP,
-                format!("weight {w} must be 4-d [C_in, C_out / groups, kH, kW]"),
-            )
-        })?;
+        let [n, cin, h, wd] = x.dims_n::<4>(OP).map_err(|_| Error::shape(OP, format!("input {x} must be 4-d [N, C, H, W]")))?;
+        let [wc, cout_g, kh, kw] =
+            w.dims_n::<4>(OP).map_err(|_| Error::shape(OP, format!("weight {w} must be 4-d [C_in, C_out / groups, kH, kW]")))?;
         let groups = self.spec.groups;
         if wc != cin {
-            return Err(Error::shape(
-                OP,
-                format!("input {x} has {cin} channels but weight {w} expects {wc} (its first dim)"),
-            ));
+            return Err(Error::shape(OP, format!("input {x} has {cin} channels but weight {w} expects {wc} (its first dim)")));
         }
         if cin % groups != 0 {
             return Err(Error::shape(OP, format!("input {x} has {cin} channels, which groups {groups} does not divide (weight {w})")));
@@ -103,28 +76,11 @@ impl ConvTranspose2d {
         if kh == 0 || kw == 0 {
             return Err(Error::shape(OP, format!("weight {w} has an empty kernel")));
         }
-        let (s, d, p, op) = (
-            self.spec.stride,
-            self.spec.dilation,
-            self.spec.pads,
-            self.output_padding,
-        );
-        let size = |inp: usize,
-                    k: usize,
-                    s: usize,
-                    d: usize,
-                    pb: usize,
-                    pe: usize,
-                    op: usize|
-         -> Option<usize> {
-            ((inp.max(1) - 1) * s + effective_kernel(k, d) + op)
-                .checked_sub(pb + pe)
-                .filter(|&v| v > 0 && inp > 0)
+        let (s, d, p, op) = (self.spec.stride, self.spec.dilation, self.spec.pads, self.output_padding);
+        let size = |inp: usize, k: usize, s: usize, d: usize, pb: usize, pe: usize, op: usize| -> Option<usize> {
+            ((inp.max(1) - 1) * s + effective_kernel(k, d) + op).checked_sub(pb + pe).filter(|&v| v > 0 && inp > 0)
         };
-        let (Some(oh), Some(ow)) = (
-            size(h, kh, s.0, d.0, p[0], p[1], op.0),
-            size(wd, kw, s.1, d.1, p[2], p[3], op.1),
-        ) else {
+        let (Some(oh), Some(ow)) = (size(h, kh, s.0, d.0, p[0], p[1], op.0), size(wd, kw, s.1, d.1, p[2], p[3], op.1)) else {
             return Err(Error::shape(
                 OP,
                 format!(
@@ -134,32 +90,16 @@ impl ConvTranspose2d {
             ));
         };
         // The convolution runs from the output (its input) back to this op's input.
-        Ok(geom(
-            n,
-            cout_g * groups,
-            oh,
-            ow,
-            cin,
-            kh,
-            kw,
-            h,
-            wd,
-            &self.spec,
-        ))
+        Ok(geom(n, cout_g * groups, oh, ow, cin, kh, kw, h, wd, &self.spec))
     }
 }
 
 fn transpose_forward<T: ConvElem>(x: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
     let mut out = PooledVec::<T>::uninit(g.n * g.cin * g.h * g.w);
     x.with_contiguous("conv_transpose2d", |xs: &[T]| {
-        w.with_contiguous("conv_transpose2d", |ws: &[T]| {
-            kernels::backward_data(xs, ws, g, out.as_mut_slice())
-        })
+        w.with_contiguous("conv_transpose2d", |ws: &[T]| kernels::backward_data(xs, ws, g, out.as_mut_slice()))
     })??;
-    Ok(Tensor::from_pooled(
-        out,
-        Shape::from(vec![g.n, g.cin, g.h, g.w]),
-    ))
+    Ok(Tensor::from_pooled(out, Shape::from(vec![g.n, g.cin, g.h, g.w])))
 }
 
 impl Op for ConvTranspose2d {
@@ -169,9 +109,7 @@ impl Op for ConvTranspose2d {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let g = self.geom(inputs[0].shape(), inputs[1].shape())?;
         via_f32_pair("conv_transpose2d", inputs[0], inputs[1], |x, w| {
-            with_float!(x.dtype(), "conv_transpose2d", |T| transpose_forward::<T>(
-                x, w, &g
-            ))
+            with_float!(x.dtype(), "conv_transpose2d", |T| transpose_forward::<T>(x, w, &g))
         })
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
@@ -180,18 +118,8 @@ impl Op for ConvTranspose2d {
         let (xd, wd) = (xs.dims(), ws.dims());
         // y = conv2d-adjoint(x): gx = conv2d(gy, w) (cut to x's size when output padding reaches
         // past a stride), gw = the convolution weight gradient with gy as its input.
-        let gx = narrow_hw(
-            G::apply(Conv2d { spec: self.spec }, &[grad, w])?,
-            xd[2],
-            xd[3],
-        )?;
-        let gw = G::apply(
-            Conv2dWeightGrad {
-                spec: self.spec,
-                kernel: (wd[2], wd[3]),
-            },
-            &[grad, x],
-        )?;
+        let gx = narrow_hw(G::apply(Conv2d { spec: self.spec }, &[grad, w])?, xd[2], xd[3])?;
+        let gw = G::apply(Conv2dWeightGrad { spec: self.spec, kernel: (wd[2], wd[3]) }, &[grad, x])?;
         Ok(vec![Some(gx), Some(gw)])
     }
 }
@@ -208,11 +136,7 @@ impl Tensor {
     /// let y = x.conv_transpose2d(&w, &ConvTranspose2dParams::default().with_stride(2)).unwrap();
     /// assert_eq!(y.dims(), &[1, 1, 4, 4]);
     /// ```
-    pub fn conv_transpose2d(
-        &self,
-        weight: &Tensor,
-        params: &ConvTranspose2dParams,
-    ) -> Result<Tensor> {
+    pub fn conv_transpose2d(&self, weight: &Tensor, params: &ConvTranspose2dParams) -> Result<Tensor> {
         const OP: &str = "conv_transpose2d";
         let (s, d, op) = (params.stride, params.dilation, params.output_padding);
         if op.0 >= s.0.max(d.0) || op.1 >= s.1.max(d.1) {
@@ -232,18 +156,7 @@ impl Tensor {
             ));
         }
         let p = params.padding;
-        let spec = ConvSpec {
-            stride: s,
-            pads: [p.0, p.1, p.2, p.3],
-            dilation: d,
-            groups: params.groups,
-        };
-        apply(
-            ConvTranspose2d {
-                spec,
-                output_padding: op,
-            },
-            &[self, weight],
-        )
+        let spec = ConvSpec { stride: s, pads: [p.0, p.1, p.2, p.3], dilation: d, groups: params.groups };
+        apply(ConvTranspose2d { spec, output_padding: op }, &[self, weight])
     }
 }

@@ -25,8 +25,7 @@ pub struct PoolSpec {
 }
 
 fn dims4(op: &'static str, x: &Shape) -> Result<[usize; 4]> {
-    x.dims_n::<4>(op)
-        .map_err(|_| Error::shape(op, format!("input {x} must be 4-d [N, C, H, W]")))
+    x.dims_n::<4>(op).map_err(|_| Error::shape(op, format!("input {x} must be 4-d [N, C, H, W]")))
 }
 
 impl PoolSpec {
@@ -40,13 +39,7 @@ impl PoolSpec {
         ceil_mode: bool,
     ) -> Result<PoolSpec> {
         let [_, _, h, w] = dims4(op, x)?;
-        if kernel.0 == 0
-            || kernel.1 == 0
-            || stride.0 == 0
-            || stride.1 == 0
-            || dilation.0 == 0
-            || dilation.1 == 0
-        {
+        if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 || dilation.0 == 0 || dilation.1 == 0 {
             return Err(Error::invalid(
                 op,
                 format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must all be at least 1 (input {x})"),
@@ -56,13 +49,7 @@ impl PoolSpec {
         let (l, r) = resolve_pads(w, kernel.1, stride.1, dilation.1, padding.rule_w());
         // TensorFlow's Same already rounds up.
         let ceil_mode = ceil_mode && padding != Padding::Same;
-        let spec = PoolSpec {
-            kernel,
-            stride,
-            pads: [t, b, l, r],
-            dilation,
-            ceil_mode,
-        };
+        let spec = PoolSpec { kernel, stride, pads: [t, b, l, r], dilation, ceil_mode };
         spec.out_hw(op, x)?;
         Ok(spec)
     }
@@ -71,39 +58,21 @@ impl PoolSpec {
     fn out_hw(&self, op: &'static str, x: &Shape) -> Result<([usize; 4], usize, usize)> {
         let d = dims4(op, x)?;
         let (k, s, dl, p) = (self.kernel, self.stride, self.dilation, self.pads);
-        let oh = pool_output_size(
-            d[2],
-            k.0,
-            s.0,
-            dl.0,
-            PadRule::Explicit(p[0], p[1]),
-            self.ceil_mode,
-        );
-        let ow = pool_output_size(
-            d[3],
-            k.1,
-            s.1,
-            dl.1,
-            PadRule::Explicit(p[2], p[3]),
-            self.ceil_mode,
-        );
+        let oh = pool_output_size(d[2], k.0, s.0, dl.0, PadRule::Explicit(p[0], p[1]), self.ceil_mode);
+        let ow = pool_output_size(d[3], k.1, s.1, dl.1, PadRule::Explicit(p[2], p[3]), self.ceil_mode);
         match (oh, ow) {
             (Ok(oh), Ok(ow)) => Ok((d, oh, ow)),
             _ => Err(Error::shape(
                 op,
-                format!("kernel {}x{} with dilation {:?} does not fit input {x} padded by {:?} (top, bottom, left, right)", k.0, k.1, dl, p),
+                format!(
+                    "kernel {}x{} with dilation {:?} does not fit input {x} padded by {:?} (top, bottom, left, right)",
+                    k.0, k.1, dl, p
+                ),
             )),
         }
     }
 
-    fn windows(
-        &self,
-        h: usize,
-        w: usize,
-        oh: usize,
-        ow: usize,
-        include_pad: bool,
-    ) -> (Vec<Win>, Vec<Win>) {
+    fn windows(&self, h: usize, w: usize, oh: usize, ow: usize, include_pad: bool) -> (Vec<Win>, Vec<Win>) {
         let (k, s, d, p) = (self.kernel, self.stride, self.dilation, self.pads);
         (
             kernels::pool_windows(oh, h, k.0, s.0, d.0, p[0], p[1], include_pad),
@@ -113,12 +82,7 @@ impl PoolSpec {
 }
 
 /// Runs a one-input plane kernel: `f(x, out)` on contiguous data.
-fn plane_op<T: Float>(
-    op: &'static str,
-    x: &Tensor,
-    out_shape: Shape,
-    f: impl FnOnce(&[T], &mut [T]),
-) -> Result<Tensor> {
+fn plane_op<T: Float>(op: &'static str, x: &Tensor, out_shape: Shape, f: impl FnOnce(&[T], &mut [T])) -> Result<Tensor> {
     let mut out = PooledVec::<T>::uninit(out_shape.elem_count());
     x.with_contiguous(op, |s: &[T]| f(s, out.as_mut_slice()))?;
     Ok(Tensor::from_pooled(out, out_shape))
@@ -145,28 +109,16 @@ pub struct MaxPool2dGather {
     pub spec: PoolSpec,
 }
 
-fn max_pool_run(
-    op: &'static str,
-    spec: &PoolSpec,
-    x: &Tensor,
-    src: Option<&Tensor>,
-    mode: MaxMode,
-) -> Result<Tensor> {
+fn max_pool_run(op: &'static str, spec: &PoolSpec, x: &Tensor, src: Option<&Tensor>, mode: MaxMode) -> Result<Tensor> {
     let (d, oh, ow) = spec.out_hw(op, x.shape())?;
     let [n, c, h, w] = d;
     let (wy, wx) = spec.windows(h, w, oh, ow, false);
-    let out_shape = if mode == MaxMode::Scatter {
-        x.shape().clone()
-    } else {
-        Shape::from(vec![n, c, oh, ow])
-    };
+    let out_shape = if mode == MaxMode::Scatter { x.shape().clone() } else { Shape::from(vec![n, c, oh, ow]) };
     let run = |x: &Tensor, src: &Tensor| {
         with_float!(x.dtype(), op, |T| {
             let mut out = PooledVec::<T>::uninit(out_shape.elem_count());
             x.with_contiguous(op, |xs: &[T]| {
-                src.with_contiguous(op, |ss: &[T]| {
-                    kernels::max_pool(xs, ss, n * c, h, w, &wy, &wx, mode, out.as_mut_slice())
-                })
+                src.with_contiguous(op, |ss: &[T]| kernels::max_pool(xs, ss, n * c, h, w, &wy, &wx, mode, out.as_mut_slice()))
             })??;
             Ok(Tensor::from_pooled(out, out_shape.clone()))
         })
@@ -174,20 +126,9 @@ fn max_pool_run(
     match src {
         None => via_f32_if_half(x, |x| run(x, x)),
         Some(s) => {
-            let want = if mode == MaxMode::Scatter {
-                Shape::from(vec![n, c, oh, ow])
-            } else {
-                x.shape().clone()
-            };
+            let want = if mode == MaxMode::Scatter { Shape::from(vec![n, c, oh, ow]) } else { x.shape().clone() };
             if s.shape() != &want {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "second input {} must have shape {want} for input {}",
-                        s.shape(),
-                        x.shape()
-                    ),
-                ));
+                return Err(Error::shape(op, format!("second input {} must have shape {want} for input {}", s.shape(), x.shape())));
             }
             via_f32_pair(op, x, s, run)
         }
@@ -202,10 +143,7 @@ impl Op for MaxPool2d {
         max_pool_run("max_pool2d", &self.spec, inputs[0], None, MaxMode::Forward)
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
-        Ok(vec![Some(G::apply(
-            MaxPool2dScatter { spec: self.spec },
-            &[inputs[0], grad],
-        )?)])
+        Ok(vec![Some(G::apply(MaxPool2dScatter { spec: self.spec }, &[inputs[0], grad])?)])
     }
 }
 
@@ -214,23 +152,11 @@ impl Op for MaxPool2dScatter {
         "max_pool2d_backward"
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        max_pool_run(
-            "max_pool2d_backward",
-            &self.spec,
-            inputs[0],
-            Some(inputs[1]),
-            MaxMode::Scatter,
-        )
+        max_pool_run("max_pool2d_backward", &self.spec, inputs[0], Some(inputs[1]), MaxMode::Scatter)
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
         // The argmax positions are piecewise constant in x.
-        Ok(vec![
-            None,
-            Some(G::apply(
-                MaxPool2dGather { spec: self.spec },
-                &[inputs[0], grad],
-            )?),
-        ])
+        Ok(vec![None, Some(G::apply(MaxPool2dGather { spec: self.spec }, &[inputs[0], grad])?)])
     }
 }
 
@@ -239,22 +165,10 @@ impl Op for MaxPool2dGather {
         "max_pool2d_gather"
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        max_pool_run(
-            "max_pool2d_gather",
-            &self.spec,
-            inputs[0],
-            Some(inputs[1]),
-            MaxMode::Gather,
-        )
+        max_pool_run("max_pool2d_gather", &self.spec, inputs[0], Some(inputs[1]), MaxMode::Gather)
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
-        Ok(vec![
-            None,
-            Some(G::apply(
-                MaxPool2dScatter { spec: self.spec },
-                &[inputs[0], grad],
-            )?),
-        ])
+        Ok(vec![None, Some(G::apply(MaxPool2dScatter { spec: self.spec }, &[inputs[0], grad])?)])
     }
 }
 
@@ -293,12 +207,7 @@ impl AvgWindows {
                 if oh == 0 || ow == 0 || d[2] == 0 || d[3] == 0 {
                     return Err(Error::shape(op, format!("output size ({oh}, {ow}) and the spatial size of input {x} must be non-zero")));
                 }
-                Ok((
-                    d,
-                    Shape::from(vec![d[0], d[1], oh, ow]),
-                    kernels::adaptive_windows(oh, d[2]),
-                    kernels::adaptive_windows(ow, d[3]),
-                ))
+                Ok((d, Shape::from(vec![d[0], d[1], oh, ow]), kernels::adaptive_windows(oh, d[2]), kernels::adaptive_windows(ow, d[3])))
             }
         }
     }
@@ -324,21 +233,19 @@ impl Op for AvgPool2d {
         let op = self.windows.op();
         let (d, out_shape, wy, wx) = self.windows.plan(op, inputs[0].shape())?;
         via_f32_if_half(inputs[0], |x| {
-            with_float!(x.dtype(), op, |T| plane_op::<T>(
-                op,
-                x,
-                out_shape,
-                |s, o| kernels::avg_pool(s, d[0] * d[1], d[2], d[3], &wy, &wx, o)
-            ))
+            with_float!(x.dtype(), op, |T| plane_op::<T>(op, x, out_shape, |s, o| kernels::avg_pool(
+                s,
+                d[0] * d[1],
+                d[2],
+                d[3],
+                &wy,
+                &wx,
+                o
+            )))
         })
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
-        Ok(vec![Some(G::apply(
-            AvgPool2dBackward {
-                windows: self.windows,
-            },
-            &[grad, inputs[0]],
-        )?)])
+        Ok(vec![Some(G::apply(AvgPool2dBackward { windows: self.windows }, &[grad, inputs[0]])?)])
     }
 }
 
@@ -351,39 +258,22 @@ impl Op for AvgPool2dBackward {
         let (gy, like) = (inputs[0], inputs[1]);
         let (d, out_shape, wy, wx) = self.windows.plan(OP, like.shape())?;
         if gy.shape() != &out_shape {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "gradient {} must have shape {out_shape} for input {}",
-                    gy.shape(),
-                    like.shape()
-                ),
-            ));
+            return Err(Error::shape(OP, format!("gradient {} must have shape {out_shape} for input {}", gy.shape(), like.shape())));
         }
         via_f32_if_half(gy, |gy| {
-            with_float!(gy.dtype(), OP, |T| plane_op::<T>(
-                OP,
-                gy,
-                like.shape().clone(),
-                |s, o| kernels::avg_pool_backward(s, d[0] * d[1], d[2], d[3], &wy, &wx, o)
-            ))
+            with_float!(gy.dtype(), OP, |T| plane_op::<T>(OP, gy, like.shape().clone(), |s, o| kernels::avg_pool_backward(
+                s,
+                d[0] * d[1],
+                d[2],
+                d[3],
+                &wy,
+                &wx,
+                o
+            )))
         })
     }
-    fn backward<G: GradOps>(
-        &self,
-        _inputs: &[&G],
-        _output: &G,
-        grad: &G,
-    ) -> Result<Vec<Option<G>>> {
-        Ok(vec![
-            Some(G::apply(
-                AvgPool2d {
-                    windows: self.windows,
-                },
-                &[grad],
-            )?),
-            None,
-        ])
+    fn backward<G: GradOps>(&self, _inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
+        Ok(vec![Some(G::apply(AvgPool2d { windows: self.windows }, &[grad])?), None])
     }
 }
 
@@ -407,15 +297,7 @@ impl Tensor {
         dilation: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Tensor> {
-        let spec = PoolSpec::new(
-            "max_pool2d",
-            self.shape(),
-            kernel,
-            stride,
-            padding,
-            dilation,
-            ceil_mode,
-        )?;
+        let spec = PoolSpec::new("max_pool2d", self.shape(), kernel, stride, padding, dilation, ceil_mode)?;
         apply(MaxPool2d { spec }, &[self])
     }
 
@@ -430,32 +312,14 @@ impl Tensor {
         ceil_mode: bool,
         count_include_pad: bool,
     ) -> Result<Tensor> {
-        let spec = PoolSpec::new(
-            "avg_pool2d",
-            self.shape(),
-            kernel,
-            stride,
-            padding,
-            (1, 1),
-            ceil_mode,
-        )?;
-        apply(
-            AvgPool2d {
-                windows: AvgWindows::Pool(spec, count_include_pad),
-            },
-            &[self],
-        )
+        let spec = PoolSpec::new("avg_pool2d", self.shape(), kernel, stride, padding, (1, 1), ceil_mode)?;
+        apply(AvgPool2d { windows: AvgWindows::Pool(spec, count_include_pad) }, &[self])
     }
 
     /// Average pooling to an `(oh, ow)` output: output `i` averages input rows
     /// `floor(i*H/oh) .. ceil((i+1)*H/oh)` (PyTorch's rule; windows may overlap).
     pub fn adaptive_avg_pool2d(&self, output_size: (usize, usize)) -> Result<Tensor> {
-        apply(
-            AvgPool2d {
-                windows: AvgWindows::Adaptive(output_size.0, output_size.1),
-            },
-            &[self],
-        )
+        apply(AvgPool2d { windows: AvgWindows::Adaptive(output_size.0, output_size.1) }, &[self])
     }
 
     /// The mean over each channel plane: `[N, C, H, W] -> [N, C, 1, 1]`.

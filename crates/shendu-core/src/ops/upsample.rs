@@ -35,17 +35,9 @@ impl Interp {
 }
 
 fn check(op: &'static str, x: &Shape, size: (usize, usize)) -> Result<[usize; 4]> {
-    let d = x
-        .dims_n::<4>(op)
-        .map_err(|_| Error::shape(op, format!("input {x} must be 4-d [N, C, H, W]")))?;
+    let d = x.dims_n::<4>(op).map_err(|_| Error::shape(op, format!("input {x} must be 4-d [N, C, H, W]")))?;
     if size.0 == 0 || size.1 == 0 || d[2] == 0 || d[3] == 0 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "output size ({}, {}) and the spatial size of input {x} must be non-zero",
-                size.0, size.1
-            ),
-        ));
+        return Err(Error::shape(op, format!("output size ({}, {}) and the spatial size of input {x} must be non-zero", size.0, size.1)));
     }
     Ok(d)
 }
@@ -75,35 +67,17 @@ impl Op for Upsample2d {
         let (oh, ow) = self.size;
         via_f32_if_half(inputs[0], |x| {
             with_float!(x.dtype(), op, |T| {
-                let (ty, tx) = (
-                    self.mode.tables(x.dtype(), oh, h),
-                    self.mode.tables(x.dtype(), ow, w),
-                );
+                let (ty, tx) = (self.mode.tables(x.dtype(), oh, h), self.mode.tables(x.dtype(), ow, w));
                 let mut out = PooledVec::<T>::uninit(n * c * oh * ow);
                 x.with_contiguous(op, |s: &[T]| {
-                    kernels::interpolate(
-                        s,
-                        n * c,
-                        h,
-                        w,
-                        &ty,
-                        &tx,
-                        self.mode == Interp::Nearest,
-                        out.as_mut_slice(),
-                    )
+                    kernels::interpolate(s, n * c, h, w, &ty, &tx, self.mode == Interp::Nearest, out.as_mut_slice())
                 })?;
                 Ok(Tensor::from_pooled(out, Shape::from(vec![n, c, oh, ow])))
             })
         })
     }
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
-        Ok(vec![Some(G::apply(
-            Upsample2dBackward {
-                size: self.size,
-                mode: self.mode,
-            },
-            &[grad, inputs[0]],
-        )?)])
+        Ok(vec![Some(G::apply(Upsample2dBackward { size: self.size, mode: self.mode }, &[grad, inputs[0]])?)])
     }
 }
 
@@ -122,52 +96,22 @@ impl Op for Upsample2dBackward {
         if gy.dims() != [n, c, oh, ow] {
             return Err(Error::shape(
                 op,
-                format!(
-                    "gradient {} must have shape [{n}, {c}, {oh}, {ow}] for input {}",
-                    gy.shape(),
-                    like.shape()
-                ),
+                format!("gradient {} must have shape [{n}, {c}, {oh}, {ow}] for input {}", gy.shape(), like.shape()),
             ));
         }
         via_f32_if_half(gy, |gy| {
             with_float!(gy.dtype(), op, |T| {
-                let (ty, tx) = (
-                    self.mode.tables(gy.dtype(), oh, h),
-                    self.mode.tables(gy.dtype(), ow, w),
-                );
+                let (ty, tx) = (self.mode.tables(gy.dtype(), oh, h), self.mode.tables(gy.dtype(), ow, w));
                 let mut out = PooledVec::<T>::uninit(n * c * h * w);
                 gy.with_contiguous(op, |s: &[T]| {
-                    kernels::interpolate_backward(
-                        s,
-                        n * c,
-                        h,
-                        w,
-                        &ty,
-                        &tx,
-                        self.mode == Interp::Nearest,
-                        out.as_mut_slice(),
-                    )
+                    kernels::interpolate_backward(s, n * c, h, w, &ty, &tx, self.mode == Interp::Nearest, out.as_mut_slice())
                 })?;
                 Ok(Tensor::from_pooled(out, like.shape().clone()))
             })
         })
     }
-    fn backward<G: GradOps>(
-        &self,
-        _inputs: &[&G],
-        _output: &G,
-        grad: &G,
-    ) -> Result<Vec<Option<G>>> {
-        Ok(vec![
-            Some(G::apply(
-                Upsample2d {
-                    size: self.size,
-                    mode: self.mode,
-                },
-                &[grad],
-            )?),
-            None,
-        ])
+    fn backward<G: GradOps>(&self, _inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
+        Ok(vec![Some(G::apply(Upsample2d { size: self.size, mode: self.mode }, &[grad])?), None])
     }
 }
 
@@ -182,13 +126,7 @@ impl Tensor {
     /// assert_eq!(y.to_vec::<f32>().unwrap(), vec![1., 1., 2., 2., 3., 3., 4., 4.]);
     /// ```
     pub fn upsample_nearest2d(&self, size: (usize, usize)) -> Result<Tensor> {
-        apply(
-            Upsample2d {
-                size,
-                mode: Interp::Nearest,
-            },
-            &[self],
-        )
+        apply(Upsample2d { size, mode: Interp::Nearest }, &[self])
     }
 
     /// Bilinear resize of `[N, C, H, W]` to `[N, C, oh, ow]` (PyTorch's
@@ -196,12 +134,6 @@ impl Tensor {
     /// of input and output coincide (`src = o * (H-1)/(oh-1)`); without, pixel centres are
     /// scaled (`src = (o + 0.5) * H/oh - 0.5`, clamped at 0).
     pub fn upsample_bilinear2d(&self, size: (usize, usize), align_corners: bool) -> Result<Tensor> {
-        apply(
-            Upsample2d {
-                size,
-                mode: Interp::Bilinear { align_corners },
-            },
-            &[self],
-        )
+        apply(Upsample2d { size, mode: Interp::Bilinear { align_corners } }, &[self])
     }
 }
