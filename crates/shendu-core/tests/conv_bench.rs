@@ -53,6 +53,30 @@ fn bench_conv_workloads() {
     let pd = p.with_groups(128);
     let flop = 2.0 * 32.0 * 64.0 * 64.0 * 9.0 * 784.0;
     let only = std::env::var("ONLY").unwrap_or_default();
+    if only.contains("threads") {
+        // Interleaved A/B at 2 threads: work items per thread vs threaded gemms.
+        set_num_threads(2);
+        for (name, wino) in [("winograd", true), ("im2col", false)] {
+            shendu_core::cpu::winograd::set_enabled(wino);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for rep in 0..reps * 2 + 2 {
+                for (items, v) in [(true, &mut a), (false, &mut b)] {
+                    shendu_core::cpu::winograd::set_item_threads(items);
+                    let (xv, wv) = (Var::new(x.clone()), Var::new(w.clone()));
+                    let s = Instant::now();
+                    let y = xv.conv2d(&wv, &p).unwrap();
+                    y.backward_with_grad(&gy, false).unwrap();
+                    if rep >= 2 {
+                        v.push(s.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+            }
+            a.sort_by(|x, y| x.total_cmp(y));
+            b.sort_by(|x, y| x.total_cmp(y));
+            println!("threads 2, {name} fwd+bwd: items {:.2} ms (min {:.2}), gemm threads {:.2} ms (min {:.2})", a[a.len() / 2], a[0], b[b.len() / 2], b[0]);
+        }
+        return;
+    }
     if only.contains("ab") {
         // Interleaved A/B: Winograd on/off for the forward, the op mix of fwd+bwd.
         set_num_threads(1);
@@ -102,6 +126,9 @@ fn bench_conv_workloads() {
         });
         let (xv, wv) = (Var::new(x.clone()), Var::new(w.clone()));
         let fb = median_ms(reps, || {
+            // like torch.autograd.grad: no accumulation into .grad from earlier reps
+            xv.zero_grad();
+            wv.zero_grad();
             let y = xv.conv2d(&wv, &p).unwrap();
             let g = y.backward_with_grad(&gy, false).unwrap();
             assert!(g.get(&xv).is_some() && g.get(&wv).is_some());

@@ -359,7 +359,7 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
 /// into `out` in range order, so the result does not depend on scheduling.
 pub(crate) fn sum_over_items<T: ConvElem>(total: usize, out: &mut [T], run: impl Fn(std::ops::Range<usize>, bool, &mut [T]) + Sync) {
     let t = threads::num_threads();
-    if t <= 1 || total < t {
+    if t <= 1 || total < t || !winograd::item_threads() {
         return run(0..total, true, out);
     }
     let per = total.div_ceil(t);

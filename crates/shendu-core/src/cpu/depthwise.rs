@@ -37,6 +37,29 @@ pub struct DwGeom {
     pub pl: usize,
 }
 
+/// Copies a short row (image rows are tens of elements) with inline vector moves: fixed
+/// 8-element chunks and an overlapping last chunk, where `copy_from_slice` would call `memcpy`
+/// once per row.
+#[inline(always)]
+pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    const C: usize = 8;
+    let n = dst.len().min(src.len());
+    if n < C {
+        for (d, &s) in dst[..n].iter_mut().zip(&src[..n]) {
+            *d = s;
+        }
+        return;
+    }
+    let mut i = 0;
+    while i + C <= n {
+        dst[i..i + C].copy_from_slice(&src[i..i + C]);
+        i += C;
+    }
+    if i < n {
+        dst[n - C..n].copy_from_slice(&src[n - C..n]);
+    }
+}
+
 /// A zero-filled scratch plane into which channel planes are copied at a fixed offset.
 struct Padded<T> {
     buf: Vec<T>,
@@ -55,6 +78,7 @@ impl<T: Float> Padded<T> {
     /// Copies an `h x w` plane (element `(y, x)` at `src[base + y*ys + x*xs]`) in; the parts
     /// outside the scratch are cropped. The rest of the scratch keeps its zeros, because every
     /// call writes the same region.
+    #[inline(always)]
     fn load(&mut self, src: &[T], base: usize, ys: usize, xs: usize, h: usize, w: usize) {
         let (top, left) = (self.top, self.left);
         let y0 = (-top).max(0) as usize;
@@ -70,7 +94,7 @@ impl<T: Float> Padded<T> {
             let s = base + y * ys + x0 * xs;
             let dst = &mut self.buf[d..d + n];
             if xs == 1 {
-                dst.copy_from_slice(&src[s..s + n]);
+                copy_short(dst, &src[s..s + n]);
             } else {
                 for (k, o) in dst.iter_mut().enumerate() {
                     *o = src[s + k * xs];
@@ -184,7 +208,7 @@ impl<T: Float> SimdKernel for Fwd<'_, T> {
                 if g.sh == 1 && g.sw == 1 {
                     flat_taps::<T, A>(&p.buf, wp, k, g.kh, g.kw, g.dh, g.dw, &mut f, false);
                     for (y, row) in o.chunks_exact_mut(g.ow).enumerate() {
-                        row.copy_from_slice(&f[y * wp..y * wp + g.ow]);
+                        copy_short(row, &f[y * wp..y * wp + g.ow]);
                     }
                 } else {
                     strided_taps::<T, A>(&p, k, g, o);
@@ -239,7 +263,7 @@ impl<T: Float> SimdKernel for BwdData<'_, T> {
                 // SAFETY: each (n, c) plane is written by exactly one range.
                 let o = unsafe { gx.slice_mut(pc * plane_in..(pc + 1) * plane_in) };
                 for (y, row) in o.chunks_exact_mut(g.w).enumerate() {
-                    row.copy_from_slice(&f[y * wp..y * wp + g.w]);
+                    copy_short(row, &f[y * wp..y * wp + g.w]);
                 }
             }
         } else {
@@ -271,7 +295,7 @@ impl<T: Float> SimdKernel for BwdData<'_, T> {
                 let o = unsafe { gx.slice_mut(pc * plane_in..(pc + 1) * plane_in) };
                 for (y, row) in o.chunks_exact_mut(g.w).enumerate() {
                     let s = (y + g.pt) * wp + g.pl;
-                    row.copy_from_slice(&acc[s..s + g.w]);
+                    copy_short(row, &acc[s..s + g.w]);
                 }
             }
         }

@@ -110,7 +110,7 @@ pub fn im2col<T: Copy + Default>(x: &[T], v: &PlaneView, g: &ColGeom, oy0: usize
                         let step = g.sw * v.xs;
                         let out = &mut row[xlo..xhi];
                         if step == 1 {
-                            out.copy_from_slice(&x[src..src + out.len()]);
+                            crate::cpu::depthwise::copy_short(out, &x[src..src + out.len()]);
                         } else {
                             for (k, o) in out.iter_mut().enumerate() {
                                 *o = x[src + k * step];

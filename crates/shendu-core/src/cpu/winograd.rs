@@ -119,12 +119,25 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     });
 }
 
+static ITEM_THREADS: AtomicBool = AtomicBool::new(true);
+
+/// Chooses how convolutions use several threads: whole work items per thread (the default,
+/// measured faster: no synchronisation inside an item), or one item at a time with threaded
+/// gemms. For benchmarks.
+pub fn set_item_threads(on: bool) {
+    ITEM_THREADS.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn item_threads() -> bool {
+    ITEM_THREADS.load(Ordering::Relaxed)
+}
+
 /// Runs `f(items, allow_gemm_threads)` over `0..total` work items (image, group, band of tile
 /// rows): contiguous ranges per thread when there are enough items, else all of them here with
 /// threaded gemms.
 pub(crate) fn for_items(total: usize, f: impl Fn(Range<usize>, bool) + Sync) {
     let t = threads::num_threads();
-    if t > 1 && total >= t {
+    if t > 1 && total >= t && ITEM_THREADS.load(Ordering::Relaxed) {
         threads::parallel_ranges(total, 1, |r| f(r, false));
     } else {
         f(0..total, true);
