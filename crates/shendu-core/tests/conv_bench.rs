@@ -112,6 +112,31 @@ fn bench_conv_workloads() {
     let list = std::env::var("THREADS").unwrap_or_else(|_| "1,2".into());
     for threads in list.split(',').filter_map(|t| t.trim().parse::<usize>().ok()) {
         set_num_threads(threads);
+        if only.contains("W3parts") {
+            use shendu_core::ops::conv::{Conv2dWeightGrad, ConvSpec};
+            use shendu_core::ops::conv_transpose::ConvTranspose2d;
+            use shendu_core::Op;
+            let spec = ConvSpec { stride: (1, 1), pads: [1; 4], dilation: (1, 1), groups: 128 };
+            let bd = median_ms(reps, || {
+                ConvTranspose2d { spec, output_padding: (0, 0) }.forward(&[&xd, &wd]).unwrap();
+            });
+            let bw = median_ms(reps, || {
+                Conv2dWeightGrad { spec, kernel: (3, 3) }.forward(&[&xd, &xd]).unwrap();
+            });
+            println!("threads {threads}: W3 backward-data {bd:.2} ms | backward-weight {bw:.2} ms");
+            continue;
+        }
+        if only.contains("W3B") {
+            let (xdv, wdv) = (Var::new(xd.clone()), Var::new(wd.clone()));
+            let dwb = median_ms(reps, || {
+                xdv.zero_grad();
+                wdv.zero_grad();
+                let y = xdv.conv2d(&wdv, &pd).unwrap();
+                y.backward_with_grad(&xd, false).unwrap();
+            });
+            println!("threads {threads}: W3 dwconv fwd+bwd {dwb:.2} ms");
+            continue;
+        }
         if !want("W2") {
             let dw = median_ms(reps, || {
                 let _g = shendu_core::no_grad();
@@ -150,6 +175,14 @@ fn bench_conv_workloads() {
             });
             println!("threads {threads}: W2 backward-data {bd:.2} ms | backward-weight {bw:.2} ms");
         }
+        let (xdv, wdv) = (Var::new(xd.clone()), Var::new(wd.clone()));
+        let dwb = median_ms(reps, || {
+            xdv.zero_grad();
+            wdv.zero_grad();
+            let y = xdv.conv2d(&wdv, &pd).unwrap();
+            y.backward_with_grad(&xd, false).unwrap();
+        });
+        println!("threads {threads}: W3 dwconv fwd+bwd {dwb:.2} ms");
         println!(
             "threads {threads}: W2 conv fwd {fwd:.2} ms ({:.1} GFLOP/s) | W2 conv fwd+bwd {fb:.2} ms | W3 dwconv fwd {dw:.2} ms",
             flop / fwd / 1e6

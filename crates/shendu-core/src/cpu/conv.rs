@@ -4,13 +4,20 @@
 //! Paths, chosen per call:
 //! - one input channel per group (depthwise, and e.g. a first layer on grey images): the direct
 //!   kernels of [`super::depthwise`];
+//! - 3x3, stride 1, undilated, at least 16 channels in and out per group: Winograd F(2x2, 3x3)
+//!   ([`super::winograd`], [`super::winograd_wgrad`]), 2.25x fewer multiply-adds;
 //! - 1x1, stride 1, unpadded: plain gemms on the images, no column matrix;
 //! - everything else: im2col of one band of output rows at a time into a per-thread buffer, then
-//!   a gemm (the band stays in L2 between the two), and col2im for the input gradient.
+//!   a gemm (the band stays in L2 between the two).
 //!
-//! With several threads and at least as many images, threads take whole images (no
-//! synchronisation inside an image, measured faster than threading inside the gemms); with fewer
-//! images the gemms thread.
+//! The input gradient of a stride-1 convolution is computed as the forward convolution of the
+//! output gradient with the flipped kernel (so it takes the paths above); strided ones use a gemm
+//! and col2im.
+//!
+//! Threads take contiguous ranges of work items (image, group, band of output rows) when there
+//! are at least as many items as threads: no synchronisation inside an item, measured faster on
+//! 2 threads than threading inside the gemms (`threads` in tests/conv_bench.rs). With fewer items
+//! the gemms thread. Weight gradients sum per-range copies in a fixed order.
 
 use crate::cpu::depthwise::{self, DwGeom};
 use crate::cpu::elementwise::SendPtr;

@@ -302,23 +302,73 @@ impl<T: Float> SimdKernel for BwdData<'_, T> {
     }
 }
 
-/// `sum_q a[q] * b[q]` with independent partial sums, so it vectorises without reassociation.
+/// Lanes of the vector accumulators below (one AVX2 register of f32).
+const V: usize = 8;
+
+/// `acc[l] += g[l] * p[l]` for one chunk (after inlining, `acc` lives in a register).
+#[inline(always)]
+fn fma_chunk<T: Float, A: Madd>(acc: &mut [T; V], g: &[T], p: &[T]) {
+    let (g, p) = (&g[..V], &p[..V]);
+    for l in 0..V {
+        acc[l] = A::madd(g[l], p[l], acc[l]);
+    }
+}
+
+#[inline(always)]
+fn hsum<T: Float>(acc: &[T; V]) -> T {
+    acc.iter().fold(T::ZERO, |s, &v| s + v)
+}
+
+/// `sum_q a[q] * b[q]` with four independent vector accumulators, so it vectorises without
+/// reassociating a single sum.
 #[inline(always)]
 fn dot<T: Float, A: Madd>(a: &[T], b: &[T]) -> T {
-    const W: usize = 32;
-    let mut acc = [T::ZERO; W];
-    let (ac, bc) = (a.chunks_exact(W), b.chunks_exact(W));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for k in 0..W {
-            acc[k] = A::madd(x[k], y[k], acc[k]);
+    let n = a.len().min(b.len());
+    let (mut a0, mut a1, mut a2, mut a3) = ([T::ZERO; V], [T::ZERO; V], [T::ZERO; V], [T::ZERO; V]);
+    let mut i = 0;
+    while i + 4 * V <= n {
+        fma_chunk::<T, A>(&mut a0, &a[i..], &b[i..]);
+        fma_chunk::<T, A>(&mut a1, &a[i + V..], &b[i + V..]);
+        fma_chunk::<T, A>(&mut a2, &a[i + 2 * V..], &b[i + 2 * V..]);
+        fma_chunk::<T, A>(&mut a3, &a[i + 3 * V..], &b[i + 3 * V..]);
+        i += 4 * V;
+    }
+    let mut s = hsum(&a0) + hsum(&a1) + hsum(&a2) + hsum(&a3);
+    for q in i..n {
+        s = A::madd(a[q], b[q], s);
+    }
+    s
+}
+
+/// The nine dot products of a 3x3 undilated kernel's weight gradient in one pass over `g`:
+/// `g` against `p` shifted by `i*wp + j`; each load of `g` serves nine multiply-adds.
+#[inline(always)]
+fn dot9<T: Float, A: Madd>(g: &[T], p: &[T], wp: usize) -> [T; 9] {
+    let n = g.len();
+    let z = [T::ZERO; V];
+    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8) = (z, z, z, z, z, z, z, z, z);
+    let (r0, r1, r2) = (&p[..], &p[wp..], &p[2 * wp..]);
+    let mut i = 0;
+    while i + V <= n {
+        let gv = &g[i..];
+        fma_chunk::<T, A>(&mut a0, gv, &r0[i..]);
+        fma_chunk::<T, A>(&mut a1, gv, &r0[i + 1..]);
+        fma_chunk::<T, A>(&mut a2, gv, &r0[i + 2..]);
+        fma_chunk::<T, A>(&mut a3, gv, &r1[i..]);
+        fma_chunk::<T, A>(&mut a4, gv, &r1[i + 1..]);
+        fma_chunk::<T, A>(&mut a5, gv, &r1[i + 2..]);
+        fma_chunk::<T, A>(&mut a6, gv, &r2[i..]);
+        fma_chunk::<T, A>(&mut a7, gv, &r2[i + 1..]);
+        fma_chunk::<T, A>(&mut a8, gv, &r2[i + 2..]);
+        i += V;
+    }
+    let mut out = [hsum(&a0), hsum(&a1), hsum(&a2), hsum(&a3), hsum(&a4), hsum(&a5), hsum(&a6), hsum(&a7), hsum(&a8)];
+    for q in i..n {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = A::madd(g[q], p[q + (t / 3) * wp + t % 3], *o);
         }
     }
-    let mut s = T::ZERO;
-    for (&x, &y) in ar.iter().zip(br) {
-        s = A::madd(x, y, s);
-    }
-    acc.iter().fold(s, |s, &v| s + v)
+    out
 }
 
 /// `gw [c*m, 1, kh, kw]` (overwritten) from `x` (strided, as in [`forward`]) and `gy`
@@ -352,10 +402,13 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
         let mut gp = Padded::<T>::new(g.oh, wp, 0, 0);
         let l = (g.oh - 1) * wp + g.ow;
-        for c in r {
-            // SAFETY: each range owns the weights of its channels.
-            let gwc = unsafe { gw.slice_mut(c * g.m * taps..(c + 1) * g.m * taps) };
-            for n in 0..g.n {
+        // SAFETY: each range owns the weights of its channels.
+        let gwr = unsafe { gw.slice_mut(r.start * g.m * taps..r.end * g.m * taps) };
+        // Images outer, channels inner: the planes are then read in memory order (the prefetcher
+        // streams them), and each weight still sums its images in order.
+        for n in 0..g.n {
+            for c in r.clone() {
+                let gwc = &mut gwr[(c - r.start) * g.m * taps..(c - r.start + 1) * g.m * taps];
                 p.load(x, xv.base + n * sn + c * xv.cs, xv.ys, xv.xs, g.h, g.w);
                 for mi in 0..g.m {
                     let oc = c * g.m + mi;
@@ -363,9 +416,15 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
                     let kacc = &mut gwc[mi * taps..(mi + 1) * taps];
                     if g.sh == 1 && g.sw == 1 {
                         // The gradient laid out at the padded width (zero gap columns) makes
-                        // each tap one flat dot product.
+                        // each tap one flat dot product with the shifted input plane.
                         gp.load(gy, gsrc, g.ow, 1, g.oh, g.ow);
                         let gq = &gp.buf[..l];
+                        if g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 {
+                            for (k, v) in kacc.iter_mut().zip(dot9::<T, A>(gq, &p.buf, wp)) {
+                                *k += v;
+                            }
+                            continue;
+                        }
                         for i in 0..g.kh {
                             for j in 0..g.kw {
                                 let o = i * g.dh * wp + j * g.dw;
