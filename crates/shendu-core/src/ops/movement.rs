@@ -57,6 +57,33 @@ impl Op for ReshapeLike {
     }
 }
 
+/// Inserts size-1 dims at the given (sorted) positions of the output: restores the dims a
+/// reduction removed, knowing only their positions (so graph nodes of unknown size can use it).
+#[derive(Clone, Debug)]
+pub struct Unsqueeze {
+    pub dims: Vec<usize>,
+}
+
+impl Op for Unsqueeze {
+    fn name(&self) -> &'static str {
+        "unsqueeze"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = inputs[0];
+        let mut dims = x.dims().to_vec();
+        for &d in &self.dims {
+            if d > dims.len() {
+                return Err(Error::index("unsqueeze", format!("position {d} is out of range for shape {}", x.shape())));
+            }
+            dims.insert(d, 1);
+        }
+        reshape_to(x, Shape::new(dims), "unsqueeze")
+    }
+    fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
+        Ok(vec![Some(grad.g_reshape_like(inputs[0])?)])
+    }
+}
+
 /// Reorders dims (a view).
 #[derive(Clone, Debug)]
 pub struct Permute {

@@ -4,6 +4,7 @@
 use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::cpu::elementwise::par_fill;
 use crate::dtype::Float;
+use crate::ops::movement::Unsqueeze;
 use crate::ops::unary::Unary;
 use crate::pool::PooledVec;
 use crate::{with_float, Dim, Error, Layout, Result, Shape, Tensor};
@@ -138,8 +139,8 @@ impl Op for Reduce {
         let (g, out) = if self.keepdim {
             (grad.clone(), output.clone())
         } else {
-            let keep = T::apply(Reduce { kind: ReduceKind::Sum, dims: self.dims.clone(), keepdim: true }, &[x])?;
-            (grad.g_reshape_like(&keep)?, output.g_reshape_like(&keep)?)
+            let restore = || Unsqueeze { dims: self.dims.clone() };
+            (T::apply(restore(), &[grad])?, T::apply(restore(), &[output])?)
         };
         let g = g.g_broadcast_like(x)?;
         Ok(vec![Some(match self.kind {
