@@ -9,8 +9,10 @@ use shendu::bench;
 
 fn sgemm(c: &mut Criterion) {
     let mut g = c.benchmark_group("sgemm");
+    g.sample_size(20);
     for n in [256usize, 1024] {
         let (a, b) = bench::sgemm_inputs(n).expect("sgemm inputs");
+        // One "element" per flop, so criterion's Gelem/s reads as GFLOP/s.
         g.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
         g.bench_function(format!("n={n}"), |bch| bch.iter(|| a.matmul(&b).expect("matmul")));
     }
