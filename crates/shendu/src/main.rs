@@ -22,7 +22,7 @@ enum Command {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Thread counts to run, comma separated [default: 1, then all cores].
+    /// Thread counts to run, comma separated [default: SHENDU_NUM_THREADS if set, else 1 then all cores].
     #[arg(long, value_name = "N", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
     threads: Vec<u32>,
     /// Print one JSON array of {workload, threads, value, unit, extra} objects instead of a table.

@@ -26,7 +26,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// 1 thread, then all cores if there are more; 7 repetitions; every workload.
+    /// The [`default_threads`], 7 repetitions, every workload.
     pub fn default_for_machine() -> Options {
         Options { threads: default_threads(), reps: timing::DEFAULT_REPS, only: Vec::new() }
     }
@@ -37,8 +37,12 @@ impl Options {
     }
 }
 
-/// `[1, cores]`, or `[1]` on a single-core machine (cores as the process's affinity allows).
+/// `SHENDU_NUM_THREADS` if set, else `[1, cores]` (`[1]` on a single core; cores as the
+/// process's affinity allows).
 pub fn default_threads() -> Vec<usize> {
+    if let Some(n) = std::env::var("SHENDU_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0) {
+        return vec![n];
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if cores > 1 {
         vec![1, cores]
