@@ -1,0 +1,3 @@
+//! Procedures of the example programs in `examples/`, here so integration tests can call them.
+
+pub mod linear_regression;
