@@ -102,7 +102,12 @@ impl Layout {
             } else {
                 return Err(Error::shape(
                     op,
-                    format!("cannot broadcast {} to {target}: dimension {i} has size {} (must be 1 or {})", self.shape, src[i], dst[lead + i]),
+                    format!(
+                        "cannot broadcast {} to {target}: dimension {i} has size {} (must be 1 or {})",
+                        self.shape,
+                        src[i],
+                        dst[lead + i]
+                    ),
                 ));
             };
         }

@@ -59,10 +59,7 @@ impl Shape {
 
     /// Dimensions as an array of N, or a shape error naming `op`.
     pub fn dims_n<const N: usize>(&self, op: &'static str) -> Result<[usize; N]> {
-        self.0
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::shape(op, format!("expected a {N}-d tensor, got shape {self}")))
+        self.0.as_slice().try_into().map_err(|_| Error::shape(op, format!("expected a {N}-d tensor, got shape {self}")))
     }
 
     /// Resolves a possibly negative dimension index.

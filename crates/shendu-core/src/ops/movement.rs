@@ -145,7 +145,10 @@ impl Op for Embed {
         let shape = like.shape().clone();
         let dst_layout = Layout::contiguous(shape.clone()).narrow(self.dim, self.start, x.dims()[self.dim], "embed")?;
         if dst_layout.shape() != x.shape() {
-            return Err(Error::shape("embed", format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start)));
+            return Err(Error::shape(
+                "embed",
+                format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start),
+            ));
         }
         with_any!(x.dtype(), |T| {
             let mut out = PooledVec::<T>::filled(shape.elem_count(), <T as crate::dtype::WithDType>::from_f64(0.0));
@@ -293,7 +296,10 @@ impl Tensor {
     /// Inserts a size-1 dim at position `d` (0..=rank).
     pub fn unsqueeze(&self, d: usize) -> Result<Tensor> {
         if d > self.rank() {
-            return Err(Error::index("unsqueeze", format!("position {d} is out of range for shape {} (0..={})", self.shape(), self.rank())));
+            return Err(Error::index(
+                "unsqueeze",
+                format!("position {d} is out of range for shape {} (0..={})", self.shape(), self.rank()),
+            ));
         }
         let mut dims = self.dims().to_vec();
         dims.insert(d, 1);

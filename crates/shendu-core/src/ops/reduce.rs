@@ -53,9 +53,8 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
         return Err(Error::shape(op, format!("cannot take {op} over an empty dimension of {}", x.shape())));
     }
     let l = x.layout();
-    let sub = |ds: &[usize]| {
-        Layout::new(Shape::new(ds.iter().map(|&d| in_dims[d]).collect()), ds.iter().map(|&d| l.strides()[d]).collect(), 0)
-    };
+    let sub =
+        |ds: &[usize]| Layout::new(Shape::new(ds.iter().map(|&d| in_dims[d]).collect()), ds.iter().map(|&d| l.strides()[d]).collect(), 0);
     let red_offsets = sub(dims).offsets();
     let kept_offsets = sub(&kept).offsets();
     let init = match kind {
@@ -66,8 +65,20 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
     let combine = move |a: T, b: T| match kind {
         ReduceKind::Sum => a + b,
         // NaN propagates, as in PyTorch.
-        ReduceKind::Max => if b > a || b.is_nan() { b } else { a },
-        ReduceKind::Min => if b < a || b.is_nan() { b } else { a },
+        ReduceKind::Max => {
+            if b > a || b.is_nan() {
+                b
+            } else {
+                a
+            }
+        }
+        ReduceKind::Min => {
+            if b < a || b.is_nan() {
+                b
+            } else {
+                a
+            }
+        }
     };
     let mut out = PooledVec::<T>::uninit(kept_offsets.len());
     let inner_reduced = red_offsets.len() > 1 && red_offsets.windows(2).all(|w| w[1] == w[0] + 1);
@@ -168,14 +179,13 @@ pub(crate) fn sum_to_shape(x: &Tensor, target: &Shape) -> Result<Tensor> {
         if t == 1 && s != 1 {
             dims.push(lead + i);
         } else if t != s {
-            return Err(Error::shape("sum_to", format!("cannot sum {} down to {target}: dimension {i} has size {s}, target {t}", x.shape())));
+            return Err(Error::shape(
+                "sum_to",
+                format!("cannot sum {} down to {target}: dimension {i} has size {s}, target {t}", x.shape()),
+            ));
         }
     }
-    let summed = if dims.is_empty() {
-        x.clone()
-    } else {
-        Reduce { kind: ReduceKind::Sum, dims, keepdim: true }.forward(&[x])?
-    };
+    let summed = if dims.is_empty() { x.clone() } else { Reduce { kind: ReduceKind::Sum, dims, keepdim: true }.forward(&[x])? };
     let summed = summed.contiguous()?;
     Ok(summed.with_layout(Layout::contiguous(target.clone())))
 }
@@ -261,9 +271,8 @@ impl Tensor {
     fn finite_or_zero(&self) -> Result<Tensor> {
         let x = self.detach();
         with_float!(x.dtype(), "logsumexp", |T| {
-            let out = x.with_slice("logsumexp", |s: &[T], l| {
-                crate::cpu::elementwise::map(s, l, |v: T| if v.is_finite() { v } else { T::ZERO })
-            })?;
+            let out =
+                x.with_slice("logsumexp", |s: &[T], l| crate::cpu::elementwise::map(s, l, |v: T| if v.is_finite() { v } else { T::ZERO }))?;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
         })
     }
