@@ -67,7 +67,11 @@ impl Shape {
 
     /// Resolves a possibly negative dimension index.
     pub fn dim_index<D: Dim>(&self, d: D, op: &'static str) -> Result<usize> {
-        d.resolve(self.rank(), op)
+        // `Dim::resolve` knows only the rank: add the shape, which the message must name.
+        d.resolve(self.rank(), op).map_err(|e| match e {
+            Error::Index { op, msg } => Error::Index { op, msg: format!("{msg} (shape {self})") },
+            e => e,
+        })
     }
 }
 
