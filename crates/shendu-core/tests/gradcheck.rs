@@ -428,8 +428,13 @@ fn check(what: String, inputs: Vec<In>, f: impl Fn(&[Tensor]) -> Result<Tensor>)
     Ok(())
 }
 
+/// `n` cases, or `PROPTEST_CASES` when set (for longer hunts).
+fn cases(n: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn prop_unary(s in shape(), op in 0usize..10, view in 0u8..4) {
