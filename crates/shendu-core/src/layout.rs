@@ -78,7 +78,11 @@ impl Layout {
         if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::index(
                 op,
-                format!("range {start}..{} is out of bounds for dimension {dim} of size {size} (shape {})", start as u128 + len as u128, self.shape),
+                format!(
+                    "range {start}..{} is out of bounds for dimension {dim} of size {size} (shape {})",
+                    start as u128 + len as u128,
+                    self.shape
+                ),
             ));
         }
         let mut dims = self.dims().to_vec();

@@ -41,14 +41,14 @@ fn shape_broadcasting_add() {
 
 #[test]
 fn shape_reshape_element_count() {
-    let e = zeros(&[2, 3], DType::F32).reshape(&[4, 2]).unwrap_err();
+    let e = zeros(&[2, 3], DType::F32).reshape([4, 2]).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e:?}");
     assert_names(&e, "reshape", &["[2, 3]", "[4, 2]", "6", "8"]);
 }
 
 #[test]
 fn shape_broadcast_as_and_squeeze() {
-    let e = zeros(&[2, 3], DType::F32).broadcast_as(&[2, 4]).unwrap_err();
+    let e = zeros(&[2, 3], DType::F32).broadcast_as([2, 4]).unwrap_err();
     assert_names(&e, "broadcast_as", &["[2, 3]", "[2, 4]"]);
     let e = zeros(&[2, 3], DType::F32).squeeze(0usize).unwrap_err();
     assert_names(&e, "squeeze", &["[2, 3]"]);

@@ -175,8 +175,8 @@ fn softmax_matmul_cases(t: &mut Table) {
 }
 
 fn movement_cases(t: &mut Table) {
-    case!(t, "reshape", [n(S)], |x| x[0].reshape(&[6, 4])?.sqr());
-    case!(t, "reshape", [n(S).t()], |x| x[0].reshape(&[4, 6])?.sqr());
+    case!(t, "reshape", [n(S)], |x| x[0].reshape([6, 4])?.sqr());
+    case!(t, "reshape", [n(S).t()], |x| x[0].reshape([4, 6])?.sqr());
     case!(t, "reshape", [n(S).narrowed()], |x| x[0].reshape(24)?.sqr());
     case!(t, "permute", [n(S)], |x| x[0].permute(&[2, 0, 1])?.sqr());
     case!(t, "permute", [n(S).t()], |x| x[0].permute(&[1, 2, 0])?.exp());
@@ -194,7 +194,7 @@ fn movement_cases(t: &mut Table) {
     case!(t, "flatten", [n(S).t()], |x| x[0].flatten_all()?.sqr());
     case!(t, "contiguous", [n(S).t()], |x| x[0].contiguous()?.sqr());
     case!(t, "copy", [n(S).narrowed()], |x| x[0].copy()?.sqr());
-    case!(t, "sum_to", [n(S)], |x| x[0].sqr()?.sum_to(&[3, 1]));
+    case!(t, "sum_to", [n(S)], |x| x[0].sqr()?.sum_to([3, 1]));
     // A linear round trip through a narrower float: the step must dwarf the rounding.
     case!(t, "to_dtype", [n(S)], |x| x[0].to_dtype(DType::F32)?.to_dtype(DType::F64)).tol(1e-2, 1e-4, 1e-4);
     case!(t, "to_dtype", [n(S).t()], |x| x[0].to_dtype(DType::BF16)?.to_dtype(DType::F64)).tol(0.1, 2e-2, 2e-2);
@@ -230,7 +230,10 @@ fn table() -> Vec<Case> {
     t.0
 }
 
-fn run_cases(cases: &[Case], check: fn(&str, &[In], &TestFn<'_>, Tol, u64) -> std::result::Result<(), String>) {
+/// [`gradcheck`] or [`gradgradcheck`].
+type Checker = fn(&str, &[In], &TestFn<'_>, Tol, u64) -> std::result::Result<(), String>;
+
+fn run_cases(cases: &[Case], check: Checker) {
     let failures: Vec<String> = cases
         .iter()
         .enumerate()
@@ -264,15 +267,61 @@ fn harness_detects_wrong_gradients() {
 /// Every `Op::name()` today. The registry test also discovers names from the source, so a new
 /// op fails it even if nobody updates this list.
 const OP_NAMES: &[&str] = &[
-    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "sqr", "recip", "sin", "cos", "tanh", "sigmoid", "erf", "relu",
-    "leaky_relu", "relu6", "elu", "selu", "gelu", "silu", "mish", "softplus", "clamp", "affine", "powf", "step", "sign",
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "sum", "max", "min", "softmax", "log_softmax", "matmul",
-    "reshape", "reshape_like", "permute", "narrow", "embed", "broadcast_as", "broadcast_like", "sum_to_like", "copy",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "sqr",
+    "recip",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "erf",
+    "relu",
+    "leaky_relu",
+    "relu6",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "mish",
+    "softplus",
+    "clamp",
+    "affine",
+    "powf",
+    "step",
+    "sign",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "sum",
+    "max",
+    "min",
+    "softmax",
+    "log_softmax",
+    "matmul",
+    "reshape",
+    "reshape_like",
+    "permute",
+    "narrow",
+    "embed",
+    "broadcast_as",
+    "broadcast_like",
+    "sum_to_like",
+    "copy",
     "to_dtype",
 ];
 
 /// Table names that are public methods built from other ops rather than ops of their own.
-const COMPOSITES: &[&str] = &["mean", "var", "std", "logsumexp", "transpose", "t", "squeeze", "unsqueeze", "flatten", "contiguous", "sum_to"];
+const COMPOSITES: &[&str] =
+    &["mean", "var", "std", "logsumexp", "transpose", "t", "squeeze", "unsqueeze", "flatten", "contiguous", "sum_to"];
 
 /// Ops deliberately without a row, each with the reason.
 const EXEMPT: &[(&str, &str)] = &[];

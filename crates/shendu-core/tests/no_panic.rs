@@ -70,8 +70,13 @@ fn dtype() -> impl Strategy<Value = DType> {
 fn input() -> impl Strategy<Value = Input> {
     // Mostly float dtypes (the interesting paths), sometimes anything.
     let dt = prop_oneof![4 => prop::sample::select(vec![DType::F32, DType::F64]), 1 => dtype()];
-    (prop::collection::vec(0usize..=4, 0..=4), dt, 0u8..4, any::<bool>(), any::<u64>())
-        .prop_map(|(shape, dtype, view, var, seed)| Input { shape, dtype, view, var, seed })
+    (prop::collection::vec(0usize..=4, 0..=4), dt, 0u8..4, any::<bool>(), any::<u64>()).prop_map(|(shape, dtype, view, var, seed)| Input {
+        shape,
+        dtype,
+        view,
+        var,
+        seed,
+    })
 }
 
 fn odd_usize() -> impl Strategy<Value = usize> {
@@ -201,7 +206,12 @@ fn grad_ext_ops(a: &Tensor, b: &Tensor, p: &Params) -> Vec<String> {
     failed
 }
 
-fn run_all(a: &Input, b: &Input, p: &Params, which: fn(&Tensor, &Tensor, &Params) -> Vec<String>) -> std::result::Result<(), TestCaseError> {
+fn run_all(
+    a: &Input,
+    b: &Input,
+    p: &Params,
+    which: fn(&Tensor, &Tensor, &Params) -> Vec<String>,
+) -> std::result::Result<(), TestCaseError> {
     let (ta, tb) = (build(a).expect("input a"), build(b).expect("input b"));
     let failed = which(&ta, &tb, p);
     prop_assert!(failed.is_empty(), "panicked: {:?}\non a = {:?} {:?}, b = {:?} {:?}", failed, ta, a, tb, b);

@@ -97,7 +97,12 @@ impl Op for Matmul {
         if !a.dtype().is_float() {
             return Err(Error::dtype(
                 "matmul",
-                format!("lhs {} and rhs {} have dtype {}; matmul needs a float dtype (f32, f64, f16, bf16)", a.shape(), b.shape(), a.dtype()),
+                format!(
+                    "lhs {} and rhs {} have dtype {}; matmul needs a float dtype (f32, f64, f16, bf16)",
+                    a.shape(),
+                    b.shape(),
+                    a.dtype()
+                ),
             ));
         }
         let half = matches!(a.dtype(), crate::DType::F16 | crate::DType::BF16);

@@ -117,7 +117,10 @@ impl Op for Embed {
         let (x, like) = (inputs[0], inputs[1]);
         let shape = like.shape().clone();
         if x.rank() != shape.rank() || self.dim >= x.rank() {
-            return Err(Error::shape("embed", format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start)));
+            return Err(Error::shape(
+                "embed",
+                format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start),
+            ));
         }
         let dst_layout = Layout::contiguous(shape.clone()).narrow(self.dim, self.start, x.dims()[self.dim], "embed")?;
         if dst_layout.shape() != x.shape() {

@@ -177,16 +177,15 @@ pub fn draw(inputs: &[In], rng: &mut Rng) -> Vec<Vec<f64>> {
 /// Evaluates `f` on fresh (non-tracked) tensors holding `values`.
 fn eval(f: &TestFn<'_>, inputs: &[In], values: &[Vec<f64>]) -> Result<Vec<f64>> {
     let _g = no_grad();
-    let views = inputs
-        .iter()
-        .zip(values)
-        .map(|(i, v)| i.view_of(&tensor(v.clone(), &i.stored_shape())))
-        .collect::<Result<Vec<_>>>()?;
+    let views = inputs.iter().zip(values).map(|(i, v)| i.view_of(&tensor(v.clone(), &i.stored_shape()))).collect::<Result<Vec<_>>>()?;
     f(&views)?.to_vec_f64()
 }
 
+/// A function of all inputs' stored values, flattened to one vector of outputs.
+type Phi<'a> = dyn Fn(&[Vec<f64>]) -> Result<Vec<f64>> + 'a;
+
 /// Central differences of `phi` with respect to every stored element.
-fn numeric_grads(inputs: &[In], values: &[Vec<f64>], eps: f64, phi: &dyn Fn(&[Vec<f64>]) -> Result<Vec<f64>>, seed: &[f64]) -> Result<Vec<Vec<f64>>> {
+fn numeric_grads(inputs: &[In], values: &[Vec<f64>], eps: f64, phi: &Phi<'_>, seed: &[f64]) -> Result<Vec<Vec<f64>>> {
     let mut out = Vec::new();
     let mut vals = values.to_vec();
     for i in 0..inputs.len() {
@@ -212,7 +211,7 @@ fn compare(what: &str, analytic: &[Vec<f64>], numeric: &[Vec<f64>], tol: Tol) ->
         for (j, (&x, &y)) in a.iter().zip(n).enumerate() {
             let err = (x - y).abs();
             let allowed = tol.atol + tol.rtol * x.abs().max(y.abs());
-            if !(err <= allowed) && worst.is_none_or(|w| err > w.3) {
+            if (err.is_nan() || err > allowed) && worst.is_none_or(|w| err > w.3) {
                 worst = Some((j, x, y, err));
             }
         }
@@ -391,7 +390,8 @@ pub fn check_close(name: &str, actual: &Tensor, expected: &RefArray, tol: f64) -
     }
     let a = actual.to_vec_f64().map_err(|e| format!("{name}: {e}"))?;
     for (i, (&x, &e)) in a.iter().zip(&expected.data).enumerate() {
-        if !((x - e).abs() <= tol * e.abs().max(1.0)) {
+        let err = (x - e).abs();
+        if err.is_nan() || err > tol * e.abs().max(1.0) {
             return Err(format!("{name}: element {i}: got {x:.17e}, expected {e:.17e} (tolerance {tol:e})"));
         }
     }
