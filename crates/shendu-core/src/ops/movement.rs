@@ -143,6 +143,12 @@ impl Op for Embed {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let (x, like) = (inputs[0], inputs[1]);
         let shape = like.shape().clone();
+        if x.rank() != shape.rank() || self.dim >= x.rank() {
+            return Err(Error::shape(
+                "embed",
+                format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start),
+            ));
+        }
         let dst_layout = Layout::contiguous(shape.clone()).narrow(self.dim, self.start, x.dims()[self.dim], "embed")?;
         if dst_layout.shape() != x.shape() {
             return Err(Error::shape(
@@ -233,7 +239,7 @@ impl Tensor {
         }
         let d = self.dims();
         let mut dims = d[..s].to_vec();
-        dims.push(d[s..=e].iter().product());
+        dims.push(d[s..=e].iter().fold(1, |acc: usize, &n| acc.saturating_mul(n)));
         dims.extend_from_slice(&d[e + 1..]);
         self.reshape(dims)
     }
@@ -308,7 +314,8 @@ impl Tensor {
 
     /// Sums broadcast dims away to reach `shape` (the adjoint of broadcasting).
     pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        let target = Tensor::zeros(shape, self.dtype())?;
+        // A stride-0 view carries the target shape without allocating it (the target may be huge).
+        let target = Tensor::zeros((), self.dtype())?.broadcast_as(shape)?;
         self.g_sum_to_like(&target)
     }
 }

@@ -48,9 +48,16 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
     let in_dims = x.dims();
     let kept: Vec<usize> = (0..in_dims.len()).filter(|d| !dims.contains(d)).collect();
     let keep_shape: Vec<usize> = (0..in_dims.len()).map(|d| if dims.contains(&d) { 1 } else { in_dims[d] }).collect();
-    let reduced_count: usize = dims.iter().map(|&d| in_dims[d]).product();
+    // Saturating: a zero-size view may have other dims whose product overflows.
+    let reduced_count: usize = dims.iter().fold(1, |acc: usize, &d| acc.saturating_mul(in_dims[d]));
     if reduced_count == 0 && kind != ReduceKind::Sum {
         return Err(Error::shape(op, format!("cannot take {op} over an empty dimension of {}", x.shape())));
+    }
+    if x.elem_count() == 0 {
+        // Nothing to read (sums of nothing are 0). Skip the offset tables: a zero-size view's
+        // other dims may be huge.
+        let shape = Shape::new(keep_shape);
+        return Ok((PooledVec::filled(shape.elem_count(), T::ZERO), shape));
     }
     let l = x.layout();
     let sub =
@@ -131,6 +138,9 @@ impl Op for Reduce {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let x = inputs[0];
         let op = self.name();
+        if self.dims.iter().any(|&d| d >= x.rank()) || self.dims.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::index(op, format!("dims {:?} are not sorted, distinct dims of shape {}", self.dims, x.shape())));
+        }
         crate::ops::via_f32_if_half(x, |x| {
             with_float!(x.dtype(), op, |T| {
                 let (out, keep_shape) = reduce_kernel::<T>(x, &self.dims, self.kind, op)?;
@@ -226,7 +236,7 @@ impl Tensor {
     }
 
     fn reduced_count<D: Dim>(&self, dims: &[D], op: &'static str) -> Result<usize> {
-        Ok(normalize_dims(self.shape(), dims, op)?.iter().map(|&d| self.dims()[d]).product())
+        Ok(normalize_dims(self.shape(), dims, op)?.iter().fold(1, |acc: usize, &d| acc.saturating_mul(self.dims()[d])))
     }
 
     pub fn mean<D: Dim>(&self, dims: &[D], keepdim: bool) -> Result<Tensor> {
