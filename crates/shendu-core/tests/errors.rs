@@ -127,3 +127,11 @@ fn autograd_misuse() {
     let e = err(w.exp().unwrap().backward_with_grad(&zeros(&[3], DType::F32), false));
     assert_names(&e, "backward", &["[3]", "[2, 3]"]);
 }
+
+#[test]
+fn dtype_error_from_kernel_dispatch_names_the_shape() {
+    let t = Tensor::from_vec(vec![1i64, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
+    let msg = t.exp().unwrap_err().to_string();
+    assert!(msg.starts_with("exp:"), "{msg}");
+    assert!(msg.contains("[2, 3] i64"), "{msg}");
+}
