@@ -13,6 +13,7 @@
 pub mod autograd;
 pub mod cpu;
 mod device;
+mod display;
 mod dtype;
 mod error;
 mod layout;
@@ -29,6 +30,8 @@ pub use device::Device;
 pub use dtype::{DType, Float, WithDType};
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use ops::compare::CmpOp;
+pub use ops::pad::PadMode;
 pub use rng::{manual_seed, Rng};
 pub use shape::{Dim, Shape};
 pub use storage::Storage;

@@ -2,4 +2,5 @@
 
 pub mod elementwise;
 pub mod gemm;
+pub mod index;
 pub mod threads;

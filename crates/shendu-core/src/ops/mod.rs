@@ -3,9 +3,14 @@
 //! `Tensor` method users call.
 
 pub mod binary;
+pub mod compare;
+pub mod concat;
 pub mod copy;
+pub mod dropout;
+pub mod indexing;
 pub mod matmul;
 pub mod movement;
+pub mod pad;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;
