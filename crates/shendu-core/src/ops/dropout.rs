@@ -2,13 +2,21 @@
 //! rescaling; in evaluation, the identity. The product with the mask is an ordinary `mul`, so
 //! the gradient is the same mask.
 
-use crate::dtype::WithDType;
+use crate::cpu::elementwise::SendPtr;
+use crate::cpu::threads::parallel_ranges;
+use crate::dtype::{Float, WithDType};
 use crate::pool::PooledVec;
-use crate::{with_any, DType, Error, Result, Rng, Shape, Tensor};
+use crate::{with_float, DType, Error, Result, Rng, Shape, Tensor};
+
+/// Entries per independently seeded block of a mask.
+const BLOCK: usize = 1 << 16;
 
 fn check_p(op: &'static str, p: f64) -> Result<()> {
     if !(0.0..1.0).contains(&p) {
-        return Err(Error::invalid(op, format!("drop probability p = {p} must be in [0, 1)")));
+        return Err(Error::invalid(
+            op,
+            format!("drop probability p = {p} must be in [0, 1)"),
+        ));
     }
     Ok(())
 }
@@ -19,14 +27,78 @@ fn mask(op: &'static str, shape: Shape, p: f64, dtype: DType, rng: &mut Rng) -> 
         return Err(Error::unsupported_dtype(op, dtype, "a float dtype"));
     }
     let scale = 1.0 / (1.0 - p);
-    with_any!(dtype, |T| {
-        let (zero, keep) = (T::from_f64(0.0), T::from_f64(scale));
-        let mut out = PooledVec::<T>::uninit(shape.elem_count());
-        for o in out.as_mut_slice() {
-            *o = if rng.bernoulli(p) { zero } else { keep };
-        }
-        Ok(Tensor::from_pooled(out, shape))
-    })
+    // An entry drops when 32 random bits fall below p * 2^32 (p honoured to 2^-32); each
+    // 64-bit draw decides two entries.
+    let threshold = (p * 4_294_967_296.0) as u64;
+    let n = shape.elem_count();
+    // One seed per block, drawn in order, so the mask depends on the generator alone and not
+    // on how many threads fill the blocks.
+    let seeds: Vec<u64> = (0..n.div_ceil(BLOCK)).map(|_| rng.next_u64()).collect();
+    let fill = |dtype: DType| {
+        with_float!(dtype, op, |T| {
+            let keep = T::from_f64(scale);
+            let mut out = PooledVec::<T>::uninit(n);
+            let dst = SendPtr(out.as_mut_slice().as_mut_ptr());
+            parallel_ranges(seeds.len(), 1, |blocks| {
+                for b in blocks {
+                    // SAFETY: each block index writes its own range of `out`.
+                    let o = unsafe { dst.slice_mut(b * BLOCK..((b + 1) * BLOCK).min(n)) };
+                    fill_block(o, seeds[b], threshold, keep);
+                }
+            });
+            Ok(Tensor::from_pooled(out, shape.clone()))
+        })
+    };
+    match dtype {
+        DType::F16 | DType::BF16 => fill(DType::F32)?.to_dtype(dtype),
+        _ => fill(dtype),
+    }
+}
+
+/// SplitMix64 over a block's seed: a generator small enough to inline in the hot loop (a
+/// call per draw costs more than the draw).
+#[inline(always)]
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Float types whose value can be kept or zeroed by masking its bits.
+trait MaskBits: Float {
+    /// `self` when `keep`, else +0.0, by integer masking: a float select compiles to a branch,
+    /// and a random mask mispredicts it half the time.
+    fn keep_if(self, keep: bool) -> Self;
+}
+
+impl MaskBits for f32 {
+    #[inline(always)]
+    fn keep_if(self, keep: bool) -> Self {
+        f32::from_bits(self.to_bits() & (keep as u32).wrapping_neg())
+    }
+}
+
+impl MaskBits for f64 {
+    #[inline(always)]
+    fn keep_if(self, keep: bool) -> Self {
+        f64::from_bits(self.to_bits() & (keep as u64).wrapping_neg())
+    }
+}
+
+/// `keep` or 0 per entry.
+fn fill_block<T: MaskBits>(out: &mut [T], seed: u64, threshold: u64, keep: T) {
+    let mut state = seed;
+    let mut pairs = out.chunks_exact_mut(2);
+    for pair in &mut pairs {
+        let bits = splitmix64(&mut state);
+        pair[0] = keep.keep_if((bits & 0xffff_ffff) >= threshold);
+        pair[1] = keep.keep_if((bits >> 32) >= threshold);
+    }
+    if let Some(last) = pairs.into_remainder().first_mut() {
+        *last = keep.keep_if((splitmix64(&mut state) & 0xffff_ffff) >= threshold);
+    }
 }
 
 impl Tensor {
@@ -38,7 +110,12 @@ impl Tensor {
     /// let m = Tensor::dropout_mask(&[1000], 0.5, DType::F32, &mut Rng::new(0)).unwrap();
     /// assert!(m.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0 || v == 2.0));
     /// ```
-    pub fn dropout_mask(shape: impl Into<Shape>, p: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
+    pub fn dropout_mask(
+        shape: impl Into<Shape>,
+        p: f64,
+        dtype: DType,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
         mask("dropout_mask", shape.into(), p, dtype, rng)
     }
 

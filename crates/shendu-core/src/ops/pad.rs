@@ -29,16 +29,31 @@ pub struct Pad {
 
 /// The padded shape and, per dim, the source index of each padded index (`None` for a constant
 /// border), or the error users see.
-fn pad_maps(shape: &Shape, pads: &[(usize, usize)], mode: PadMode, op: &'static str) -> Result<(Shape, Vec<Vec<Option<usize>>>)> {
+fn pad_maps(
+    shape: &Shape,
+    pads: &[(usize, usize)],
+    mode: PadMode,
+    op: &'static str,
+) -> Result<(Shape, Vec<Vec<Option<usize>>>)> {
     let dims = shape.dims();
     let rank = dims.len();
     if pads.len() > rank {
-        return Err(Error::shape(op, format!("{} (before, after) pairs given for input {shape} of rank {rank}", pads.len())));
+        return Err(Error::shape(
+            op,
+            format!(
+                "{} (before, after) pairs given for input {shape} of rank {rank}",
+                pads.len()
+            ),
+        ));
     }
     let mut out_dims = Vec::with_capacity(rank);
     let mut maps = Vec::with_capacity(rank);
     for (d, &n) in dims.iter().enumerate() {
-        let (lo, hi) = if rank - 1 - d < pads.len() { pads[rank - 1 - d] } else { (0, 0) };
+        let (lo, hi) = if rank - 1 - d < pads.len() {
+            pads[rank - 1 - d]
+        } else {
+            (0, 0)
+        };
         match mode {
             PadMode::Reflect if lo >= n.max(1) || hi >= n.max(1) => {
                 return Err(Error::invalid(
@@ -54,14 +69,27 @@ fn pad_maps(shape: &Shape, pads: &[(usize, usize)], mode: PadMode, op: &'static 
         let len = lo
             .checked_add(n)
             .and_then(|v| v.checked_add(hi))
-            .ok_or_else(|| Error::invalid(op, format!("padding ({lo}, {hi}) of dimension {d} overflows (input {shape})")))?;
+            .ok_or_else(|| {
+                Error::invalid(
+                    op,
+                    format!("padding ({lo}, {hi}) of dimension {d} overflows (input {shape})"),
+                )
+            })?;
         let map = (0..len)
             .map(|i| {
                 let j = i as isize - lo as isize;
                 let last = n as isize - 1;
                 match mode {
                     PadMode::Constant(_) => (0..n as isize).contains(&j).then_some(j as usize),
-                    PadMode::Reflect => Some((if j < 0 { -j } else if j > last { 2 * last - j } else { j }) as usize),
+                    PadMode::Reflect => Some(
+                        (if j < 0 {
+                            -j
+                        } else if j > last {
+                            2 * last - j
+                        } else {
+                            j
+                        }) as usize,
+                    ),
                     PadMode::Replicate => Some(j.clamp(0, last) as usize),
                 }
             })
@@ -89,7 +117,9 @@ impl Op for Pad {
         with_any!(x.dtype(), |T| {
             let mut out = PooledVec::<T>::uninit(shape.elem_count());
             let fill = <T as crate::dtype::WithDType>::from_f64(fill);
-            x.with_slice("pad", |s: &[T], l| kernels::pad_gather(s, l, &maps, fill, out.as_mut_slice()))?;
+            x.with_slice("pad", |s: &[T], l| {
+                kernels::pad_gather(s, l, &maps, fill, out.as_mut_slice())
+            })?;
             Ok(Tensor::from_pooled(out, shape))
         })
     }
@@ -107,7 +137,13 @@ impl Op for Pad {
             }
             return Ok(vec![Some(g)]);
         }
-        Ok(vec![Some(T::apply(PadBackward { pads: self.pads.clone(), mode: self.mode }, &[grad, inputs[0]])?)])
+        Ok(vec![Some(T::apply(
+            PadBackward {
+                pads: self.pads.clone(),
+                mode: self.mode,
+            },
+            &[grad, inputs[0]],
+        )?)])
     }
 }
 
@@ -129,7 +165,11 @@ impl Op for PadBackward {
         if g.shape() != &shape {
             return Err(Error::shape(
                 "pad_backward",
-                format!("gradient {} does not match the padded shape {shape} of input {}", g.shape(), like.shape()),
+                format!(
+                    "gradient {} does not match the padded shape {shape} of input {}",
+                    g.shape(),
+                    like.shape()
+                ),
             ));
         }
         if like.rank() == 0 {
@@ -138,12 +178,23 @@ impl Op for PadBackward {
         let strides = like.shape().contiguous_strides();
         with_any!(g.dtype(), |T| {
             let mut out = PooledVec::<T>::filled(like.elem_count(), <T as Accumulate>::zero());
-            g.with_contiguous("pad_backward", |s: &[T]| kernels::pad_scatter_add(s, &maps, out.as_mut_slice(), &strides))?;
+            g.with_contiguous("pad_backward", |s: &[T]| {
+                kernels::pad_scatter_add(s, &maps, out.as_mut_slice(), &strides)
+            })?;
             Ok(Tensor::from_pooled(out, like.shape().clone()))
         })
     }
     fn backward<T: GradOps>(&self, _inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        Ok(vec![Some(T::apply(Pad { pads: self.pads.clone(), mode: self.mode }, &[grad])?), None])
+        Ok(vec![
+            Some(T::apply(
+                Pad {
+                    pads: self.pads.clone(),
+                    mode: self.mode,
+                },
+                &[grad],
+            )?),
+            None,
+        ])
     }
 }
 
@@ -167,6 +218,12 @@ impl Tensor {
         if pads.iter().all(|&p| p == (0, 0)) {
             return Ok(self.clone());
         }
-        apply(Pad { pads: pads.to_vec(), mode }, &[self])
+        apply(
+            Pad {
+                pads: pads.to_vec(),
+                mode,
+            },
+            &[self],
+        )
     }
 }
