@@ -680,6 +680,21 @@ fn pad_errors() {
             .pad(&[(1, 0)], PadMode::Replicate)),
         "pad: replicate padding of dimension 1 needs a non-empty dimension (input [2, 0])"
     );
+    let huge = usize::MAX / 4;
+    let e = err(x.pad(&[(huge, huge)], PadMode::Constant(0.0)));
+    assert!(
+        e.starts_with("pad: padding [(")
+            && e.ends_with(")] of input [2, 3] gives too many elements"),
+        "{e}"
+    );
+    let empty = Tensor::zeros([0, 3], DType::F32).unwrap();
+    assert_eq!(
+        empty
+            .pad(&[(1 << 40, 0)], PadMode::Constant(0.0))
+            .unwrap()
+            .dims(),
+        &[0, (1 << 40) + 3]
+    );
 }
 
 // ---- comparisons and masks --------------------------------------------------------------------

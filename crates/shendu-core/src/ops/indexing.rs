@@ -501,10 +501,19 @@ impl Tensor {
                 ),
             ));
         }
+        let Some(total) = labels.len().checked_mul(num_classes) else {
+            return Err(Error::invalid(
+                "one_hot",
+                format!(
+                    "{num_classes} classes for labels {} give too many elements",
+                    self.shape()
+                ),
+            ));
+        };
         let mut dims = self.dims().to_vec();
         dims.push(num_classes);
         with_any!(dtype, |T| {
-            let mut out = PooledVec::<T>::filled(labels.len() * num_classes, T::from_f64(0.0));
+            let mut out = PooledVec::<T>::filled(total, T::from_f64(0.0));
             let o = out.as_mut_slice();
             for (i, &v) in labels.iter().enumerate() {
                 o[i * num_classes + v as usize] = T::from_f64(1.0);

@@ -46,14 +46,17 @@ fn pad_maps(
             ),
         ));
     }
-    let mut out_dims = Vec::with_capacity(rank);
-    let mut maps = Vec::with_capacity(rank);
-    for (d, &n) in dims.iter().enumerate() {
-        let (lo, hi) = if rank - 1 - d < pads.len() {
+    let pair = |d: usize| {
+        if rank - 1 - d < pads.len() {
             pads[rank - 1 - d]
         } else {
             (0, 0)
-        };
+        }
+    };
+    // Sizes first, so that absurd pads fail before any map is allocated.
+    let mut out_dims = Vec::with_capacity(rank);
+    for (d, &n) in dims.iter().enumerate() {
+        let (lo, hi) = pair(d);
         match mode {
             PadMode::Reflect if lo >= n.max(1) || hi >= n.max(1) => {
                 return Err(Error::invalid(
@@ -61,42 +64,54 @@ fn pad_maps(
                     format!("reflect padding ({lo}, {hi}) of dimension {d} must be smaller than its size {n} (input {shape})"),
                 ))
             }
-            PadMode::Replicate if n == 0 && lo + hi > 0 => {
+            PadMode::Replicate if n == 0 && (lo > 0 || hi > 0) => {
                 return Err(Error::invalid(op, format!("replicate padding of dimension {d} needs a non-empty dimension (input {shape})")))
             }
             _ => {}
         }
-        let len = lo
-            .checked_add(n)
-            .and_then(|v| v.checked_add(hi))
-            .ok_or_else(|| {
-                Error::invalid(
-                    op,
-                    format!("padding ({lo}, {hi}) of dimension {d} overflows (input {shape})"),
-                )
-            })?;
-        let map = (0..len)
-            .map(|i| {
-                let j = i as isize - lo as isize;
-                let last = n as isize - 1;
-                match mode {
-                    PadMode::Constant(_) => (0..n as isize).contains(&j).then_some(j as usize),
-                    PadMode::Reflect => Some(
-                        (if j < 0 {
-                            -j
-                        } else if j > last {
-                            2 * last - j
-                        } else {
-                            j
-                        }) as usize,
-                    ),
-                    PadMode::Replicate => Some(j.clamp(0, last) as usize),
-                }
-            })
-            .collect();
-        out_dims.push(len);
-        maps.push(map);
+        out_dims.push(lo.checked_add(n).and_then(|v| v.checked_add(hi)));
     }
+    let total = out_dims
+        .iter()
+        .try_fold(1usize, |a, &d| d.and_then(|d| a.checked_mul(d)));
+    if total.is_none_or(|t| t > isize::MAX as usize) {
+        return Err(Error::invalid(
+            op,
+            format!("padding {pads:?} of input {shape} gives too many elements"),
+        ));
+    }
+    let out_dims: Vec<usize> = out_dims.into_iter().map(|d| d.unwrap_or(0)).collect();
+    if total == Some(0) {
+        // Nothing to map; skipping the maps also keeps a huge pad of an empty tensor cheap.
+        return Ok((Shape::new(out_dims), vec![Vec::new(); rank]));
+    }
+    let maps = dims
+        .iter()
+        .zip(&out_dims)
+        .enumerate()
+        .map(|(d, (&n, &len))| {
+            let (lo, last) = (pair(d).0 as isize, n as isize - 1);
+            (0..len as isize)
+                .map(|i| {
+                    let j = i - lo;
+                    match mode {
+                        PadMode::Constant(_) => (0..=last).contains(&j).then_some(j as usize),
+                        PadMode::Reflect => {
+                            let r = if j < 0 {
+                                -j
+                            } else if j > last {
+                                2 * last - j
+                            } else {
+                                j
+                            };
+                            Some(r as usize)
+                        }
+                        PadMode::Replicate => Some(j.clamp(0, last) as usize),
+                    }
+                })
+                .collect()
+        })
+        .collect();
     Ok((Shape::new(out_dims), maps))
 }
 
