@@ -54,10 +54,7 @@ accumulate_int!(u8, i64);
 
 /// Calls `f(offsets, strides, len)` for each innermost row of `N` layouts that share one shape,
 /// in row-major order (the n-ary form of `for_each_row_pair`).
-pub fn for_each_row_n<const N: usize>(
-    layouts: [&Layout; N],
-    mut f: impl FnMut([usize; N], [usize; N], usize),
-) {
+pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [usize; N], usize)) {
     let dims = layouts[0].dims();
     if layouts[0].elem_count() == 0 {
         return;
@@ -96,13 +93,7 @@ pub fn for_each_row_n<const N: usize>(
 
 /// `out[o, j, :] = src[o, idx[j], :]` for a row-major `src` seen as `[outer, n, inner]` and
 /// `out` as `[outer, idx.len(), inner]`.
-pub fn index_select<T: Copy + Send + Sync>(
-    src: &[T],
-    n: usize,
-    inner: usize,
-    idx: &[usize],
-    out: &mut [T],
-) {
+pub fn index_select<T: Copy + Send + Sync>(src: &[T], n: usize, inner: usize, idx: &[usize], out: &mut [T]) {
     let k = idx.len();
     if inner == 0 || k == 0 {
         return;
@@ -144,14 +135,7 @@ pub fn index_add<T: Accumulate>(src: &[T], n: usize, inner: usize, idx: &[usize]
 
 /// Gather along a dim: walks `index` (through `idx_layout`) and `x_view` (x's strides over the
 /// index's shape, stride 0 at the gathered dim) together, writing `out` in row-major order.
-pub fn gather<T: Copy>(
-    x: &[T],
-    x_view: &Layout,
-    dim_stride: usize,
-    idx: &[i64],
-    idx_layout: &Layout,
-    out: &mut [T],
-) {
+pub fn gather<T: Copy>(x: &[T], x_view: &Layout, dim_stride: usize, idx: &[i64], idx_layout: &Layout, out: &mut [T]) {
     let mut c = 0;
     for_each_row_n([x_view, idx_layout], |[ox, oi], [sx, si], len| {
         for (k, o) in out[c..c + len].iter_mut().enumerate() {
@@ -174,26 +158,18 @@ pub fn scatter_add<T: Accumulate>(
     src: &[T],
     src_view: &Layout,
 ) {
-    for_each_row_n(
-        [out_view, idx_layout, src_view],
-        |[oo, oi, os], [so, si, ss], len| {
-            for k in 0..len {
-                let d = oo + k * so + idx[oi + k * si] as usize * dim_stride;
-                out[d] = out[d].acc(src[os + k * ss]);
-            }
-        },
-    );
+    for_each_row_n([out_view, idx_layout, src_view], |[oo, oi, os], [so, si, ss], len| {
+        for k in 0..len {
+            let d = oo + k * so + idx[oi + k * si] as usize * dim_stride;
+            out[d] = out[d].acc(src[os + k * ss]);
+        }
+    });
 }
 
 /// Calls `f(src_base, out_offset, row_len)` for each output row of a padded tensor: `src_base`
 /// is the source offset of the row's outer coordinates, or `None` when an outer coordinate falls
 /// in a constant border. `maps[d][i]` is the source index of output index `i` along `d`.
-fn for_each_padded_row(
-    maps: &[Vec<Option<usize>>],
-    src_strides: &[usize],
-    src_offset: usize,
-    mut f: impl FnMut(Option<usize>, usize),
-) {
+fn for_each_padded_row(maps: &[Vec<Option<usize>>], src_strides: &[usize], src_offset: usize, mut f: impl FnMut(Option<usize>, usize)) {
     let rank = maps.len();
     if rank == 0 || maps.iter().any(|m| m.is_empty()) {
         return;
@@ -227,13 +203,7 @@ fn for_each_padded_row(
 }
 
 /// Padding forward: `out[i] = src[map(i)]`, or `fill` where any coordinate maps to `None`.
-pub fn pad_gather<T: Copy>(
-    src: &[T],
-    l: &Layout,
-    maps: &[Vec<Option<usize>>],
-    fill: T,
-    out: &mut [T],
-) {
+pub fn pad_gather<T: Copy>(src: &[T], l: &Layout, maps: &[Vec<Option<usize>>], fill: T, out: &mut [T]) {
     let Some(last) = maps.last() else { return };
     let (strides, inner) = (l.strides(), l.strides()[maps.len() - 1]);
     for_each_padded_row(maps, strides, l.offset(), |base, c| {
@@ -254,12 +224,7 @@ pub fn pad_gather<T: Copy>(
 
 /// Padding backward: `out[map(i)] += grad[i]` over the row-major padded `grad`; `out` is the
 /// row-major source shape with `out_strides`.
-pub fn pad_scatter_add<T: Accumulate>(
-    grad: &[T],
-    maps: &[Vec<Option<usize>>],
-    out: &mut [T],
-    out_strides: &[usize],
-) {
+pub fn pad_scatter_add<T: Accumulate>(grad: &[T], maps: &[Vec<Option<usize>>], out: &mut [T], out_strides: &[usize]) {
     let Some(last) = maps.last() else { return };
     let inner = out_strides[maps.len() - 1];
     for_each_padded_row(maps, out_strides, 0, |base, c| {
@@ -282,8 +247,7 @@ pub fn is_nan<T: PartialOrd>(v: &T) -> bool {
 /// Order with NaN above everything (as PyTorch's sort and topk treat it).
 #[inline(always)]
 fn cmp_nan_max<T: PartialOrd>(a: &T, b: &T) -> Ordering {
-    a.partial_cmp(b)
-        .unwrap_or_else(|| is_nan(a).cmp(&is_nan(b)))
+    a.partial_cmp(b).unwrap_or_else(|| is_nan(a).cmp(&is_nan(b)))
 }
 
 /// Below this `k`, top-k keeps a sorted buffer while scanning (one comparison per entry for
@@ -293,14 +257,7 @@ const SMALL_K: usize = 64;
 /// For each row of `n` entries of the row-major `s`, the indices of the `k` best entries
 /// (largest or smallest; NaN counts as largest; ties go to the lower index), best first when
 /// `sorted`, else in index order. `out` holds `k` indices per row.
-pub fn top_k_rows<T: PartialOrd + Sync>(
-    s: &[T],
-    n: usize,
-    k: usize,
-    largest: bool,
-    sorted: bool,
-    out: &mut [i64],
-) {
+pub fn top_k_rows<T: PartialOrd + Sync>(s: &[T], n: usize, k: usize, largest: bool, sorted: bool, out: &mut [i64]) {
     if k == 0 || n == 0 {
         return;
     }
@@ -313,11 +270,7 @@ pub fn top_k_rows<T: PartialOrd + Sync>(
         for (row, o) in r.map(|i| &s[i * n..(i + 1) * n]).zip(o.chunks_exact_mut(k)) {
             // A total order: better value first, then lower index.
             let cmp = |a: &usize, b: &usize| {
-                let v = if largest {
-                    cmp_nan_max(&row[*b], &row[*a])
-                } else {
-                    cmp_nan_max(&row[*a], &row[*b])
-                };
+                let v = if largest { cmp_nan_max(&row[*b], &row[*a]) } else { cmp_nan_max(&row[*a], &row[*b]) };
                 v.then(a.cmp(b))
             };
             order.clear();

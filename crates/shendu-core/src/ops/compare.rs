@@ -66,19 +66,13 @@ impl Op for Compare {
         let op = cmp.name();
         a.check_same(b, op)?;
         let shape = a.shape().broadcast_with(b.shape(), op)?;
-        let (la, lb) = (
-            a.layout().broadcast_as(&shape, op)?,
-            b.layout().broadcast_as(&shape, op)?,
-        );
+        let (la, lb) = (a.layout().broadcast_as(&shape, op)?, b.layout().broadcast_as(&shape, op)?);
         with_any!(a.dtype(), |T| {
             let (ga, gb) = (a.storage(), b.storage());
             let (Some(sa), Some(sb)) = (ga.as_slice::<T>(), gb.as_slice::<T>()) else {
                 return Err(Error::dtype_mismatch(op, a.dtype(), b.dtype()));
             };
-            Ok(Tensor::from_pooled(
-                elementwise::zip(sa, &la, sb, &lb, |x, y| cmp.eval(x, y)),
-                shape,
-            ))
+            Ok(Tensor::from_pooled(elementwise::zip(sa, &la, sb, &lb, |x, y| cmp.eval(x, y)), shape))
         })
     }
     fn backward<T: GradOps>(&self, _i: &[&T], _o: &T, _g: &T) -> Result<Vec<Option<T>>> {
@@ -101,9 +95,7 @@ impl Op for CompareScalar {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let (x, cmp, v) = (inputs[0], self.op, self.value);
         with_any!(x.dtype(), |T| {
-            let out = x.with_slice(cmp.name(), |s: &[T], l| {
-                elementwise::map(s, l, |e| cmp.eval(e.to_f64(), v))
-            })?;
+            let out = x.with_slice(cmp.name(), |s: &[T], l| elementwise::map(s, l, |e| cmp.eval(e.to_f64(), v)))?;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
         })
     }
@@ -154,11 +146,7 @@ fn check_mask(op: &'static str, mask: &Tensor) -> Result<()> {
     if mask.dtype() != DType::U8 {
         return Err(Error::dtype(
             op,
-            format!(
-                "condition {} has dtype {}; it must be a u8 mask (as comparisons return)",
-                mask.shape(),
-                mask.dtype()
-            ),
+            format!("condition {} has dtype {}; it must be a u8 mask (as comparisons return)", mask.shape(), mask.dtype()),
         ));
     }
     Ok(())
@@ -178,40 +166,22 @@ impl Op for WhereCond {
         let op = "where_cond";
         check_mask(op, m)?;
         t.check_same(f, op)?;
-        let shape = m
-            .shape()
-            .broadcast_with(t.shape(), op)?
-            .broadcast_with(f.shape(), op)
-            .map_err(|_| {
-                Error::shape(
-                    op,
-                    format!(
-                        "condition {}, on_true {} and on_false {} cannot be broadcast together",
-                        m.shape(),
-                        t.shape(),
-                        f.shape()
-                    ),
-                )
-            })?;
-        let (lm, lt, lf) = (
-            m.layout().broadcast_as(&shape, op)?,
-            t.layout().broadcast_as(&shape, op)?,
-            f.layout().broadcast_as(&shape, op)?,
-        );
+        let shape = m.shape().broadcast_with(t.shape(), op)?.broadcast_with(f.shape(), op).map_err(|_| {
+            Error::shape(
+                op,
+                format!("condition {}, on_true {} and on_false {} cannot be broadcast together", m.shape(), t.shape(), f.shape()),
+            )
+        })?;
+        let (lm, lt, lf) =
+            (m.layout().broadcast_as(&shape, op)?, t.layout().broadcast_as(&shape, op)?, f.layout().broadcast_as(&shape, op)?);
         with_any!(t.dtype(), |T| {
             let (gm, gt, gf) = (m.storage(), t.storage(), f.storage());
-            let (Some(sm), Some(st), Some(sf)) =
-                (gm.as_slice::<u8>(), gt.as_slice::<T>(), gf.as_slice::<T>())
-            else {
+            let (Some(sm), Some(st), Some(sf)) = (gm.as_slice::<u8>(), gt.as_slice::<T>(), gf.as_slice::<T>()) else {
                 return Err(Error::dtype_mismatch(op, t.dtype(), f.dtype()));
             };
             let mut out = PooledVec::<T>::uninit(shape.elem_count());
             let o = out.as_mut_slice();
-            if let (Some(rm), Some(rt), Some(rf)) = (
-                lm.contiguous_range(),
-                lt.contiguous_range(),
-                lf.contiguous_range(),
-            ) {
+            if let (Some(rm), Some(rt), Some(rf)) = (lm.contiguous_range(), lt.contiguous_range(), lf.contiguous_range()) {
                 let (sm, st, sf) = (&sm[rm], &st[rt], &sf[rf]);
                 par_fill(o, PAR_ELEMS, |r, o| {
                     let (sm, st, sf) = (&sm[r.clone()], &st[r.clone()], &sf[r]);
@@ -225,11 +195,7 @@ impl Op for WhereCond {
             let mut c = 0;
             for_each_row_n([&lm, &lt, &lf], |[om, ot, of], [sm_, st_, sf_], len| {
                 for (k, o) in o[c..c + len].iter_mut().enumerate() {
-                    *o = select_unpredictable(
-                        sm[om + k * sm_] != 0,
-                        st[ot + k * st_],
-                        sf[of + k * sf_],
-                    );
+                    *o = select_unpredictable(sm[om + k * sm_] != 0, st[ot + k * st_], sf[of + k * sf_]);
                 }
                 c += len;
             });
@@ -239,22 +205,8 @@ impl Op for WhereCond {
     fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
         let (m, t, f) = (inputs[0], inputs[1], inputs[2]);
         // Zero the entries the other branch supplied, then undo the broadcast.
-        let gt = T::apply(
-            MaskedFill {
-                value: 0.0,
-                invert: true,
-            },
-            &[grad, m],
-        )?
-        .g_sum_to_like(t)?;
-        let gf = T::apply(
-            MaskedFill {
-                value: 0.0,
-                invert: false,
-            },
-            &[grad, m],
-        )?
-        .g_sum_to_like(f)?;
+        let gt = T::apply(MaskedFill { value: 0.0, invert: true }, &[grad, m])?.g_sum_to_like(t)?;
+        let gf = T::apply(MaskedFill { value: 0.0, invert: false }, &[grad, m])?.g_sum_to_like(f)?;
         Ok(vec![None, Some(gt), Some(gf)])
     }
 }
@@ -274,19 +226,9 @@ impl Op for MaskedFill {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let (x, m, invert) = (inputs[0], inputs[1], self.invert);
         check_mask("masked_fill", m)?;
-        let lm = m
-            .layout()
-            .broadcast_as(x.shape(), "masked_fill")
-            .map_err(|_| {
-                Error::shape(
-                    "masked_fill",
-                    format!(
-                        "mask {} cannot be broadcast to the input's shape {}",
-                        m.shape(),
-                        x.shape()
-                    ),
-                )
-            })?;
+        let lm = m.layout().broadcast_as(x.shape(), "masked_fill").map_err(|_| {
+            Error::shape("masked_fill", format!("mask {} cannot be broadcast to the input's shape {}", m.shape(), x.shape()))
+        })?;
         with_any!(x.dtype(), |T| {
             let v = T::from_f64(self.value);
             let (gx, gm) = (x.storage(), m.storage());
@@ -307,11 +249,7 @@ impl Op for MaskedFill {
             let mut c = 0;
             for_each_row_n([x.layout(), &lm], |[ox, om], [sx_, sm_], len| {
                 for (k, o) in o[c..c + len].iter_mut().enumerate() {
-                    *o = select_unpredictable(
-                        (sm[om + k * sm_] != 0) != invert,
-                        v,
-                        sx[ox + k * sx_],
-                    );
+                    *o = select_unpredictable((sm[om + k * sm_] != 0) != invert, v, sx[ox + k * sx_]);
                 }
                 c += len;
             });
@@ -319,16 +257,7 @@ impl Op for MaskedFill {
         })
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        Ok(vec![
-            Some(T::apply(
-                MaskedFill {
-                    value: 0.0,
-                    invert: self.invert,
-                },
-                &[grad, inputs[1]],
-            )?),
-            None,
-        ])
+        Ok(vec![Some(T::apply(MaskedFill { value: 0.0, invert: self.invert }, &[grad, inputs[1]])?), None])
     }
 }
 
@@ -431,12 +360,6 @@ impl Tensor {
     /// assert_eq!(x.masked_fill(&m, f64::NEG_INFINITY).unwrap().to_vec::<f32>().unwrap(), vec![1., f32::NEG_INFINITY, 3.]);
     /// ```
     pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
-        apply(
-            MaskedFill {
-                value,
-                invert: false,
-            },
-            &[self, mask],
-        )
+        apply(MaskedFill { value, invert: false }, &[self, mask])
     }
 }

@@ -20,20 +20,10 @@ pub struct Cat {
 /// The output shape of `cat`, or the error naming the first input that does not fit.
 fn cat_shape(inputs: &[&Tensor], dim: usize, op: &'static str) -> Result<Shape> {
     let Some(first) = inputs.first() else {
-        return Err(Error::invalid(
-            op,
-            "needs at least one tensor, got an empty list",
-        ));
+        return Err(Error::invalid(op, "needs at least one tensor, got an empty list"));
     };
     if dim >= first.rank() {
-        return Err(Error::index(
-            op,
-            format!(
-                "dimension {dim} is out of range for input 0 {} of rank {}",
-                first.shape(),
-                first.rank()
-            ),
-        ));
+        return Err(Error::index(op, format!("dimension {dim} is out of range for input 0 {} of rank {}", first.shape(), first.rank())));
     }
     let mut dims = first.dims().to_vec();
     dims[dim] = 0;
@@ -41,32 +31,21 @@ fn cat_shape(inputs: &[&Tensor], dim: usize, op: &'static str) -> Result<Shape> 
         if t.dtype() != first.dtype() {
             return Err(Error::dtype(
                 op,
-                format!(
-                    "input {i} {} has dtype {} but input 0 {} has dtype {}",
-                    t.shape(),
-                    t.dtype(),
-                    first.shape(),
-                    first.dtype()
-                ),
+                format!("input {i} {} has dtype {} but input 0 {} has dtype {}", t.shape(), t.dtype(), first.shape(), first.dtype()),
             ));
         }
         if t.device() != first.device() {
-            return Err(Error::device(
-                op,
-                format!(
-                    "input {i} {} is on {} but input 0 is on {}",
-                    t.shape(),
-                    t.device(),
-                    first.device()
-                ),
-            ));
+            return Err(Error::device(op, format!("input {i} {} is on {} but input 0 is on {}", t.shape(), t.device(), first.device())));
         }
-        let same = t.rank() == first.rank()
-            && (0..t.rank()).all(|d| d == dim || t.dims()[d] == first.dims()[d]);
+        let same = t.rank() == first.rank() && (0..t.rank()).all(|d| d == dim || t.dims()[d] == first.dims()[d]);
         if !same {
             return Err(Error::shape(
                 op,
-                format!("input {i} has shape {} but input 0 has shape {}: sizes must match except in dimension {dim}", t.shape(), first.shape()),
+                format!(
+                    "input {i} has shape {} but input 0 has shape {}: sizes must match except in dimension {dim}",
+                    t.shape(),
+                    first.shape()
+                ),
             ));
         }
         dims[dim] += t.dims()[dim];
@@ -90,8 +69,7 @@ impl Op for Cat {
             for x in inputs {
                 let len = x.dims()[dim];
                 let block = len * inner;
-                let dst_layout =
-                    Layout::contiguous(shape.clone()).narrow(dim, start, len, "cat")?;
+                let dst_layout = Layout::contiguous(shape.clone()).narrow(dim, start, len, "cat")?;
                 x.with_slice("cat", |s: &[T], l| match l.contiguous_range() {
                     Some(_) if block == 0 => {}
                     // Contiguous input: one memcpy per outer index.
@@ -101,9 +79,7 @@ impl Op for Cat {
                         parallel_ranges(outer, PAR_ELEMS / block + 1, |range| {
                             for o in range {
                                 // SAFETY: each outer index writes its own block of `out`.
-                                let d = unsafe {
-                                    dst.slice_mut(o * out_row + at..o * out_row + at + block)
-                                };
+                                let d = unsafe { dst.slice_mut(o * out_row + at..o * out_row + at + block) };
                                 d.copy_from_slice(&s[o * block..(o + 1) * block]);
                             }
                         });
@@ -141,10 +117,7 @@ impl Tensor {
     /// ```
     pub fn cat<D: Dim>(tensors: &[&Tensor], dim: D) -> Result<Tensor> {
         let Some(first) = tensors.first() else {
-            return Err(Error::invalid(
-                "cat",
-                "needs at least one tensor, got an empty list",
-            ));
+            return Err(Error::invalid("cat", "needs at least one tensor, got an empty list"));
         };
         let dim = first.shape().dim_index(dim, "cat")?;
         apply(Cat { dim }, tensors)
@@ -163,39 +136,30 @@ impl Tensor {
     /// ```
     pub fn stack<D: Dim>(tensors: &[&Tensor], dim: D) -> Result<Tensor> {
         let Some(first) = tensors.first() else {
-            return Err(Error::invalid(
-                "stack",
-                "needs at least one tensor, got an empty list",
-            ));
+            return Err(Error::invalid("stack", "needs at least one tensor, got an empty list"));
         };
-        let dim = dim.resolve(first.rank() + 1, "stack")?;
+        // The new dim may also go after the last one: resolve against rank + 1.
+        let dim = dim.resolve(first.rank() + 1, "stack").map_err(|e| match e {
+            Error::Index { op, msg } => {
+                Error::Index { op, msg: format!("{msg} (the result of stacking inputs of shape {})", first.shape()) }
+            }
+            e => e,
+        })?;
         for (i, t) in tensors.iter().enumerate() {
             if t.shape() != first.shape() {
                 return Err(Error::shape(
                     "stack",
-                    format!(
-                        "input {i} has shape {} but input 0 has shape {}; all must match",
-                        t.shape(),
-                        first.shape()
-                    ),
+                    format!("input {i} has shape {} but input 0 has shape {}; all must match", t.shape(), first.shape()),
                 ));
             }
             if t.dtype() != first.dtype() {
                 return Err(Error::dtype(
                     "stack",
-                    format!(
-                        "input {i} {} has dtype {} but input 0 has dtype {}",
-                        t.shape(),
-                        t.dtype(),
-                        first.dtype()
-                    ),
+                    format!("input {i} {} has dtype {} but input 0 has dtype {}", t.shape(), t.dtype(), first.dtype()),
                 ));
             }
         }
-        let expanded = tensors
-            .iter()
-            .map(|t| t.unsqueeze(dim))
-            .collect::<Result<Vec<_>>>()?;
+        let expanded = tensors.iter().map(|t| t.unsqueeze(dim)).collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = expanded.iter().collect();
         apply(Cat { dim }, &refs)
     }
@@ -212,18 +176,9 @@ impl Tensor {
         let dim = self.shape().dim_index(dim, "split")?;
         let n = self.dims()[dim];
         if split_size == 0 {
-            return Err(Error::invalid(
-                "split",
-                format!(
-                    "split_size must be positive (dimension {dim} of {} has size {n})",
-                    self.shape()
-                ),
-            ));
+            return Err(Error::invalid("split", format!("split_size must be positive (dimension {dim} of {} has size {n})", self.shape())));
         }
-        let sizes: Vec<usize> = (0..n)
-            .step_by(split_size)
-            .map(|s| split_size.min(n - s))
-            .collect();
+        let sizes: Vec<usize> = (0..n).step_by(split_size).map(|s| split_size.min(n - s)).collect();
         self.split_with_sizes(&sizes, dim)
     }
 
@@ -242,10 +197,7 @@ impl Tensor {
         if total != Some(n) {
             return Err(Error::shape(
                 "split_with_sizes",
-                format!(
-                    "sizes {sizes:?} do not sum to the size {n} of dimension {dim} (input {})",
-                    self.shape()
-                ),
+                format!("sizes {sizes:?} do not sum to the size {n} of dimension {dim} (input {})", self.shape()),
             ));
         }
         let mut start = 0;
@@ -271,10 +223,7 @@ impl Tensor {
     pub fn chunk<D: Dim>(&self, chunks: usize, dim: D) -> Result<Vec<Tensor>> {
         let dim = self.shape().dim_index(dim, "chunk")?;
         if chunks == 0 {
-            return Err(Error::invalid(
-                "chunk",
-                format!("chunks must be positive (input {})", self.shape()),
-            ));
+            return Err(Error::invalid("chunk", format!("chunks must be positive (input {})", self.shape())));
         }
         let n = self.dims()[dim];
         if n == 0 {

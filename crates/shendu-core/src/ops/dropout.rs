@@ -13,10 +13,7 @@ const BLOCK: usize = 1 << 16;
 
 fn check_p(op: &'static str, p: f64) -> Result<()> {
     if !(0.0..1.0).contains(&p) {
-        return Err(Error::invalid(
-            op,
-            format!("drop probability p = {p} must be in [0, 1)"),
-        ));
+        return Err(Error::invalid(op, format!("drop probability p = {p} must be in [0, 1)")));
     }
     Ok(())
 }
@@ -110,12 +107,7 @@ impl Tensor {
     /// let m = Tensor::dropout_mask(&[1000], 0.5, DType::F32, &mut Rng::new(0)).unwrap();
     /// assert!(m.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0 || v == 2.0));
     /// ```
-    pub fn dropout_mask(
-        shape: impl Into<Shape>,
-        p: f64,
-        dtype: DType,
-        rng: &mut Rng,
-    ) -> Result<Tensor> {
+    pub fn dropout_mask(shape: impl Into<Shape>, p: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
         mask("dropout_mask", shape.into(), p, dtype, rng)
     }
 

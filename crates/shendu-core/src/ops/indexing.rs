@@ -12,58 +12,29 @@ use crate::{with_any, DType, Dim, Error, Layout, Result, Shape, Tensor};
 
 fn check_index_dtype(op: &'static str, index: &Tensor) -> Result<()> {
     if index.dtype() != DType::I64 {
-        return Err(Error::dtype(
-            op,
-            format!(
-                "index tensor {} has dtype {}; indices must be i64",
-                index.shape(),
-                index.dtype()
-            ),
-        ));
+        return Err(Error::dtype(op, format!("index tensor {} has dtype {}; indices must be i64", index.shape(), index.dtype())));
     }
     Ok(())
 }
 
 fn check_dim(op: &'static str, dim: usize, x: &Tensor) -> Result<()> {
     if dim >= x.rank() {
-        return Err(Error::index(
-            op,
-            format!(
-                "dimension {dim} is out of range for input {} of rank {}",
-                x.shape(),
-                x.rank()
-            ),
-        ));
+        return Err(Error::index(op, format!("dimension {dim} is out of range for input {} of rank {}", x.shape(), x.rank())));
     }
     Ok(())
 }
 
-fn out_of_range(
-    op: &'static str,
-    v: i64,
-    dim: usize,
-    size: usize,
-    input: &Shape,
-    index: &Shape,
-) -> Error {
+fn out_of_range(op: &'static str, v: i64, dim: usize, size: usize, input: &Shape, index: &Shape) -> Error {
     Error::index(op, format!("index {v} is out of range for dimension {dim} of size {size} (input {input}, index {index})"))
 }
 
 /// Checks every element of `index` lies in `0..size`; the error names the first bad one.
-fn check_index_range(
-    op: &'static str,
-    index: &Tensor,
-    dim: usize,
-    size: usize,
-    input: &Shape,
-) -> Result<()> {
+fn check_index_range(op: &'static str, index: &Tensor, dim: usize, size: usize, input: &Shape) -> Result<()> {
     let bad = index.with_slice(op, |s: &[i64], l| {
         let mut bad = None;
         l.for_each_row(|o, n, st| {
             if bad.is_none() {
-                bad = (0..n)
-                    .map(|k| s[o + k * st])
-                    .find(|&v| v < 0 || v as u64 >= size as u64);
+                bad = (0..n).map(|k| s[o + k * st]).find(|&v| v < 0 || v as u64 >= size as u64);
             }
         });
         bad
@@ -76,35 +47,15 @@ fn check_index_range(
 
 /// Ranks equal and, for every `d` other than `dim` (or every `d` when `all`), `index` no larger
 /// than `other` — PyTorch's rule for gather/scatter.
-fn check_index_shape(
-    op: &'static str,
-    index: &Tensor,
-    other: &Tensor,
-    what: &str,
-    dim: usize,
-    all: bool,
-) -> Result<()> {
+fn check_index_shape(op: &'static str, index: &Tensor, other: &Tensor, what: &str, dim: usize, all: bool) -> Result<()> {
     let (i, o) = (index.dims(), other.dims());
     if i.len() != o.len() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "index {} and {what} {} must have the same rank",
-                index.shape(),
-                other.shape()
-            ),
-        ));
+        return Err(Error::shape(op, format!("index {} and {what} {} must have the same rank", index.shape(), other.shape())));
     }
     if let Some(d) = (0..i.len()).find(|&d| (all || d != dim) && i[d] > o[d]) {
         return Err(Error::shape(
             op,
-            format!(
-                "index {} is larger than {what} {} at dimension {d} ({} > {})",
-                index.shape(),
-                other.shape(),
-                i[d],
-                o[d]
-            ),
+            format!("index {} is larger than {what} {} at dimension {d} ({} > {})", index.shape(), other.shape(), i[d], o[d]),
         ));
     }
     Ok(())
@@ -129,21 +80,10 @@ pub struct IndexSelect {
 fn select_indices(op: &'static str, index: &Tensor, dim: usize, x: &Tensor) -> Result<Vec<usize>> {
     check_index_dtype(op, index)?;
     if index.rank() > 1 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "index must be 1-D, got shape {} (input {})",
-                index.shape(),
-                x.shape()
-            ),
-        ));
+        return Err(Error::shape(op, format!("index must be 1-D, got shape {} (input {})", index.shape(), x.shape())));
     }
     check_index_range(op, index, dim, x.dims()[dim], x.shape())?;
-    Ok(index
-        .to_vec::<i64>()?
-        .into_iter()
-        .map(|v| v as usize)
-        .collect())
+    Ok(index.to_vec::<i64>()?.into_iter().map(|v| v as usize).collect())
 }
 
 impl Op for IndexSelect {
@@ -161,17 +101,12 @@ impl Op for IndexSelect {
         let shape = Shape::new(dims);
         with_any!(x.dtype(), |T| {
             let mut out = PooledVec::<T>::uninit(shape.elem_count());
-            x.with_contiguous("index_select", |s: &[T]| {
-                kernels::index_select(s, n, inner, &idx, out.as_mut_slice())
-            })?;
+            x.with_contiguous("index_select", |s: &[T]| kernels::index_select(s, n, inner, &idx, out.as_mut_slice()))?;
             Ok(Tensor::from_pooled(out, shape))
         })
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        let gx = T::apply(
-            IndexAddLike { dim: self.dim },
-            &[grad, inputs[1], inputs[0]],
-        )?;
+        let gx = T::apply(IndexAddLike { dim: self.dim }, &[grad, inputs[1], inputs[0]])?;
         Ok(vec![Some(gx), None])
     }
 }
@@ -196,30 +131,19 @@ impl Op for IndexAddLike {
         if src.dims() != expect.as_slice() {
             return Err(Error::shape(
                 "index_add",
-                format!(
-                    "source {} does not fit target {} with {} indices along dimension {dim}",
-                    src.shape(),
-                    like.shape(),
-                    idx.len()
-                ),
+                format!("source {} does not fit target {} with {} indices along dimension {dim}", src.shape(), like.shape(), idx.len()),
             ));
         }
         let n = like.dims()[dim];
         let inner: usize = like.dims()[dim + 1..].iter().product();
         with_any!(src.dtype(), |T| {
             let mut out = PooledVec::<T>::filled(like.elem_count(), <T as Accumulate>::zero());
-            src.with_contiguous("index_add", |s: &[T]| {
-                kernels::index_add(s, n, inner, &idx, out.as_mut_slice())
-            })?;
+            src.with_contiguous("index_add", |s: &[T]| kernels::index_add(s, n, inner, &idx, out.as_mut_slice()))?;
             Ok(Tensor::from_pooled(out, like.shape().clone()))
         })
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        Ok(vec![
-            Some(T::apply(IndexSelect { dim: self.dim }, &[grad, inputs[1]])?),
-            None,
-            None,
-        ])
+        Ok(vec![Some(T::apply(IndexSelect { dim: self.dim }, &[grad, inputs[1]])?), None, None])
     }
 }
 
@@ -247,20 +171,13 @@ impl Op for Gather {
         with_any!(x.dtype(), |T| {
             let mut out = PooledVec::<T>::uninit(index.elem_count());
             let g = x.storage();
-            let xs = g
-                .as_slice::<T>()
-                .ok_or_else(|| Error::dtype("gather", "input storage changed dtype"))?;
-            index.with_slice("gather", |is: &[i64], il| {
-                kernels::gather(xs, &x_view, dim_stride, is, il, out.as_mut_slice())
-            })?;
+            let xs = g.as_slice::<T>().ok_or_else(|| Error::dtype("gather", "input storage changed dtype"))?;
+            index.with_slice("gather", |is: &[i64], il| kernels::gather(xs, &x_view, dim_stride, is, il, out.as_mut_slice()))?;
             Ok(Tensor::from_pooled(out, index.shape().clone()))
         })
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        let gx = T::apply(
-            ScatterAddLike { dim: self.dim },
-            &[grad, inputs[1], inputs[0]],
-        )?;
+        let gx = T::apply(ScatterAddLike { dim: self.dim }, &[grad, inputs[1], inputs[0]])?;
         Ok(vec![Some(gx), None])
     }
 }
@@ -276,27 +193,13 @@ fn scatter_into<T: WithDType + Accumulate>(
 ) -> Result<()> {
     let out_view = view_without_dim(index.shape(), &out_shape.contiguous_strides(), 0, dim);
     let dim_stride = out_shape.contiguous_strides()[dim];
-    let src_view = Layout::new(
-        index.shape().clone(),
-        src.layout().strides().to_vec(),
-        src.layout().offset(),
-    );
+    let src_view = Layout::new(index.shape().clone(), src.layout().strides().to_vec(), src.layout().offset());
     let g = src.storage();
-    let ss = g
-        .as_slice::<T>()
-        .ok_or_else(|| Error::dtype_mismatch(op, T::DTYPE, src.dtype()))?;
-    index.with_slice(op, |is: &[i64], il| {
-        kernels::scatter_add(out, &out_view, dim_stride, is, il, ss, &src_view)
-    })
+    let ss = g.as_slice::<T>().ok_or_else(|| Error::dtype_mismatch(op, T::DTYPE, src.dtype()))?;
+    index.with_slice(op, |is: &[i64], il| kernels::scatter_add(out, &out_view, dim_stride, is, il, ss, &src_view))
 }
 
-fn check_scatter(
-    op: &'static str,
-    x: &Tensor,
-    index: &Tensor,
-    src: &Tensor,
-    dim: usize,
-) -> Result<()> {
+fn check_scatter(op: &'static str, x: &Tensor, index: &Tensor, src: &Tensor, dim: usize) -> Result<()> {
     check_dim(op, dim, x)?;
     check_index_dtype(op, index)?;
     check_index_shape(op, index, src, "source", dim, true)?;
@@ -320,16 +223,8 @@ impl Op for ScatterAdd {
         x.check_same(src, "scatter_add")?;
         check_scatter("scatter_add", x, index, src, self.dim)?;
         with_any!(x.dtype(), |T| {
-            let mut out =
-                x.with_slice("scatter_add", |s: &[T], l| elementwise::map(s, l, |v| v))?;
-            scatter_into(
-                out.as_mut_slice(),
-                x.shape(),
-                index,
-                src,
-                self.dim,
-                "scatter_add",
-            )?;
+            let mut out = x.with_slice("scatter_add", |s: &[T], l| elementwise::map(s, l, |v| v))?;
+            scatter_into(out.as_mut_slice(), x.shape(), index, src, self.dim, "scatter_add")?;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
         })
     }
@@ -354,23 +249,12 @@ impl Op for ScatterAddLike {
         check_scatter("scatter_add", like, index, src, self.dim)?;
         with_any!(src.dtype(), |T| {
             let mut out = PooledVec::<T>::filled(like.elem_count(), <T as Accumulate>::zero());
-            scatter_into(
-                out.as_mut_slice(),
-                like.shape(),
-                index,
-                src,
-                self.dim,
-                "scatter_add",
-            )?;
+            scatter_into(out.as_mut_slice(), like.shape(), index, src, self.dim, "scatter_add")?;
             Ok(Tensor::from_pooled(out, like.shape().clone()))
         })
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        Ok(vec![
-            Some(gather_to_shape_of(grad, inputs[1], inputs[0], self.dim)?),
-            None,
-            None,
-        ])
+        Ok(vec![Some(gather_to_shape_of(grad, inputs[1], inputs[0], self.dim)?), None, None])
     }
 }
 
@@ -382,20 +266,8 @@ fn gather_to_shape_of<T: GradOps>(grad: &T, index: &T, src: &T, dim: usize) -> R
     if gs == ss {
         return Ok(g);
     }
-    let pads = gs
-        .dims()
-        .iter()
-        .zip(ss.dims())
-        .rev()
-        .map(|(&a, &b)| (0, b.saturating_sub(a)))
-        .collect();
-    T::apply(
-        Pad {
-            pads,
-            mode: PadMode::Constant(0.0),
-        },
-        &[&g],
-    )
+    let pads = gs.dims().iter().zip(ss.dims()).rev().map(|(&a, &b)| (0, b.saturating_sub(a))).collect();
+    T::apply(Pad { pads, mode: PadMode::Constant(0.0) }, &[&g])
 }
 
 // ---- index-producing ops ------------------------------------------------------------------
@@ -479,36 +351,14 @@ impl Tensor {
     /// ```
     pub fn one_hot(&self, num_classes: usize, dtype: DType) -> Result<Tensor> {
         if self.dtype() != DType::I64 {
-            return Err(Error::dtype(
-                "one_hot",
-                format!(
-                    "labels {} have dtype {}; one_hot needs i64",
-                    self.shape(),
-                    self.dtype()
-                ),
-            ));
+            return Err(Error::dtype("one_hot", format!("labels {} have dtype {}; one_hot needs i64", self.shape(), self.dtype())));
         }
         let labels = self.to_vec::<i64>()?;
-        if let Some(&v) = labels
-            .iter()
-            .find(|&&v| v < 0 || v as u64 >= num_classes as u64)
-        {
-            return Err(Error::index(
-                "one_hot",
-                format!(
-                    "label {v} is out of range for {num_classes} classes (labels {})",
-                    self.shape()
-                ),
-            ));
+        if let Some(&v) = labels.iter().find(|&&v| v < 0 || v as u64 >= num_classes as u64) {
+            return Err(Error::index("one_hot", format!("label {v} is out of range for {num_classes} classes (labels {})", self.shape())));
         }
         let Some(total) = labels.len().checked_mul(num_classes) else {
-            return Err(Error::invalid(
-                "one_hot",
-                format!(
-                    "{num_classes} classes for labels {} give too many elements",
-                    self.shape()
-                ),
-            ));
+            return Err(Error::invalid("one_hot", format!("{num_classes} classes for labels {} give too many elements", self.shape())));
         };
         let mut dims = self.dims().to_vec();
         dims.push(num_classes);
@@ -522,13 +372,7 @@ impl Tensor {
         })
     }
 
-    fn arg_extreme<D: Dim>(
-        &self,
-        dim: D,
-        keepdim: bool,
-        max: bool,
-        op: &'static str,
-    ) -> Result<Tensor> {
+    fn arg_extreme<D: Dim>(&self, dim: D, keepdim: bool, max: bool, op: &'static str) -> Result<Tensor> {
         if self.rank() == 0 {
             dim.resolve(1, op)?;
             return Ok(Tensor::scalar(0i64));
@@ -536,21 +380,11 @@ impl Tensor {
         let dim = self.shape().dim_index(dim, op)?;
         let n = self.dims()[dim];
         if n == 0 {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "cannot take {op} over dimension {dim} of size 0 (input {})",
-                    self.shape()
-                ),
-            ));
+            return Err(Error::shape(op, format!("cannot take {op} over dimension {dim} of size 0 (input {})", self.shape())));
         }
         let (xt, _) = dim_last(self, dim)?;
         let out: Vec<i64> = with_any!(self.dtype(), |T| {
-            xt.with_contiguous(op, |s: &[T]| {
-                s.chunks_exact(n)
-                    .map(|row| arg_best(row, max) as i64)
-                    .collect()
-            })
+            xt.with_contiguous(op, |s: &[T]| s.chunks_exact(n).map(|row| arg_best(row, max) as i64).collect())
         })?;
         let mut dims = self.dims().to_vec();
         if keepdim {
@@ -597,13 +431,7 @@ impl Tensor {
     /// assert_eq!(v.to_vec::<f32>().unwrap(), vec![9., 7.]);
     /// assert_eq!(i.to_vec::<i64>().unwrap(), vec![1, 3]);
     /// ```
-    pub fn topk<D: Dim>(
-        &self,
-        k: usize,
-        dim: D,
-        largest: bool,
-        sorted: bool,
-    ) -> Result<(Tensor, Tensor)> {
+    pub fn topk<D: Dim>(&self, k: usize, dim: D, largest: bool, sorted: bool) -> Result<(Tensor, Tensor)> {
         if self.rank() == 0 {
             dim.resolve(1, "topk")?;
             let (v, i) = self.reshape(1)?.topk(k, 0, largest, sorted)?;
@@ -612,13 +440,7 @@ impl Tensor {
         let dim = self.shape().dim_index(dim, "topk")?;
         let n = self.dims()[dim];
         if k > n {
-            return Err(Error::invalid(
-                "topk",
-                format!(
-                    "k = {k} exceeds the size {n} of dimension {dim} (input {})",
-                    self.shape()
-                ),
-            ));
+            return Err(Error::invalid("topk", format!("k = {k} exceeds the size {n} of dimension {dim} (input {})", self.shape())));
         }
         let (xt, perm) = dim_last(self, dim)?;
         let picked: Vec<i64> = with_any!(self.dtype(), |T| {
@@ -639,9 +461,7 @@ impl Tensor {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        let indices = t
-            .with_layout(t.layout().permute(&inverse, "topk")?)
-            .contiguous()?;
+        let indices = t.with_layout(t.layout().permute(&inverse, "topk")?).contiguous()?;
         let values = apply(Gather { dim }, &[self, &indices])?;
         Ok((values, indices))
     }

@@ -29,22 +29,11 @@ pub struct Pad {
 
 /// The padded shape and, per dim, the source index of each padded index (`None` for a constant
 /// border), or the error users see.
-fn pad_maps(
-    shape: &Shape,
-    pads: &[(usize, usize)],
-    mode: PadMode,
-    op: &'static str,
-) -> Result<(Shape, Vec<Vec<Option<usize>>>)> {
+fn pad_maps(shape: &Shape, pads: &[(usize, usize)], mode: PadMode, op: &'static str) -> Result<(Shape, Vec<Vec<Option<usize>>>)> {
     let dims = shape.dims();
     let rank = dims.len();
     if pads.len() > rank {
-        return Err(Error::shape(
-            op,
-            format!(
-                "{} (before, after) pairs given for input {shape} of rank {rank}",
-                pads.len()
-            ),
-        ));
+        return Err(Error::shape(op, format!("{} (before, after) pairs given for input {shape} of rank {rank}", pads.len())));
     }
     let pair = |d: usize| {
         if rank - 1 - d < pads.len() {
@@ -71,14 +60,9 @@ fn pad_maps(
         }
         out_dims.push(lo.checked_add(n).and_then(|v| v.checked_add(hi)));
     }
-    let total = out_dims
-        .iter()
-        .try_fold(1usize, |a, &d| d.and_then(|d| a.checked_mul(d)));
+    let total = out_dims.iter().try_fold(1usize, |a, &d| d.and_then(|d| a.checked_mul(d)));
     if total.is_none_or(|t| t > isize::MAX as usize) {
-        return Err(Error::invalid(
-            op,
-            format!("padding {pads:?} of input {shape} gives too many elements"),
-        ));
+        return Err(Error::invalid(op, format!("padding {pads:?} of input {shape} gives too many elements")));
     }
     let out_dims: Vec<usize> = out_dims.into_iter().map(|d| d.unwrap_or(0)).collect();
     if total == Some(0) {
@@ -132,9 +116,7 @@ impl Op for Pad {
         with_any!(x.dtype(), |T| {
             let mut out = PooledVec::<T>::uninit(shape.elem_count());
             let fill = <T as crate::dtype::WithDType>::from_f64(fill);
-            x.with_slice("pad", |s: &[T], l| {
-                kernels::pad_gather(s, l, &maps, fill, out.as_mut_slice())
-            })?;
+            x.with_slice("pad", |s: &[T], l| kernels::pad_gather(s, l, &maps, fill, out.as_mut_slice()))?;
             Ok(Tensor::from_pooled(out, shape))
         })
     }
@@ -152,13 +134,7 @@ impl Op for Pad {
             }
             return Ok(vec![Some(g)]);
         }
-        Ok(vec![Some(T::apply(
-            PadBackward {
-                pads: self.pads.clone(),
-                mode: self.mode,
-            },
-            &[grad, inputs[0]],
-        )?)])
+        Ok(vec![Some(T::apply(PadBackward { pads: self.pads.clone(), mode: self.mode }, &[grad, inputs[0]])?)])
     }
 }
 
@@ -180,11 +156,7 @@ impl Op for PadBackward {
         if g.shape() != &shape {
             return Err(Error::shape(
                 "pad_backward",
-                format!(
-                    "gradient {} does not match the padded shape {shape} of input {}",
-                    g.shape(),
-                    like.shape()
-                ),
+                format!("gradient {} does not match the padded shape {shape} of input {}", g.shape(), like.shape()),
             ));
         }
         if like.rank() == 0 {
@@ -193,23 +165,12 @@ impl Op for PadBackward {
         let strides = like.shape().contiguous_strides();
         with_any!(g.dtype(), |T| {
             let mut out = PooledVec::<T>::filled(like.elem_count(), <T as Accumulate>::zero());
-            g.with_contiguous("pad_backward", |s: &[T]| {
-                kernels::pad_scatter_add(s, &maps, out.as_mut_slice(), &strides)
-            })?;
+            g.with_contiguous("pad_backward", |s: &[T]| kernels::pad_scatter_add(s, &maps, out.as_mut_slice(), &strides))?;
             Ok(Tensor::from_pooled(out, like.shape().clone()))
         })
     }
     fn backward<T: GradOps>(&self, _inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
-        Ok(vec![
-            Some(T::apply(
-                Pad {
-                    pads: self.pads.clone(),
-                    mode: self.mode,
-                },
-                &[grad],
-            )?),
-            None,
-        ])
+        Ok(vec![Some(T::apply(Pad { pads: self.pads.clone(), mode: self.mode }, &[grad])?), None])
     }
 }
 
@@ -233,12 +194,6 @@ impl Tensor {
         if pads.iter().all(|&p| p == (0, 0)) {
             return Ok(self.clone());
         }
-        apply(
-            Pad {
-                pads: pads.to_vec(),
-                mode,
-            },
-            &[self],
-        )
+        apply(Pad { pads: pads.to_vec(), mode }, &[self])
     }
 }
