@@ -220,6 +220,36 @@ fn movement_cases(t: &mut Table) {
     // parent's backward, or an EXEMPT entry with the reason.
 }
 
+/// Manipulation ops (wt-B): index tensors and masks are constants made inside the closures.
+fn manipulation_cases(t: &mut Table) {
+    use shendu_core::autograd::apply;
+    use shendu_core::ops::{indexing::IndexAddLike, pad::PadBackward};
+    use shendu_core::PadMode;
+    let ix = |v: &[i64], s: &[usize]| Tensor::from_slice(v, s.to_vec());
+    let mask = |v: &[u8], s: &[usize]| Tensor::from_slice(v, s.to_vec());
+    let like = |dims: &[usize]| Tensor::zeros(dims.to_vec(), DType::F64);
+    case!(t, "index_select", [n(S)], |x| x[0].index_select(1, &ix(&[2, 0, 2], &[3])?));
+    case!(t, "index_select", [n(&[3, 4]).t()], |x| x[0].index_select(-1, &ix(&[3, 3, 1], &[3])?));
+    case!(t, "index_add", [n(S)], |x| apply(IndexAddLike { dim: 1 }, &[&x[0], &ix(&[1, 1, 0], &[3])?, &like(&[2, 2, 4])?])?.sqr());
+    case!(t, "gather", [n(&[3, 4])], |x| x[0].gather(1, &ix(&[0, 0, 3, 2, 1, 1], &[3, 2])?));
+    case!(t, "gather", [n(&[3, 4]).t()], |x| x[0].gather(0, &ix(&[2, 2, 0, 1], &[1, 4])?));
+    case!(t, "scatter_add", [n(&[3, 4]), n(&[2, 5])], |x| x[0].scatter_add(0, &ix(&[0, 2, 2, 1, 1, 1, 0, 0], &[2, 4])?, &x[1]));
+    case!(t, "scatter_add", [n(&[3, 4]).narrowed(), n(&[3, 2]).t()], |x| x[0].scatter_add(1, &ix(&[3, 3, 0, 1, 2, 3], &[3, 2])?, &x[1]));
+    case!(t, "cat", [n(&[2, 3]), n(&[2, 2]).t(), n(&[2, 1])], |x| Tensor::cat(&[&x[0], &x[1], &x[2]], 1));
+    case!(t, "cat", [n(S), n(S).narrowed()], |x| Tensor::stack(&[&x[0], &x[1]], -1));
+    case!(t, "pad", [n(S)], |x| x[0].pad(&[(2, 1), (1, 2)], PadMode::Reflect));
+    case!(t, "pad", [n(&[3, 4]).t()], |x| x[0].pad(&[(3, 2)], PadMode::Replicate));
+    case!(t, "pad", [n(S).narrowed()], |x| x[0].pad(&[(1, 0), (0, 2), (1, 1)], PadMode::Constant(0.5)));
+    case!(t, "pad_backward", [n(&[2, 6])], |x| apply(
+        PadBackward { pads: vec![(2, 1)], mode: PadMode::Reflect },
+        &[&x[0], &like(&[2, 3])?]
+    )?
+    .sqr());
+    case!(t, "where_cond", [n(&[2, 3]), n(&[3])], |x| mask(&[1, 0, 1, 1, 0, 0], &[2, 3])?.where_cond(&x[0], &x[1]));
+    case!(t, "where_cond", [n(&[2, 1]), n(&[2, 3]).t()], |x| mask(&[0, 1, 1], &[3])?.where_cond(&x[0], &x[1]));
+    case!(t, "masked_fill", [n(&[3, 4]).t()], |x| x[0].masked_fill(&mask(&[1, 0, 0, 1], &[4])?, -2.0));
+}
+
 fn table() -> Vec<Case> {
     let mut t = Table::default();
     unary_cases(&mut t);
@@ -227,6 +257,7 @@ fn table() -> Vec<Case> {
     reduce_cases(&mut t);
     softmax_matmul_cases(&mut t);
     movement_cases(&mut t);
+    manipulation_cases(&mut t);
     t.0
 }
 
@@ -324,7 +355,17 @@ const COMPOSITES: &[&str] =
     &["mean", "var", "std", "logsumexp", "transpose", "t", "squeeze", "unsqueeze", "flatten", "contiguous", "sum_to"];
 
 /// Ops deliberately without a row, each with the reason.
-const EXEMPT: &[(&str, &str)] = &[];
+const EXEMPT: &[(&str, &str)] = &[
+    ("eq", "comparison: a u8 mask, no gradient"),
+    ("ne", "comparison: a u8 mask, no gradient"),
+    ("lt", "comparison: a u8 mask, no gradient"),
+    ("le", "comparison: a u8 mask, no gradient"),
+    ("gt", "comparison: a u8 mask, no gradient"),
+    ("ge", "comparison: a u8 mask, no gradient"),
+    ("logical_not", "a u8 mask, no gradient"),
+    ("is_nan", "a u8 mask, no gradient"),
+    ("is_finite", "a u8 mask, no gradient"),
+];
 
 /// String literals inside every `fn name(..)` of the source files that implement `Op`.
 fn discovered_op_names() -> Vec<String> {
