@@ -104,9 +104,7 @@ with_dtype!(u8, U8, |v: f64| v as u8, |v: u8| v as f64);
 with_dtype!(i64, I64, |v: f64| v as i64, |v: i64| v as f64);
 
 /// Float types with native kernels (f32 and f64). f16/bf16 are computed through f32.
-pub trait Float:
-    WithDType + num_traits::Float + std::iter::Sum + Default + std::ops::AddAssign + std::ops::MulAssign
-{
+pub trait Float: WithDType + num_traits::Float + std::iter::Sum + Default + std::ops::AddAssign + std::ops::MulAssign {
     const ZERO: Self;
     const ONE: Self;
     fn erf(self) -> Self;

@@ -43,7 +43,7 @@ impl Layout {
             if d != 1 && s != acc {
                 return false;
             }
-            acc *= d;
+            acc = acc.saturating_mul(d);
         }
         true
     }
@@ -78,7 +78,11 @@ impl Layout {
         if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::index(
                 op,
-                format!("range {start}..{} is out of bounds for dimension {dim} of size {size} (shape {})", start + len, self.shape),
+                format!(
+                    "range {start}..{} is out of bounds for dimension {dim} of size {size} (shape {})",
+                    start as u128 + len as u128,
+                    self.shape
+                ),
             ));
         }
         let mut dims = self.dims().to_vec();
@@ -92,6 +96,9 @@ impl Layout {
         if dst.len() < src.len() {
             return Err(Error::shape(op, format!("cannot broadcast {} to {target}: target has fewer dims", self.shape)));
         }
+        if target.checked_elem_count().is_none() {
+            return Err(Error::shape(op, format!("cannot broadcast {} to {target}: too many elements", self.shape)));
+        }
         let lead = dst.len() - src.len();
         let mut strides = vec![0; dst.len()];
         for i in 0..src.len() {
@@ -102,7 +109,12 @@ impl Layout {
             } else {
                 return Err(Error::shape(
                     op,
-                    format!("cannot broadcast {} to {target}: dimension {i} has size {} (must be 1 or {})", self.shape, src[i], dst[lead + i]),
+                    format!(
+                        "cannot broadcast {} to {target}: dimension {i} has size {} (must be 1 or {})",
+                        self.shape,
+                        src[i],
+                        dst[lead + i]
+                    ),
                 ));
             };
         }

@@ -13,6 +13,7 @@
 pub mod autograd;
 pub mod cpu;
 mod device;
+mod display;
 mod dtype;
 mod error;
 mod layout;
@@ -30,8 +31,10 @@ pub use device::Device;
 pub use dtype::{DType, Float, WithDType};
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use ops::compare::CmpOp;
 pub use ops::conv::Conv2dParams;
 pub use ops::conv_transpose::ConvTranspose2dParams;
+pub use ops::pad::PadMode;
 pub use padding::Padding;
 pub use rng::{manual_seed, Rng};
 pub use shape::{Dim, Shape};

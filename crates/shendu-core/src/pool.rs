@@ -18,13 +18,7 @@ static MISSES: AtomicUsize = AtomicUsize::new(0);
 
 fn byte_limit() -> usize {
     static LIMIT: OnceLock<usize> = OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("SHENDU_POOL_MB")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map(|mb| mb << 20)
-            .unwrap_or(2 << 30)
-    })
+    *LIMIT.get_or_init(|| std::env::var("SHENDU_POOL_MB").ok().and_then(|v| v.parse::<usize>().ok()).map(|mb| mb << 20).unwrap_or(2 << 30))
 }
 
 /// Counters of the pool, for benchmarks and the memory report.

@@ -19,16 +19,26 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
+    /// The number of elements; `usize::MAX` if it does not fit (such a shape can never be
+    /// allocated, so size checks against it fail instead of overflowing).
     pub fn elem_count(&self) -> usize {
-        self.0.iter().product()
+        self.checked_elem_count().unwrap_or(usize::MAX)
+    }
+    /// The number of elements, or `None` if it does not fit in a `usize`.
+    pub fn checked_elem_count(&self) -> Option<usize> {
+        if self.0.contains(&0) {
+            return Some(0);
+        }
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
     /// Row-major strides of a contiguous tensor of this shape.
     pub fn contiguous_strides(&self) -> Vec<usize> {
         let mut strides = vec![0; self.0.len()];
-        let mut acc = 1;
+        let mut acc = 1usize;
         for (s, &d) in strides.iter_mut().zip(&self.0).rev() {
             *s = acc;
-            acc *= d;
+            // Saturates only for zero-size shapes, whose strides are never used.
+            acc = acc.saturating_mul(d);
         }
         strides
     }
@@ -59,15 +69,16 @@ impl Shape {
 
     /// Dimensions as an array of N, or a shape error naming `op`.
     pub fn dims_n<const N: usize>(&self, op: &'static str) -> Result<[usize; N]> {
-        self.0
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::shape(op, format!("expected a {N}-d tensor, got shape {self}")))
+        self.0.as_slice().try_into().map_err(|_| Error::shape(op, format!("expected a {N}-d tensor, got shape {self}")))
     }
 
     /// Resolves a possibly negative dimension index.
     pub fn dim_index<D: Dim>(&self, d: D, op: &'static str) -> Result<usize> {
-        d.resolve(self.rank(), op)
+        // `Dim::resolve` knows only the rank: add the shape, which the message must name.
+        d.resolve(self.rank(), op).map_err(|e| match e {
+            Error::Index { op, msg } => Error::Index { op, msg: format!("{msg} (shape {self})") },
+            e => e,
+        })
     }
 }
 

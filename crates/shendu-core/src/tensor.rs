@@ -132,9 +132,7 @@ impl Tensor {
             return Err(Error::invalid("arange", format!("start {start}, end {end}, step {step}: step must be finite and non-zero")));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let storage = with_any!(dtype, |T| {
-            T::into_storage((0..n).map(|i| T::from_f64(start + i as f64 * step)).collect())
-        });
+        let storage = with_any!(dtype, |T| T::into_storage((0..n).map(|i| T::from_f64(start + i as f64 * step)).collect()));
         Ok(Tensor::from_storage(storage, Layout::contiguous(Shape::from(n))))
     }
 
@@ -261,7 +259,10 @@ impl Tensor {
     /// The single element of a tensor with one element.
     pub fn to_scalar<T: WithDType>(&self) -> Result<T> {
         if self.elem_count() != 1 {
-            return Err(Error::shape("to_scalar", format!("tensor of shape {} has {} elements, expected 1", self.shape(), self.elem_count())));
+            return Err(Error::shape(
+                "to_scalar",
+                format!("tensor of shape {} has {} elements, expected 1", self.shape(), self.elem_count()),
+            ));
         }
         self.with_slice("to_scalar", |s: &[T], l| s[l.offset()])
     }
@@ -291,12 +292,21 @@ impl Tensor {
     /// Checks that two inputs of a binary op share dtype and device.
     pub(crate) fn check_same(&self, rhs: &Tensor, op: &'static str) -> Result<()> {
         if self.device() != rhs.device() {
-            return Err(Error::device(op, format!("lhs {} is on {} and rhs {} on {}", self.shape(), self.device(), rhs.shape(), rhs.device())));
+            return Err(Error::device(
+                op,
+                format!("lhs {} is on {} and rhs {} on {}", self.shape(), self.device(), rhs.shape(), rhs.device()),
+            ));
         }
         if self.dtype() != rhs.dtype() {
             return Err(Error::dtype(
                 op,
-                format!("lhs {} has dtype {} and rhs {} has dtype {}; cast one with to_dtype", self.shape(), self.dtype(), rhs.shape(), rhs.dtype()),
+                format!(
+                    "lhs {} has dtype {} and rhs {} has dtype {}; cast one with to_dtype",
+                    self.shape(),
+                    self.dtype(),
+                    rhs.shape(),
+                    rhs.dtype()
+                ),
             ));
         }
         Ok(())

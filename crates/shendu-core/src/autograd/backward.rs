@@ -79,7 +79,12 @@ impl Tensor {
                 if gi.shape() != input.shape() {
                     return Err(Error::autograd(
                         "backward",
-                        format!("rule of {} gave a gradient of shape {} for an input of shape {}", grad_fn.op.name(), gi.shape(), input.shape()),
+                        format!(
+                            "rule of {} gave a gradient of shape {} for an input of shape {}",
+                            grad_fn.op.name(),
+                            gi.shape(),
+                            input.shape()
+                        ),
                     ));
                 }
                 let merged = match pending.remove(&input.id()) {

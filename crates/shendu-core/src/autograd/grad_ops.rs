@@ -77,6 +77,9 @@ pub trait GradExt: GradOps {
     /// Swaps the last two dims.
     fn g_t(&self) -> Result<Self> {
         let r = self.shape().rank();
+        if r < 2 {
+            return Err(crate::Error::shape("t", format!("needs at least 2 dims, got shape {}", self.shape())));
+        }
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(r - 2, r - 1);
         self.g_permute(&perm)

@@ -92,10 +92,21 @@ impl Drop for GradModeGuard {
     }
 }
 
+/// Dtype errors raised by a kernel's dispatch know the dtype but not the shapes: add them.
+fn with_input_shapes(e: crate::Error, inputs: &[&Tensor]) -> crate::Error {
+    match e {
+        crate::Error::DType { op, msg } if !msg.contains('[') => {
+            let shapes: Vec<String> = inputs.iter().map(|t| format!("{} {}", t.shape(), t.dtype())).collect();
+            crate::Error::DType { op, msg: format!("{msg}; inputs: {}", shapes.join(", ")) }
+        }
+        e => e,
+    }
+}
+
 /// Runs an op eagerly: the forward, then, if grad mode is on and an input needs a gradient,
 /// records the op and its inputs on the output.
 pub fn apply<O: Op>(op: O, inputs: &[&Tensor]) -> Result<Tensor> {
-    let out = op.forward(inputs)?;
+    let out = op.forward(inputs).map_err(|e| with_input_shapes(e, inputs))?;
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return Ok(out);
     }

@@ -66,13 +66,7 @@ pub fn map<T: Copy + Sync, U: PoolElem + Sync>(x: &[T], layout: &Layout, f: impl
 }
 
 /// `out[i] = f(a[i], b[i])` where both layouts already have the output's shape (broadcast views).
-pub fn zip<T: Copy + Sync, U: PoolElem + Sync>(
-    a: &[T],
-    la: &Layout,
-    b: &[T],
-    lb: &Layout,
-    f: impl Fn(T, T) -> U + Sync,
-) -> PooledVec<U> {
+pub fn zip<T: Copy + Sync, U: PoolElem + Sync>(a: &[T], la: &Layout, b: &[T], lb: &Layout, f: impl Fn(T, T) -> U + Sync) -> PooledVec<U> {
     let n = la.elem_count();
     let mut out = PooledVec::<U>::uninit(n);
     match (la.contiguous_range(), lb.contiguous_range()) {

@@ -42,7 +42,17 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// # Safety
 /// The pointers and strides must describe valid, non-overlapping (for `dst`) memory of the
 /// given sizes for the duration of the call.
-pub unsafe fn gemm<T: GemmElem>(m: usize, n: usize, k: usize, dst: MatMut<T>, accumulate: bool, lhs: MatRef<T>, rhs: MatRef<T>, allow_threads: bool) {
+#[allow(clippy::too_many_arguments)] // the gemm crate's own signature, split into operands
+pub unsafe fn gemm<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: MatMut<T>,
+    accumulate: bool,
+    lhs: MatRef<T>,
+    rhs: MatRef<T>,
+    allow_threads: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -50,8 +60,25 @@ pub unsafe fn gemm<T: GemmElem>(m: usize, n: usize, k: usize, dst: MatMut<T>, ac
     let par = if nthreads > 1 && m * n * k >= PARALLEL_MIN_MACS { Parallelism::Rayon(nthreads) } else { Parallelism::None };
     let run = || {
         gemm::gemm(
-            m, n, k, dst.ptr, dst.cs, dst.rs, accumulate, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs, T::ONE, T::ONE, false,
-            false, false, par,
+            m,
+            n,
+            k,
+            dst.ptr,
+            dst.cs,
+            dst.rs,
+            accumulate,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
         )
     };
     if matches!(par, Parallelism::Rayon(_)) {

@@ -5,6 +5,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
+pub mod index;
 pub mod pool;
 pub mod simd;
 pub mod threads;

@@ -19,10 +19,7 @@ fn pool() -> &'static rayon::ThreadPool {
 }
 
 fn env_threads() -> Option<usize> {
-    ["SHENDU_NUM_THREADS", "RAYON_NUM_THREADS"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
+    ["SHENDU_NUM_THREADS", "RAYON_NUM_THREADS"].iter().find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok()).filter(|&n| n > 0)
 }
 
 /// Threads kernels use: the last [`set_num_threads`], else the pool size.

@@ -94,6 +94,17 @@ impl Op for Matmul {
         let (a, b) = (inputs[0], inputs[1]);
         matmul_shapes(a.shape(), b.shape())?;
         a.check_same(b, "matmul")?;
+        if !a.dtype().is_float() {
+            return Err(Error::dtype(
+                "matmul",
+                format!(
+                    "lhs {} and rhs {} have dtype {}; matmul needs a float dtype (f32, f64, f16, bf16)",
+                    a.shape(),
+                    b.shape(),
+                    a.dtype()
+                ),
+            ));
+        }
         let half = matches!(a.dtype(), crate::DType::F16 | crate::DType::BF16);
         if half {
             let _g = crate::no_grad();

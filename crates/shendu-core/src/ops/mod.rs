@@ -3,11 +3,16 @@
 //! `Tensor` method users call.
 
 pub mod binary;
+pub mod compare;
+pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
 pub mod copy;
+pub mod dropout;
+pub mod indexing;
 pub mod matmul;
 pub mod movement;
+pub mod pad;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;

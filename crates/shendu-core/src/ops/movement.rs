@@ -57,6 +57,33 @@ impl Op for ReshapeLike {
     }
 }
 
+/// Inserts size-1 dims at the given (sorted) positions of the output: restores the dims a
+/// reduction removed, knowing only their positions (so graph nodes of unknown size can use it).
+#[derive(Clone, Debug)]
+pub struct Unsqueeze {
+    pub dims: Vec<usize>,
+}
+
+impl Op for Unsqueeze {
+    fn name(&self) -> &'static str {
+        "unsqueeze"
+    }
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let x = inputs[0];
+        let mut dims = x.dims().to_vec();
+        for &d in &self.dims {
+            if d > dims.len() {
+                return Err(Error::index("unsqueeze", format!("position {d} is out of range for shape {}", x.shape())));
+            }
+            dims.insert(d, 1);
+        }
+        reshape_to(x, Shape::new(dims), "unsqueeze")
+    }
+    fn backward<T: GradOps>(&self, inputs: &[&T], _o: &T, grad: &T) -> Result<Vec<Option<T>>> {
+        Ok(vec![Some(grad.g_reshape_like(inputs[0])?)])
+    }
+}
+
 /// Reorders dims (a view).
 #[derive(Clone, Debug)]
 pub struct Permute {
@@ -116,9 +143,18 @@ impl Op for Embed {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let (x, like) = (inputs[0], inputs[1]);
         let shape = like.shape().clone();
+        if x.rank() != shape.rank() || self.dim >= x.rank() {
+            return Err(Error::shape(
+                "embed",
+                format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start),
+            ));
+        }
         let dst_layout = Layout::contiguous(shape.clone()).narrow(self.dim, self.start, x.dims()[self.dim], "embed")?;
         if dst_layout.shape() != x.shape() {
-            return Err(Error::shape("embed", format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start)));
+            return Err(Error::shape(
+                "embed",
+                format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start),
+            ));
         }
         with_any!(x.dtype(), |T| {
             let mut out = PooledVec::<T>::filled(shape.elem_count(), <T as crate::dtype::WithDType>::from_f64(0.0));
@@ -203,7 +239,7 @@ impl Tensor {
         }
         let d = self.dims();
         let mut dims = d[..s].to_vec();
-        dims.push(d[s..=e].iter().product());
+        dims.push(d[s..=e].iter().fold(1, |acc: usize, &n| acc.saturating_mul(n)));
         dims.extend_from_slice(&d[e + 1..]);
         self.reshape(dims)
     }
@@ -266,7 +302,10 @@ impl Tensor {
     /// Inserts a size-1 dim at position `d` (0..=rank).
     pub fn unsqueeze(&self, d: usize) -> Result<Tensor> {
         if d > self.rank() {
-            return Err(Error::index("unsqueeze", format!("position {d} is out of range for shape {} (0..={})", self.shape(), self.rank())));
+            return Err(Error::index(
+                "unsqueeze",
+                format!("position {d} is out of range for shape {} (0..={})", self.shape(), self.rank()),
+            ));
         }
         let mut dims = self.dims().to_vec();
         dims.insert(d, 1);
@@ -275,7 +314,8 @@ impl Tensor {
 
     /// Sums broadcast dims away to reach `shape` (the adjoint of broadcasting).
     pub fn sum_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        let target = Tensor::zeros(shape, self.dtype())?;
+        // A stride-0 view carries the target shape without allocating it (the target may be huge).
+        let target = Tensor::zeros((), self.dtype())?.broadcast_as(shape)?;
         self.g_sum_to_like(&target)
     }
 }

@@ -4,6 +4,7 @@
 use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::cpu::elementwise::par_fill;
 use crate::dtype::Float;
+use crate::ops::movement::Unsqueeze;
 use crate::ops::unary::Unary;
 use crate::pool::PooledVec;
 use crate::{with_float, Dim, Error, Layout, Result, Shape, Tensor};
@@ -47,14 +48,20 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
     let in_dims = x.dims();
     let kept: Vec<usize> = (0..in_dims.len()).filter(|d| !dims.contains(d)).collect();
     let keep_shape: Vec<usize> = (0..in_dims.len()).map(|d| if dims.contains(&d) { 1 } else { in_dims[d] }).collect();
-    let reduced_count: usize = dims.iter().map(|&d| in_dims[d]).product();
+    // Saturating: a zero-size view may have other dims whose product overflows.
+    let reduced_count: usize = dims.iter().fold(1, |acc: usize, &d| acc.saturating_mul(in_dims[d]));
     if reduced_count == 0 && kind != ReduceKind::Sum {
         return Err(Error::shape(op, format!("cannot take {op} over an empty dimension of {}", x.shape())));
     }
+    if x.elem_count() == 0 {
+        // Nothing to read (sums of nothing are 0). Skip the offset tables: a zero-size view's
+        // other dims may be huge.
+        let shape = Shape::new(keep_shape);
+        return Ok((PooledVec::filled(shape.elem_count(), T::ZERO), shape));
+    }
     let l = x.layout();
-    let sub = |ds: &[usize]| {
-        Layout::new(Shape::new(ds.iter().map(|&d| in_dims[d]).collect()), ds.iter().map(|&d| l.strides()[d]).collect(), 0)
-    };
+    let sub =
+        |ds: &[usize]| Layout::new(Shape::new(ds.iter().map(|&d| in_dims[d]).collect()), ds.iter().map(|&d| l.strides()[d]).collect(), 0);
     let red_offsets = sub(dims).offsets();
     let kept_offsets = sub(&kept).offsets();
     let init = match kind {
@@ -65,8 +72,20 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
     let combine = move |a: T, b: T| match kind {
         ReduceKind::Sum => a + b,
         // NaN propagates, as in PyTorch.
-        ReduceKind::Max => if b > a || b.is_nan() { b } else { a },
-        ReduceKind::Min => if b < a || b.is_nan() { b } else { a },
+        ReduceKind::Max => {
+            if b > a || b.is_nan() {
+                b
+            } else {
+                a
+            }
+        }
+        ReduceKind::Min => {
+            if b < a || b.is_nan() {
+                b
+            } else {
+                a
+            }
+        }
     };
     let mut out = PooledVec::<T>::uninit(kept_offsets.len());
     let inner_reduced = red_offsets.len() > 1 && red_offsets.windows(2).all(|w| w[1] == w[0] + 1);
@@ -119,6 +138,9 @@ impl Op for Reduce {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let x = inputs[0];
         let op = self.name();
+        if self.dims.iter().any(|&d| d >= x.rank()) || self.dims.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::index(op, format!("dims {:?} are not sorted, distinct dims of shape {}", self.dims, x.shape())));
+        }
         crate::ops::via_f32_if_half(x, |x| {
             with_float!(x.dtype(), op, |T| {
                 let (out, keep_shape) = reduce_kernel::<T>(x, &self.dims, self.kind, op)?;
@@ -138,8 +160,8 @@ impl Op for Reduce {
         let (g, out) = if self.keepdim {
             (grad.clone(), output.clone())
         } else {
-            let keep = T::apply(Reduce { kind: ReduceKind::Sum, dims: self.dims.clone(), keepdim: true }, &[x])?;
-            (grad.g_reshape_like(&keep)?, output.g_reshape_like(&keep)?)
+            let restore = || Unsqueeze { dims: self.dims.clone() };
+            (T::apply(restore(), &[grad])?, T::apply(restore(), &[output])?)
         };
         let g = g.g_broadcast_like(x)?;
         Ok(vec![Some(match self.kind {
@@ -167,14 +189,13 @@ pub(crate) fn sum_to_shape(x: &Tensor, target: &Shape) -> Result<Tensor> {
         if t == 1 && s != 1 {
             dims.push(lead + i);
         } else if t != s {
-            return Err(Error::shape("sum_to", format!("cannot sum {} down to {target}: dimension {i} has size {s}, target {t}", x.shape())));
+            return Err(Error::shape(
+                "sum_to",
+                format!("cannot sum {} down to {target}: dimension {i} has size {s}, target {t}", x.shape()),
+            ));
         }
     }
-    let summed = if dims.is_empty() {
-        x.clone()
-    } else {
-        Reduce { kind: ReduceKind::Sum, dims, keepdim: true }.forward(&[x])?
-    };
+    let summed = if dims.is_empty() { x.clone() } else { Reduce { kind: ReduceKind::Sum, dims, keepdim: true }.forward(&[x])? };
     let summed = summed.contiguous()?;
     Ok(summed.with_layout(Layout::contiguous(target.clone())))
 }
@@ -215,7 +236,7 @@ impl Tensor {
     }
 
     fn reduced_count<D: Dim>(&self, dims: &[D], op: &'static str) -> Result<usize> {
-        Ok(normalize_dims(self.shape(), dims, op)?.iter().map(|&d| self.dims()[d]).product())
+        Ok(normalize_dims(self.shape(), dims, op)?.iter().fold(1, |acc: usize, &d| acc.saturating_mul(self.dims()[d])))
     }
 
     pub fn mean<D: Dim>(&self, dims: &[D], keepdim: bool) -> Result<Tensor> {
@@ -260,9 +281,8 @@ impl Tensor {
     fn finite_or_zero(&self) -> Result<Tensor> {
         let x = self.detach();
         with_float!(x.dtype(), "logsumexp", |T| {
-            let out = x.with_slice("logsumexp", |s: &[T], l| {
-                crate::cpu::elementwise::map(s, l, |v: T| if v.is_finite() { v } else { T::ZERO })
-            })?;
+            let out =
+                x.with_slice("logsumexp", |s: &[T], l| crate::cpu::elementwise::map(s, l, |v: T| if v.is_finite() { v } else { T::ZERO }))?;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
         })
     }

@@ -39,7 +39,10 @@ pub enum Unary {
     Softplus,
     Clamp(f64, f64),
     /// `x * mul + add`.
-    Affine { mul: f64, add: f64 },
+    Affine {
+        mul: f64,
+        add: f64,
+    },
     Powf(f64),
     /// 1 where x > 0, else 0. Gradient zero.
     Step,
