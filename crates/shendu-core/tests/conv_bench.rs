@@ -73,7 +73,13 @@ fn bench_conv_workloads() {
             }
             a.sort_by(|x, y| x.total_cmp(y));
             b.sort_by(|x, y| x.total_cmp(y));
-            println!("threads 2, {name} fwd+bwd: items {:.2} ms (min {:.2}), gemm threads {:.2} ms (min {:.2})", a[a.len() / 2], a[0], b[b.len() / 2], b[0]);
+            println!(
+                "threads 2, {name} fwd+bwd: items {:.2} ms (min {:.2}), gemm threads {:.2} ms (min {:.2})",
+                a[a.len() / 2],
+                a[0],
+                b[b.len() / 2],
+                b[0]
+            );
         }
         return;
     }

@@ -207,17 +207,65 @@ fn movement_cases(t: &mut Table) {
     case!(t, "embed", [n(&[2, 3, 4]).t()], |x| x[0].g_embed(&like(&[2, 3, 7])?, 2, 3)?.exp());
 
     // ---- slots for ops being written on other branches (add after merging) ----------------
-    // conv2d / conv_transpose2d (input [2, 4, 7, 7], weight [6, 2, 3, 3], groups 2), one row per
-    // padding kind, stride 2 and dilation 2, a transposed weight view, e.g.:
-    //   case!(t, "conv2d", [n(&[2, 4, 7, 7]), n(&[6, 2, 3, 3])], |x| x[0].conv2d(&x[1], &Conv2dParams {
-    //       stride: (2, 2), padding: Padding::Same, dilation: (1, 1), groups: 2 }));
-    // max_pool2d: input `distinct(..)` so windows have no ties; avg_pool2d both count_include_pad;
-    // adaptive_avg_pool2d; upsample nearest / bilinear (both align_corners).
     // index_select / gather / scatter_add: the index tensor is an i64 constant made inside the
     // closure (only float inputs are differentiated); cat (3 inputs, one transposed); pad;
     // where_cond (mask from a constant, values `n`).
-    // Backward-only ops (e.g. a conv weight-grad op) get a row that calls them through their
-    // parent's backward, or an EXEMPT entry with the reason.
+}
+
+/// Convolution, pooling and upsampling (wt-A). The backward-only ops (weight gradient, max-pool
+/// scatter/gather, the adjoints of the averages and resizes) are differentiable too and get rows
+/// through `apply`; max pooling uses `distinct` inputs so no window has a tie.
+fn conv_pool_cases(t: &mut Table) {
+    use shendu_core::autograd::apply;
+    use shendu_core::ops::conv::{Conv2dWeightGrad, ConvSpec};
+    use shendu_core::ops::pool::{AvgPool2dBackward, AvgWindows, MaxPool2dGather, MaxPool2dScatter, PoolSpec};
+    use shendu_core::ops::upsample::{Interp, Upsample2dBackward};
+    use shendu_core::{Conv2dParams, ConvTranspose2dParams, Padding};
+    let p = Conv2dParams::default();
+    let tp = ConvTranspose2dParams::default();
+    let like = |dims: &[usize]| Tensor::zeros(dims.to_vec(), DType::F64);
+    case!(t, "conv2d", [n(&[2, 4, 7, 7]), n(&[6, 2, 3, 3])], |x| x[0]
+        .conv2d(&x[1], &p.with_groups(2).with_padding(Padding::Same).with_stride(2)));
+    case!(t, "conv2d", [n(&[1, 3, 6, 5]).t(), n(&[4, 3, 2, 3])], |x| x[0]
+        .conv2d(&x[1], &p.with_padding(Padding::explicit(1, 0, 2, 1)).with_dilation(2)));
+    case!(t, "conv2d", [n(&[2, 3, 5, 6]), n(&[6, 1, 3, 3]).t()], |x| x[0].conv2d(&x[1], &p.with_pad(1).with_groups(3)));
+    case!(t, "conv2d", [n(&[1, 16, 4, 5]), n(&[16, 16, 3, 3])], |x| x[0].conv2d(&x[1], &p.with_pad(1)));
+    case!(t, "conv2d", [n(&[2, 5, 3, 4]).narrowed(), n(&[3, 5, 1, 1])], |x| x[0].conv2d(&x[1], &p));
+    case!(t, "conv2d", [n(&[2, 4, 9]), n(&[6, 2, 3])], |x| x[0].conv1d(&x[1], 2, Padding::horizontal(1, 2), 1, 2));
+    case!(t, "conv_transpose2d", [n(&[1, 4, 3, 4]), n(&[4, 3, 3, 3])], |x| x[0]
+        .conv_transpose2d(&x[1], &tp.with_stride(2).with_pad(1).with_output_padding(1, 0)));
+    case!(t, "conv_transpose2d", [n(&[2, 4, 3, 3]).t(), n(&[4, 1, 2, 2])], |x| x[0]
+        .conv_transpose2d(&x[1], &tp.with_groups(2).with_dilation(2).with_output_padding(1, 1)));
+    let spec = ConvSpec { stride: (2, 2), pads: [1, 1, 1, 0], dilation: (1, 1), groups: 1 };
+    case!(t, "conv2d_weight_grad", [n(&[2, 3, 5, 6]), n(&[2, 4, 3, 3])], |x| apply(
+        Conv2dWeightGrad { spec, kernel: (3, 3) },
+        &[&x[0], &x[1]]
+    ));
+    case!(t, "max_pool2d", [distinct(&[2, 2, 5, 6])], |x| x[0].max_pool2d((2, 2), (2, 2), Padding::Valid, (1, 1), true));
+    case!(t, "max_pool2d", [distinct(&[1, 2, 6, 5]).t()], |x| x[0].max_pool2d((3, 3), (2, 1), Padding::symmetric(1), (1, 2), false));
+    let ps = PoolSpec { kernel: (3, 2), stride: (2, 2), pads: [1, 1, 0, 1], dilation: (1, 1), ceil_mode: false };
+    // [1, 2, 5, 6] pooled: rows (5 + 2 - 3)/2 + 1 = 3, columns (6 + 1 - 2)/2 + 1 = 3
+    case!(t, "max_pool2d_backward", [distinct(&[1, 2, 5, 6]), n(&[1, 2, 3, 3])], |x| apply(MaxPool2dScatter { spec: ps }, &[&x[0], &x[1]]));
+    case!(t, "max_pool2d_gather", [distinct(&[1, 2, 5, 6]), n(&[1, 2, 5, 6])], |x| apply(MaxPool2dGather { spec: ps }, &[&x[0], &x[1]]));
+    case!(t, "avg_pool2d", [n(&[2, 2, 5, 6])], |x| x[0].avg_pool2d((3, 3), (2, 2), Padding::symmetric(1), true, true));
+    case!(t, "avg_pool2d", [n(&[1, 2, 6, 5]).t()], |x| x[0].avg_pool2d((2, 3), (1, 2), Padding::explicit(0, 1, 1, 0), false, false));
+    case!(t, "adaptive_avg_pool2d", [n(&[2, 2, 5, 7])], |x| x[0].adaptive_avg_pool2d((3, 4)));
+    case!(t, "adaptive_avg_pool2d", [n(&[1, 3, 4, 5]).narrowed()], |x| x[0].global_avg_pool2d());
+    let aw = AvgWindows::Pool(PoolSpec { kernel: (3, 3), stride: (2, 2), pads: [1, 1, 1, 1], dilation: (1, 1), ceil_mode: true }, false);
+    case!(t, "avg_pool2d_backward", [n(&[1, 2, 3, 4])], |x| apply(AvgPool2dBackward { windows: aw }, &[&x[0], &like(&[1, 2, 5, 6])?]));
+    case!(t, "avg_pool2d_backward", [n(&[1, 2, 4, 3])], |x| apply(
+        AvgPool2dBackward { windows: AvgWindows::Adaptive(4, 3) },
+        &[&x[0], &like(&[1, 2, 6, 5])?]
+    ));
+    case!(t, "upsample_nearest2d", [n(&[2, 2, 3, 4])], |x| x[0].upsample_nearest2d((5, 9)));
+    case!(t, "upsample_bilinear2d", [n(&[1, 2, 3, 4]).t()], |x| x[0].upsample_bilinear2d((7, 5), true));
+    case!(t, "upsample_bilinear2d", [n(&[1, 2, 4, 3])], |x| x[0].upsample_bilinear2d((3, 8), false));
+    let up = |mode| Upsample2dBackward { size: (5, 7), mode };
+    case!(t, "upsample_nearest2d_backward", [n(&[1, 2, 5, 7])], |x| apply(up(Interp::Nearest), &[&x[0], &like(&[1, 2, 3, 4])?]));
+    case!(t, "upsample_bilinear2d_backward", [n(&[1, 2, 5, 7])], |x| apply(
+        up(Interp::Bilinear { align_corners: false }),
+        &[&x[0], &like(&[1, 2, 3, 4])?]
+    ));
 }
 
 /// Manipulation ops (wt-B): index tensors and masks are constants made inside the closures.
@@ -258,6 +306,7 @@ fn table() -> Vec<Case> {
     softmax_matmul_cases(&mut t);
     movement_cases(&mut t);
     manipulation_cases(&mut t);
+    conv_pool_cases(&mut t);
     t.0
 }
 
@@ -464,6 +513,17 @@ fn second_order_gradients_match_finite_differences() {
     case!(t, "var", [n(S)], |x| x[0].var(&[2usize], true, 1));
     case!(t, "std", [n(S)], |x| x[0].std(&[1usize], false, 1));
     case!(t, "narrow", [n(S)], |x| x[0].narrow(1usize, 1, 2)?.exp()?.mean_all());
+    // Convolutions are bilinear: the products make the second derivatives non-trivial.
+    use shendu_core::{Conv2dParams, ConvTranspose2dParams, Padding};
+    let cp = Conv2dParams::default();
+    case!(t, "conv2d", [n(&[1, 4, 5, 6]), n(&[4, 2, 3, 3])], |x| x[0].conv2d(&x[1], &cp.with_stride(2).with_pad(1).with_groups(2))?.tanh());
+    case!(t, "conv2d", [n(&[1, 2, 5, 5]), n(&[4, 1, 3, 3])], |x| x[0].conv2d(&x[1], &cp.with_pad(1).with_groups(2))?.tanh());
+    case!(t, "conv_transpose2d", [n(&[1, 2, 3, 3]), n(&[2, 3, 2, 2])], |x| x[0]
+        .conv_transpose2d(&x[1], &ConvTranspose2dParams::default().with_stride(2))?
+        .tanh());
+    case!(t, "max_pool2d", [distinct(&[1, 2, 4, 5])], |x| x[0].max_pool2d((2, 2), (2, 2), Padding::Valid, (1, 1), true)?.sqr());
+    case!(t, "avg_pool2d", [n(&[1, 2, 4, 5])], |x| x[0].avg_pool2d((2, 2), (1, 2), Padding::symmetric(1), false, false)?.sqr());
+    case!(t, "upsample_bilinear2d", [n(&[1, 2, 3, 3])], |x| x[0].upsample_bilinear2d((4, 5), false)?.sqr());
     run_cases(&t.0, gradgradcheck);
 }
 

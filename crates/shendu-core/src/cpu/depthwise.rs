@@ -347,7 +347,7 @@ fn dot9<T: Float, A: Madd>(g: &[T], p: &[T], wp: usize) -> [T; 9] {
     let n = g.len();
     let z = [T::ZERO; V];
     let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8) = (z, z, z, z, z, z, z, z, z);
-    let (r0, r1, r2) = (&p[..], &p[wp..], &p[2 * wp..]);
+    let (r0, r1, r2) = (p, &p[wp..], &p[2 * wp..]);
     let mut i = 0;
     while i + V <= n {
         let gv = &g[i..];

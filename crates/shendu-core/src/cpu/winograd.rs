@@ -165,7 +165,7 @@ pub(crate) fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usi
             for k in 0..cols {
                 let col = k + g.pl;
                 let v = s[k * xs];
-                if col % 2 == 0 {
+                if col.is_multiple_of(2) {
                     even[col / 2] = v;
                 } else {
                     odd[col / 2] = v;
@@ -190,7 +190,7 @@ fn input_tiles<T: ConvElem>(rows: [(&[T], &[T]); 4], k: usize) -> [[T; L]; 16] {
     // d[r][j] for j = 0..4 at tile k+l: even[k+l], odd[k+l], even[k+l+1], odd[k+l+1]
     let d = |r: usize, j: usize| -> [T; L] {
         let (e, o) = rows[r];
-        let src = if j % 2 == 0 { e } else { o };
+        let src = if j.is_multiple_of(2) { e } else { o };
         let s = &src[k + j / 2..k + j / 2 + L];
         lanes(|l| s[l])
     };

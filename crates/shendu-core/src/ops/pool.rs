@@ -227,7 +227,10 @@ pub struct AvgPool2dBackward {
 
 impl Op for AvgPool2d {
     fn name(&self) -> &'static str {
-        self.windows.op()
+        match self.windows {
+            AvgWindows::Pool(..) => "avg_pool2d",
+            AvgWindows::Adaptive(..) => "adaptive_avg_pool2d",
+        }
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let op = self.windows.op();

@@ -59,7 +59,10 @@ pub struct Upsample2dBackward {
 
 impl Op for Upsample2d {
     fn name(&self) -> &'static str {
-        self.mode.name()
+        match self.mode {
+            Interp::Nearest => "upsample_nearest2d",
+            Interp::Bilinear { .. } => "upsample_bilinear2d",
+        }
     }
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let op = self.mode.name();
