@@ -1,6 +1,11 @@
-//! Timings of the benchmark workloads W2 (conv2d) and W3 (depthwise), 1 and 2 threads.
+//! Timings of the benchmark workloads W2 (conv2d) and W3 (depthwise), 1 and 2 threads:
 //! `cargo test --release -p shendu-core --test conv_bench -- --ignored --nocapture`
-//! (the machines are shared: read the medians side by side, not as absolutes).
+//! (the machines are shared: read the medians side by side with a peer run, not as absolutes).
+//! Environment: `THREADS=1,2`, `REPS=9`, `CPU=1` (also print on-CPU time), and `ONLY=` one of
+//! `W2` (W2 and W3), `W2,parts` (also the two W2 gradients alone), `W3` (W3 forward only),
+//! `W3B` (W3 forward+backward), `W3parts`, `ab` / `ab,bw` (Winograd against im2col, forward /
+//! weight gradient, interleaved), `threads` (2 threads: per-thread work items against threaded
+//! gemms, interleaved).
 
 use std::time::Instant;
 
