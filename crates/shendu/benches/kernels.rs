@@ -1,7 +1,7 @@
-//! Criterion benches of the kernels behind `shendu bench`: sgemm n=256 and 1024 (W1), and with
-//! the `conv` feature conv2d forward (W2) and depthwise conv2d forward (W3).
+//! Criterion benches of the kernels behind `shendu bench`: sgemm n=256 and 1024 (W1), conv2d
+//! forward (W2) and depthwise conv2d forward (W3).
 //!
-//! `cargo bench -p shendu --bench kernels [--features conv]`; the thread count follows
+//! `cargo bench -p shendu --bench kernels`; the thread count follows
 //! `SHENDU_NUM_THREADS` (all cores by default).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -19,7 +19,6 @@ fn sgemm(c: &mut Criterion) {
     g.finish();
 }
 
-#[cfg(feature = "conv")]
 fn conv(c: &mut Criterion) {
     use bench::conv;
     let mut g = c.benchmark_group("conv");
@@ -30,11 +29,6 @@ fn conv(c: &mut Criterion) {
     let groups = conv::DWCONV_SHAPE.0[1];
     g.bench_function("W3 dwconv fwd", |bch| bch.iter(|| conv::forward(&x, &w, groups).expect("conv2d")));
     g.finish();
-}
-
-#[cfg(not(feature = "conv"))]
-fn conv(_: &mut Criterion) {
-    eprintln!("{}", bench::conv::UNAVAILABLE_REASON);
 }
 
 criterion_group!(benches, sgemm, conv);

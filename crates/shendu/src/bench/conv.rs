@@ -1,9 +1,4 @@
 //! W2 (conv2d forward, forward+backward) and W3 (depthwise conv2d forward) of BENCH.md.
-//!
-//! TODO(lead): these need `Tensor::conv2d` from the conv branch; they are compiled only with
-//! the `conv` cargo feature of this crate. After merging that branch, make `conv` a default
-//! feature (or drop the gate), then check `cargo run --release -- bench --only W2,W3`.
-//! Everything that touches the conv API is in [`imp`]'s three small functions.
 
 /// W2: N=32, Cin=Cout=64, 28x28, 3x3, stride 1, pad 1.
 pub const CONV_SHAPE: ([usize; 4], [usize; 4]) = ([32, 64, 28, 28], [64, 64, 3, 3]);
@@ -14,16 +9,8 @@ pub const CONV_FWD_FLOP: f64 = 2.0 * 32.0 * 64.0 * 28.0 * 28.0 * 64.0 * 9.0;
 /// Forward flops of W3.
 pub const DW_FWD_FLOP: f64 = 2.0 * 32.0 * 128.0 * 28.0 * 28.0 * 9.0;
 
-/// Whether this build has the conv workloads.
-pub const AVAILABLE: bool = cfg!(feature = "conv");
-
-/// Why W2/W3 are skipped in a build without them.
-pub const UNAVAILABLE_REASON: &str = "W2/W3 not available: shendu was built without the `conv` feature (needs Tensor::conv2d)";
-
-#[cfg(feature = "conv")]
 pub use imp::*;
 
-#[cfg(feature = "conv")]
 mod imp {
     use shendu_core::{Conv2dParams, DType, Padding, Result, Tensor, Var};
 

@@ -76,16 +76,12 @@ pub struct Outcome {
 }
 
 /// Runs the selected workloads for each thread count, calling `report` as each figure is
-/// measured and `note` for workloads this build lacks or that failed (a failure does not stop
-/// the others).
+/// measured and `note` for workloads that failed (a failure does not stop the others).
 pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut(&str)) -> Outcome {
     let mut out = Outcome::default();
     let wants_conv = ["W2 conv fwd", "W2 conv fwd+bwd", "W3 dwconv fwd"].iter().any(|w| opts.wants(w));
-    if wants_conv && !conv::AVAILABLE {
-        note(conv::UNAVAILABLE_REASON);
-    }
     let wants_sgemm = SGEMM_SIZES.iter().any(|n| opts.wants(&format!("W1 sgemm n={n}")));
-    let needs_peak = opts.wants("P0 FMA peak") || wants_sgemm || (wants_conv && conv::AVAILABLE);
+    let needs_peak = opts.wants("P0 FMA peak") || wants_sgemm || wants_conv;
     for &t in &opts.threads {
         let t = t.max(1);
         let mut record = |name: &str, r: Result<Figure>| match r {
@@ -118,9 +114,7 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut
                 record(&name, sgemm(opts.reps, n, t, peak_gflops));
             }
         }
-        if conv::AVAILABLE {
-            conv_workloads(opts, t, peak_gflops, &mut record);
-        }
+        conv_workloads(opts, t, peak_gflops, &mut record);
     }
     out
 }
@@ -137,7 +131,6 @@ fn rate_figure(workload: String, threads: usize, gflops: f64, peak: Option<f64>,
 }
 
 /// A time figure whose extra states the flop rate (and its share of the peak).
-#[cfg_attr(not(feature = "conv"), allow(dead_code))]
 fn ms_figure(workload: &str, threads: usize, secs: f64, flop: f64, peak: Option<f64>, note: &str) -> Figure {
     let gflops = flop / secs / 1e9;
     let pct = peak.map(|p| 100.0 * gflops / p);
@@ -157,7 +150,6 @@ pub fn sgemm_inputs(n: usize) -> Result<(Tensor, Tensor)> {
     Ok((Tensor::randn([n, n], DType::F32)?, Tensor::randn([n, n], DType::F32)?))
 }
 
-#[cfg(feature = "conv")]
 fn conv_workloads(opts: &Options, t: usize, peak: Option<f64>, record: &mut impl FnMut(&str, Result<Figure>)) {
     use conv::{CONV_FWD_FLOP, DW_FWD_FLOP};
     let reps = opts.reps;
@@ -189,9 +181,6 @@ fn conv_workloads(opts: &Options, t: usize, peak: Option<f64>, record: &mut impl
         record("W3 dwconv fwd", dw());
     }
 }
-
-#[cfg(not(feature = "conv"))]
-fn conv_workloads(_: &Options, _: usize, _: Option<f64>, _: &mut impl FnMut(&str, Result<Figure>)) {}
 
 /// The header of [`table_row`]'s table.
 pub fn table_header() -> String {
