@@ -30,3 +30,17 @@ fn broadcast_reduce_softmax() {
     let m = a.t().unwrap().sum(&[1usize], false).unwrap();
     assert_eq!(m.to_vec::<f64>().unwrap(), vec![3.0, 5.0, 7.0]);
 }
+
+/// The eager example of README.md, line for line.
+#[test]
+fn readme_example() -> shendu_core::Result<()> {
+    shendu_core::manual_seed(0);
+    let x = Tensor::randn(&[64, 1000], DType::F32)?;
+    let w = Var::new(Tensor::randn(&[1000, 10], DType::F32)?);
+    let loss = x.matmul(&w)?.relu()?.sqr()?.sum_all()?;
+    let grads = loss.backward()?; // gradients of every Var the loss depends on
+    w.sub_assign(&grads.get(&w).unwrap().mul_scalar(1e-6)?)?;
+    let err = x.matmul(&Tensor::zeros(&[100, 10], DType::F32)?).unwrap_err();
+    assert_eq!(err.to_string(), "matmul: lhs [64, 1000] and rhs [100, 10]: inner dimensions 1000 and 100 differ");
+    Ok(())
+}
