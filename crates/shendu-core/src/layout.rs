@@ -121,39 +121,10 @@ impl Layout {
         Ok(Layout { shape: target.clone(), strides, offset: self.offset })
     }
 
-    /// Calls `f(storage_offset, len, stride)` for each innermost row, in row-major order. This is
-    /// the one strided walker the kernels use on non-contiguous inputs.
+    /// Calls `f(storage_offset, len, stride)` for each run of elements in row-major order (an
+    /// innermost row, or the whole tensor when contiguous).
     pub fn for_each_row(&self, mut f: impl FnMut(usize, usize, usize)) {
-        let dims = self.dims();
-        if self.elem_count() == 0 {
-            return;
-        }
-        if dims.is_empty() {
-            f(self.offset, 1, 1);
-            return;
-        }
-        let rank = dims.len();
-        let (inner, inner_stride) = (dims[rank - 1], self.strides[rank - 1]);
-        let mut idx = vec![0usize; rank - 1];
-        let mut off = self.offset;
-        loop {
-            f(off, inner, inner_stride);
-            // Odometer increment over the outer dims.
-            let mut d = rank - 1;
-            loop {
-                if d == 0 {
-                    return;
-                }
-                d -= 1;
-                idx[d] += 1;
-                off += self.strides[d];
-                if idx[d] < dims[d] {
-                    break;
-                }
-                off -= self.strides[d] * dims[d];
-                idx[d] = 0;
-            }
-        }
+        for_each_row_n([self], |[o], [s], n| f(o, n, s));
     }
 
     /// Storage offsets of all elements in row-major order (for slow paths and tests).
@@ -161,5 +132,44 @@ impl Layout {
         let mut out = Vec::with_capacity(self.elem_count());
         self.for_each_row(|o, n, s| out.extend((0..n).map(|i| o + i * s)));
         out
+    }
+}
+
+/// Calls `f(offsets, strides, len)` for each innermost row of `N` layouts that share one shape,
+/// in row-major order (contiguous layouts come as one flat row). The one strided walker of the kernels.
+pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [usize; N], usize)) {
+    let dims = layouts[0].dims();
+    if layouts[0].elem_count() == 0 {
+        return;
+    }
+    let mut off: [usize; N] = std::array::from_fn(|i| layouts[i].offset());
+    if dims.is_empty() || layouts.iter().all(|l| l.is_contiguous()) {
+        // One flat row: every layout is a plain range from its offset.
+        f(off, [1; N], layouts[0].elem_count());
+        return;
+    }
+    let rank = dims.len();
+    let inner: [usize; N] = std::array::from_fn(|i| layouts[i].strides()[rank - 1]);
+    let mut idx = vec![0usize; rank - 1];
+    loop {
+        f(off, inner, dims[rank - 1]);
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            for (o, l) in off.iter_mut().zip(&layouts) {
+                *o += l.strides()[d];
+            }
+            if idx[d] < dims[d] {
+                break;
+            }
+            for (o, l) in off.iter_mut().zip(&layouts) {
+                *o -= l.strides()[d] * dims[d];
+            }
+            idx[d] = 0;
+        }
     }
 }

@@ -67,6 +67,22 @@ impl Tensor {
         }))
     }
 
+    /// The same tensor (same id and storage) marked as needing a gradient: made by `grad_fn`, or
+    /// a leaf with a gradient slot (a `Var`).
+    pub(crate) fn into_tracked(self, grad_fn: Option<GradFn>, leaf: bool) -> Tensor {
+        let inner = &self.0;
+        Tensor(Arc::new(TensorImpl {
+            id: inner.id,
+            storage: inner.storage.clone(),
+            layout: inner.layout.clone(),
+            dtype: inner.dtype,
+            device: inner.device,
+            grad_fn,
+            requires_grad: true,
+            leaf_grad: leaf.then(|| Mutex::new(None)),
+        }))
+    }
+
     /// A new tensor viewing this one's storage with another layout (no history).
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
         Tensor::view_of_storage(self.0.storage.clone(), layout)

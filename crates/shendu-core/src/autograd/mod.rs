@@ -16,7 +16,6 @@ pub use backward::GradStore;
 pub use grad_ops::{GradExt, GradOps};
 pub use var::Var;
 
-use crate::tensor::TensorImpl;
 use crate::{Result, Tensor};
 
 /// One differentiable (or explicitly non-differentiable) operation.
@@ -111,15 +110,5 @@ pub fn apply<O: Op>(op: O, inputs: &[&Tensor]) -> Result<Tensor> {
         return Ok(out);
     }
     let grad_fn = GradFn { op: Arc::new(op), inputs: inputs.iter().map(|t| (*t).clone()).collect() };
-    let inner = &out.0;
-    Ok(Tensor(Arc::new(TensorImpl {
-        id: inner.id,
-        storage: inner.storage.clone(),
-        layout: inner.layout.clone(),
-        dtype: inner.dtype,
-        device: inner.device,
-        grad_fn: Some(grad_fn),
-        requires_grad: true,
-        leaf_grad: None,
-    })))
+    Ok(out.into_tracked(Some(grad_fn), false))
 }

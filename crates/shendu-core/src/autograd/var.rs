@@ -1,8 +1,6 @@
 //! `Var`: a trainable leaf tensor (PyTorch's `requires_grad=True` leaf).
 
-use std::sync::{Arc, Mutex};
-
-use crate::tensor::{TensorId, TensorImpl};
+use crate::tensor::TensorId;
 use crate::{Error, Result, Tensor};
 
 /// A leaf tensor that receives gradients. Dereferences to [`Tensor`], so every op takes it.
@@ -22,17 +20,7 @@ impl Var {
     pub fn new(t: Tensor) -> Var {
         let t = t.detach();
         let c = t.copy().unwrap_or(t);
-        let inner = &c.0;
-        Var(Tensor(Arc::new(TensorImpl {
-            id: inner.id,
-            storage: inner.storage.clone(),
-            layout: inner.layout.clone(),
-            dtype: inner.dtype,
-            device: inner.device,
-            grad_fn: None,
-            requires_grad: true,
-            leaf_grad: Some(Mutex::new(None)),
-        })))
+        Var(c.into_tracked(None, true))
     }
 
     pub fn as_tensor(&self) -> &Tensor {

@@ -1,6 +1,7 @@
 //! Elementwise map and zip over strided inputs, parallel on large contiguous data.
 
 use crate::cpu::threads::parallel_ranges;
+use crate::layout::for_each_row_n;
 use crate::pool::{PoolElem, PooledVec};
 use crate::Layout;
 
@@ -81,7 +82,7 @@ pub fn zip<T: Copy + Sync, U: PoolElem + Sync>(a: &[T], la: &Layout, b: &[T], lb
         _ => {
             let o = out.as_mut_slice();
             let mut i = 0;
-            for_each_row_pair(la, lb, |oa, sa, ob, sb, len| {
+            for_each_row_n([la, lb], |[oa, ob], [sa, sb], len| {
                 let o = &mut o[i..i + len];
                 match (sa, sb) {
                     (1, 1) => o.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]).for_each(|((o, &x), &y)| *o = f(x, y)),
@@ -100,39 +101,4 @@ pub fn zip<T: Copy + Sync, U: PoolElem + Sync>(a: &[T], la: &Layout, b: &[T], lb
         }
     }
     out
-}
-
-/// Walks two layouts of the same shape row by row: `f(offset_a, stride_a, offset_b, stride_b, len)`.
-pub fn for_each_row_pair(la: &Layout, lb: &Layout, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
-    let dims = la.dims();
-    if la.elem_count() == 0 {
-        return;
-    }
-    if dims.is_empty() {
-        f(la.offset(), 1, lb.offset(), 1, 1);
-        return;
-    }
-    let rank = dims.len();
-    let (sa, sb) = (la.strides(), lb.strides());
-    let mut idx = vec![0usize; rank - 1];
-    let (mut oa, mut ob) = (la.offset(), lb.offset());
-    loop {
-        f(oa, sa[rank - 1], ob, sb[rank - 1], dims[rank - 1]);
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            idx[d] += 1;
-            oa += sa[d];
-            ob += sb[d];
-            if idx[d] < dims[d] {
-                break;
-            }
-            oa -= sa[d] * dims[d];
-            ob -= sb[d] * dims[d];
-            idx[d] = 0;
-        }
-    }
 }

@@ -8,6 +8,7 @@ use half::{bf16, f16};
 
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::threads::parallel_ranges;
+use crate::layout::for_each_row_n;
 use crate::Layout;
 
 /// Elements copied per parallel task: below this, threading costs more than it saves.
@@ -51,45 +52,6 @@ macro_rules! accumulate_int {
     )*};
 }
 accumulate_int!(u8, i64);
-
-/// Calls `f(offsets, strides, len)` for each innermost row of `N` layouts that share one shape,
-/// in row-major order (the n-ary form of `for_each_row_pair`).
-pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [usize; N], usize)) {
-    let dims = layouts[0].dims();
-    if layouts[0].elem_count() == 0 {
-        return;
-    }
-    let mut off: [usize; N] = std::array::from_fn(|i| layouts[i].offset());
-    if dims.is_empty() || layouts.iter().all(|l| l.is_contiguous()) {
-        // One flat row: every layout is a plain range from its offset.
-        f(off, [1; N], layouts[0].elem_count());
-        return;
-    }
-    let rank = dims.len();
-    let inner: [usize; N] = std::array::from_fn(|i| layouts[i].strides()[rank - 1]);
-    let mut idx = vec![0usize; rank - 1];
-    loop {
-        f(off, inner, dims[rank - 1]);
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            idx[d] += 1;
-            for (o, l) in off.iter_mut().zip(&layouts) {
-                *o += l.strides()[d];
-            }
-            if idx[d] < dims[d] {
-                break;
-            }
-            for (o, l) in off.iter_mut().zip(&layouts) {
-                *o -= l.strides()[d] * dims[d];
-            }
-            idx[d] = 0;
-        }
-    }
-}
 
 /// `out[o, j, :] = src[o, idx[j], :]` for a row-major `src` seen as `[outer, n, inner]` and
 /// `out` as `[outer, idx.len(), inner]`.

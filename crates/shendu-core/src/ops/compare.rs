@@ -8,8 +8,8 @@ use std::hint::select_unpredictable;
 
 use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::cpu::elementwise::{self, par_fill};
-use crate::cpu::index::for_each_row_n;
 use crate::dtype::WithDType;
+use crate::layout::for_each_row_n;
 use crate::pool::PooledVec;
 use crate::{with_any, DType, Error, Result, Tensor};
 

@@ -1,15 +1,16 @@
 //! Copies: `contiguous`, `copy`, dtype casts, and the strided copy kernel other ops reuse.
 
 use crate::autograd::{apply, GradOps, Op};
-use crate::cpu::elementwise::{self, for_each_row_pair};
+use crate::cpu::elementwise;
 use crate::dtype::WithDType;
+use crate::layout::for_each_row_n;
 use crate::pool::PooledVec;
 use crate::storage::{IntoStorage, Storage};
 use crate::{with_any, DType, Error, Layout, Result, Tensor};
 
 /// Copies `src` (viewed through `src_layout`) into `dst` (through `dst_layout`, same shape).
 pub(crate) fn copy_strided<T: Copy>(src: &[T], src_layout: &Layout, dst: &mut [T], dst_layout: &Layout) {
-    for_each_row_pair(src_layout, dst_layout, |os, ss, od, sd, n| {
+    for_each_row_n([src_layout, dst_layout], |[os, od], [ss, sd], n| {
         if ss == 1 && sd == 1 {
             dst[od..od + n].copy_from_slice(&src[os..os + n]);
         } else {
