@@ -319,20 +319,27 @@ fn spatial() -> impl Strategy<Value = Spatial> {
         (pair(step()), pair(out_size()), any::<bool>()),
         (any::<bool>(), any::<bool>()),
     )
-        .prop_map(|((x, w, wt, plausible, (n, c, h, wd), (co, cg, kh, kw)), (stride, dilation, groups, padding, tpad, out_pad), (kernel, size, ceil), (include_pad, align))| {
-            let (mut x, mut w, mut wt) = (x, w, wt);
-            if plausible {
-                // Channels that `groups` divides (when it can), so the shape rule usually passes.
-                let g = if (1..=4).contains(&groups) { groups } else { 1 };
-                let (cin, cout) = (g * (c % 3 + usize::from(c == 0)), g * (co % 3));
-                x.shape = vec![n, cin, h, wd];
-                w.shape = vec![cout, cin / g, kh, kw];
-                wt.shape = vec![cin, cg, kh, kw];
-                w.dtype = x.dtype;
-                wt.dtype = x.dtype;
-            }
-            Spatial { x, w, wt, stride, dilation, groups, padding, tpad, out_pad, kernel, size, ceil, include_pad, align }
-        })
+        .prop_map(
+            |(
+                (x, w, wt, plausible, (n, c, h, wd), (co, cg, kh, kw)),
+                (stride, dilation, groups, padding, tpad, out_pad),
+                (kernel, size, ceil),
+                (include_pad, align),
+            )| {
+                let (mut x, mut w, mut wt) = (x, w, wt);
+                if plausible {
+                    // Channels that `groups` divides (when it can), so the shape rule usually passes.
+                    let g = if (1..=4).contains(&groups) { groups } else { 1 };
+                    let (cin, cout) = (g * (c % 3 + usize::from(c == 0)), g * (co % 3));
+                    x.shape = vec![n, cin, h, wd];
+                    w.shape = vec![cout, cin / g, kh, kw];
+                    wt.shape = vec![cin, cg, kh, kw];
+                    w.dtype = x.dtype;
+                    wt.dtype = x.dtype;
+                }
+                Spatial { x, w, wt, stride, dilation, groups, padding, tpad, out_pad, kernel, size, ceil, include_pad, align }
+            },
+        )
 }
 
 /// `shape` without dim 2 (a 4-d shape made 3-d for conv1d).
@@ -351,7 +358,8 @@ fn spatial_ops(s: &Spatial) -> Vec<String> {
             $(failed.extend(probe($name, || $e));)*
         };
     }
-    let (Ok(x), Ok(w), Ok(wt), Ok(x1), Ok(w1)) = (build(&s.x), build(&s.w), build(&s.wt), build(&drop_h(&s.x)), build(&drop_h(&s.w))) else {
+    let (Ok(x), Ok(w), Ok(wt), Ok(x1), Ok(w1)) = (build(&s.x), build(&s.w), build(&s.wt), build(&drop_h(&s.x)), build(&drop_h(&s.w)))
+    else {
         return vec!["building the inputs failed".into()];
     };
     let cp = Conv2dParams { stride: s.stride, padding: s.padding, dilation: s.dilation, groups: s.groups };
@@ -446,28 +454,35 @@ fn manip() -> impl Strategy<Value = Manip> {
         (prop::collection::vec(size(), 0..5), prop::collection::vec((size(), size()), 0..=6), 0u8..3, odd_f64(), p),
         (any::<[bool; 4]>(), prop::collection::vec(0u8..4, 0..5), any::<u64>()),
     )
-        .prop_map(|((a, b, idx, valid, idx_dtype, idx_shape), (like, drop_rank, mask_dtype, dim, udim, k), (sizes, pads, mode, value, p), (flags, list, seed))| Manip {
-            a,
-            b,
-            idx,
-            valid,
-            idx_dtype,
-            idx_shape,
-            like,
-            drop_rank,
-            mask_dtype,
-            dim,
-            udim,
-            k,
-            sizes,
-            pads,
-            mode,
-            value,
-            p,
-            flags,
-            list,
-            seed,
-        })
+        .prop_map(
+            |(
+                (a, b, idx, valid, idx_dtype, idx_shape),
+                (like, drop_rank, mask_dtype, dim, udim, k),
+                (sizes, pads, mode, value, p),
+                (flags, list, seed),
+            )| Manip {
+                a,
+                b,
+                idx,
+                valid,
+                idx_dtype,
+                idx_shape,
+                like,
+                drop_rank,
+                mask_dtype,
+                dim,
+                udim,
+                k,
+                sizes,
+                pads,
+                mode,
+                value,
+                p,
+                flags,
+                list,
+                seed,
+            },
+        )
 }
 
 impl Manip {
@@ -601,7 +616,13 @@ fn printable() -> impl Strategy<Value = Input> {
         1 => prop::collection::vec(1usize..=40, 1..=3).prop_filter("at most 5000 elements", |s| s.iter().product::<usize>() <= 5000),
         1 => (1001usize..3000).prop_map(|n| vec![n]),
     ];
-    (shape, dtype(), 0u8..4, any::<bool>(), any::<u64>()).prop_map(|(shape, dtype, view, var, seed)| Input { shape, dtype, view, var, seed })
+    (shape, dtype(), 0u8..4, any::<bool>(), any::<u64>()).prop_map(|(shape, dtype, view, var, seed)| Input {
+        shape,
+        dtype,
+        view,
+        var,
+        seed,
+    })
 }
 
 fn display_ops(t: &Tensor) -> Vec<String> {
