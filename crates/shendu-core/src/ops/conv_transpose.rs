@@ -87,7 +87,7 @@ impl ConvTranspose2d {
             return Err(Error::shape(
                 OP,
                 format!(
-                    "input {x} with weight {w}, stride ({}, {}), dilation ({}, {}), pads {:?} and output padding ({}, {}) gives an empty or too large output",
+                    "input {x} with weight {w}, stride ({}, {}), dilation ({}, {}), pads {:?} and output padding ({}, {}) gives an empty output (or one too large to index)",
                     s.0, s.1, d.0, d.1, p, op.0, op.1
                 ),
             ));
