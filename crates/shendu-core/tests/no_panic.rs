@@ -706,7 +706,7 @@ proptest! {
 
 proptest! {
     // The spatial and manipulation probes are cheap (small inputs): more cases, same budget.
-    #![proptest_config(ProptestConfig { cases: cases(1500), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(4000), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn spatial_ops_never_panic(s in spatial()) {
