@@ -90,14 +90,15 @@ fn check_args(op: &'static str, kernel: usize, stride: usize, dilation: usize) -
 
 /// The effective extent of a dilated kernel, `d*(k-1) + 1`.
 pub fn effective_kernel(kernel: usize, dilation: usize) -> usize {
-    dilation * (kernel.saturating_sub(1)) + 1
+    // Saturates: absurd kernels then fail the size checks instead of overflowing.
+    dilation.saturating_mul(kernel.saturating_sub(1)).saturating_add(1)
 }
 
 /// The TensorFlow `SAME` pads `(begin, end)` of one dimension: the total is whatever makes the
 /// last window end at or past the input's end, split with the odd element at the end.
 pub fn same_pads(input: usize, kernel: usize, stride: usize, dilation: usize) -> (usize, usize) {
     let out = input.div_ceil(stride.max(1));
-    let needed = out.saturating_sub(1) * stride + effective_kernel(kernel, dilation);
+    let needed = out.saturating_sub(1).saturating_mul(stride).saturating_add(effective_kernel(kernel, dilation));
     let total = needed.saturating_sub(input);
     (total / 2, total - total / 2)
 }
@@ -130,8 +131,15 @@ pub fn conv_output_size(input: usize, kernel: usize, stride: usize, dilation: us
         return Ok(input.div_ceil(stride));
     }
     let (b, e) = resolve_pads(input, kernel, stride, dilation, pad);
-    let padded = input + b + e;
     let ek = effective_kernel(kernel, dilation);
+    // Kernels index with isize: larger extents are rejected rather than overflowed.
+    let padded = input.checked_add(b).and_then(|p| p.checked_add(e)).filter(|&p| p <= isize::MAX as usize);
+    let Some(padded) = padded.filter(|_| ek <= isize::MAX as usize) else {
+        return Err(Error::invalid(
+            OP,
+            format!("input {input} with pads {b} and {e}, kernel {kernel} and dilation {dilation} is too large to index"),
+        ));
+    };
     if padded < ek {
         return Err(Error::shape(
             OP,
@@ -154,6 +162,8 @@ pub fn pool_output_size(input: usize, kernel: usize, stride: usize, dilation: us
     let (b, e) = resolve_pads(input, kernel, stride, dilation, pad);
     let span = input + b + e - effective_kernel(kernel, dilation);
     let mut out = span.div_ceil(stride) + 1;
+    // `(out - 1) * stride < span + stride`, and `out > 2` needs `stride < span <= isize::MAX`:
+    // no overflow.
     if (out - 1) * stride >= input + b {
         out -= 1;
     }

@@ -135,3 +135,78 @@ fn dtype_error_from_kernel_dispatch_names_the_shape() {
     assert!(msg.starts_with("exp:"), "{msg}");
     assert!(msg.contains("[2, 3] i64"), "{msg}");
 }
+
+// ---- convolution, indexing, joining, padding ------------------------------------------------
+
+#[test]
+fn shape_conv2d_channels_with_groups() {
+    use shendu_core::Conv2dParams;
+    let x = zeros(&[8, 32, 56, 56], DType::F32);
+    let e = x.conv2d(&zeros(&[64, 8, 3, 3], DType::F32), &Conv2dParams::default().with_groups(2)).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "conv2d: input [8, 32, 56, 56] has 32 channels but weight [64, 8, 3, 3] with groups 2 expects 16");
+    // Groups that do not divide the channels name both shapes and the groups too.
+    let e = x.conv2d(&zeros(&[64, 11, 3, 3], DType::F32), &Conv2dParams::default().with_groups(3)).unwrap_err();
+    assert_names(&e, "conv2d", &["[8, 32, 56, 56]", "[64, 11, 3, 3]", "groups 3", "32 channels"]);
+    let e = zeros(&[1, 4, 9], DType::F32).conv1d(&zeros(&[2, 3, 3], DType::F32), 1, shendu_core::Padding::Valid, 1, 2).unwrap_err();
+    assert_names(&e, "conv1d", &["[1, 4, 9]", "[2, 3, 3]", "groups 2"]);
+}
+
+#[test]
+fn shape_conv2d_kernel_larger_than_padded_input() {
+    use shendu_core::{Conv2dParams, Padding};
+    let x = zeros(&[1, 3, 4, 5], DType::F32);
+    let p = Conv2dParams::default().with_padding(Padding::explicit(0, 0, 1, 0)).with_dilation(2);
+    let e = x.conv2d(&zeros(&[2, 3, 3, 3], DType::F32), &p).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "conv2d: kernel 3x3 with dilation (2, 2) spans 5x5 but input [1, 3, 4, 5] with pads (top 0, bottom 0, left 1, right 0) \
+         is only 4x6 (weight [2, 3, 3, 3])"
+    );
+    let e = x.conv2d(&zeros(&[2, 3, 6, 1], DType::F32), &Conv2dParams::default()).unwrap_err();
+    assert_names(&e, "conv2d", &["kernel 6x1", "spans 6x1", "is only 4x5", "[1, 3, 4, 5]", "[2, 3, 6, 1]"]);
+    let e = x.max_pool2d((5, 2), (1, 1), Padding::Valid, (1, 1), false).unwrap_err();
+    assert_names(&e, "max_pool2d", &["[1, 3, 4, 5]", "5x2"]);
+}
+
+#[test]
+fn index_out_of_range_in_index_select_and_gather() {
+    let x = zeros(&[3, 4], DType::F32);
+    let i = Tensor::from_vec(vec![0i64, 4, 1], &[3]).unwrap();
+    let e = x.index_select(1, &i).unwrap_err();
+    assert!(matches!(e, Error::Index { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "index_select: index 4 is out of range for dimension 1 of size 4 (input [3, 4], index [3])");
+    let i = Tensor::from_vec(vec![0i64, -1, 2, 1], &[2, 2]).unwrap();
+    let e = x.gather(0, &i).unwrap_err();
+    assert!(matches!(e, Error::Index { .. }), "{e:?}");
+    assert_names(&e, "gather", &["index -1", "dimension 0 of size 3", "input [3, 4]", "index [2, 2]"]);
+    let e = x.scatter_add(0, &Tensor::from_vec(vec![3i64], &[1, 1]).unwrap(), &zeros(&[1, 1], DType::F32)).unwrap_err();
+    assert_names(&e, "scatter_add", &["index 3", "size 3", "[3, 4]", "[1, 1]"]);
+    let e = x.index_select(0, &Tensor::from_vec(vec![0.0f32], &[1]).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::DType { .. }), "{e:?}");
+    assert_names(&e, "index_select", &["f32", "i64", "[1]"]);
+}
+
+#[test]
+fn shape_cat_mismatched_inputs() {
+    let (a, b, c) = (zeros(&[2, 3], DType::F32), zeros(&[2, 5], DType::F32), zeros(&[4, 3], DType::F32));
+    let e = Tensor::cat(&[&a, &b, &c], 1).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "cat: input 2 has shape [4, 3] but input 0 has shape [2, 3]: sizes must match except in dimension 1");
+    let e = Tensor::stack(&[&a, &b], 0).unwrap_err();
+    assert_names(&e, "stack", &["[2, 3]", "[2, 5]"]);
+    let e = Tensor::cat(&[&a, &zeros(&[2, 3], DType::F64)], 0).unwrap_err();
+    assert!(matches!(e, Error::DType { .. }), "{e:?}");
+    assert_names(&e, "cat", &["input 1", "f64", "f32"]);
+}
+
+#[test]
+fn invalid_reflect_pad_too_large() {
+    use shendu_core::PadMode;
+    let e = zeros(&[2, 3, 4], DType::F32).pad(&[(1, 4)], PadMode::Reflect).unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "pad: reflect padding (1, 4) of dimension 2 must be smaller than its size 4 (input [2, 3, 4])");
+    let e = zeros(&[2, 0], DType::F32).pad(&[(1, 0)], PadMode::Replicate).unwrap_err();
+    assert_names(&e, "pad", &["replicate", "[2, 0]"]);
+}

@@ -91,9 +91,13 @@ pub fn im2col<T: Copy + Default>(x: &[T], v: &PlaneView, g: &ColGeom, oy0: usize
                     // are border columns, zeroed below (and clipped at the plane's ends).
                     let start = ((ylo + i * g.dh - g.pt) * g.w + j * g.dw) as isize - g.pl as isize;
                     let end = start + band.len() as isize;
-                    let (s0, e0) = (start.max(0) as usize, (end.min((g.h * g.w) as isize)) as usize);
-                    let skip = (s0 as isize - start) as usize;
-                    band[skip..skip + (e0 - s0)].copy_from_slice(&x[plane + s0..plane + e0]);
+                    let (s0, e0) = (start.max(0), end.min((g.h * g.w) as isize));
+                    // A tap whose columns all fall in the padding may shift the band wholly off
+                    // the plane: nothing to copy (the border fill below zeroes every row).
+                    if e0 > s0 {
+                        let (skip, s0, e0) = ((s0 - start) as usize, s0 as usize, e0 as usize);
+                        band[skip..skip + (e0 - s0)].copy_from_slice(&x[plane + s0..plane + e0]);
+                    }
                     for row in band.chunks_exact_mut(g.ow) {
                         row[..xlo].fill(zero);
                         row[xhi..].fill(zero);

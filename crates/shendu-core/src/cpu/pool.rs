@@ -32,16 +32,18 @@ pub fn pool_windows(
     pad_end: usize,
     include_pad: bool,
 ) -> Vec<Win> {
+    // i128: strides, dilations and pads up to usize::MAX stay exact.
+    let (size_i, dil_i) = (size as i128, dil as i128);
     (0..n_out)
         .map(|o| {
-            let first = (o * stride) as isize - pad_begin as isize;
+            let first = o as i128 * stride as i128 - pad_begin as i128;
             // taps t with 0 <= first + t*dil < size
-            let t0 = if first >= 0 { 0 } else { ((-first) as usize).div_ceil(dil) };
-            let t1 = if first >= size as isize { 0 } else { ((size as isize - first) as usize).div_ceil(dil).min(k) };
+            let t0 = if first >= 0 { 0 } else { ((-first) as u128).div_ceil(dil as u128).min(k as u128) as usize };
+            let t1 = if first >= size_i { 0 } else { ((size_i - first) as u128).div_ceil(dil as u128).min(k as u128) as usize };
             let (t0, t1) = (t0.min(k), t1.max(t0.min(k)));
-            let start = (first + (t0 * dil) as isize).max(0) as usize;
+            let start = (first + t0 as i128 * dil_i).clamp(0, size_i) as usize;
             let count = t1 - t0;
-            let padded_end = (first + (dil * (k - 1) + 1) as isize).min((size + pad_end) as isize);
+            let padded_end = (first + dil_i * (k as i128 - 1) + 1).min(size_i + pad_end as i128);
             let div = if include_pad { (padded_end - first).max(0) as usize } else { count };
             Win { start, count, step: dil, div }
         })

@@ -227,7 +227,15 @@ impl Tensor {
         }
         let n = self.dims()[dim];
         if n == 0 {
-            return (0..chunks).map(|_| self.narrow(dim, 0, 0)).collect();
+            // PyTorch gives `chunks` empty parts; an absurd count must fail, not abort.
+            let mut parts = Vec::new();
+            parts.try_reserve_exact(chunks).map_err(|_| {
+                Error::invalid("chunk", format!("{chunks} chunks of the empty dimension {dim} of {} are too many", self.shape()))
+            })?;
+            for _ in 0..chunks {
+                parts.push(self.narrow(dim, 0, 0)?);
+            }
+            return Ok(parts);
         }
         self.split(n.div_ceil(chunks), dim)
     }

@@ -87,6 +87,10 @@ impl ConvSpec {
         if self.groups == 0 {
             return Err(Error::invalid(op, "groups must be at least 1"));
         }
+        // The kernels index with isize; larger strides or dilations would overflow them.
+        if [s.0, s.1, d.0, d.1].iter().any(|&v| v > isize::MAX as usize) {
+            return Err(Error::invalid(op, format!("stride ({}, {}) or dilation ({}, {}) is too large", s.0, s.1, d.0, d.1)));
+        }
         Ok(())
     }
 
@@ -103,6 +107,9 @@ impl ConvSpec {
         let ow = conv_output_size(wd, kw, s.1, d.1, PadRule::Explicit(p[2], p[3]));
         match (oh, ow) {
             (Ok(oh), Ok(ow)) => Ok((oh, ow)),
+            (Err(e), _) | (_, Err(e)) if matches!(e, Error::Invalid { .. }) => {
+                Err(Error::invalid(op, format!("input {x}, weight {w}, {}: {e}", self.pads_str())))
+            }
             _ => Err(Error::shape(
                 op,
                 format!(
@@ -112,8 +119,8 @@ impl ConvSpec {
                     effective_kernel(kh, d.0),
                     effective_kernel(kw, d.1),
                     self.pads_str(),
-                    h + p[0] + p[1],
-                    wd + p[2] + p[3]
+                    h.saturating_add(p[0]).saturating_add(p[1]),
+                    wd.saturating_add(p[2]).saturating_add(p[3])
                 ),
             )),
         }
@@ -136,16 +143,19 @@ pub(crate) fn conv_geom(op: &'static str, x: &Shape, w: &Shape, spec: &ConvSpec)
     if cout % groups != 0 {
         return Err(Error::shape(op, format!("weight {w} has {cout} output channels, which groups {groups} does not divide (input {x})")));
     }
-    if cin_g * groups != cin {
+    if cin_g.checked_mul(groups) != Some(cin) {
         return Err(Error::shape(
             op,
-            format!("input {x} has {cin} channels but weight {w} with groups {groups} expects {}", cin_g * groups),
+            format!("input {x} has {cin} channels but weight {w} with groups {groups} expects {}", cin_g as u128 * groups as u128),
         ));
     }
     if kh == 0 || kw == 0 {
         return Err(Error::shape(op, format!("weight {w} has an empty kernel")));
     }
     let (oh, ow) = spec.out_hw(op, x, w, h, wd, kh, kw)?;
+    if !fits(&[n, cout, oh, ow]) {
+        return Err(Error::invalid(op, format!("output [{n}, {cout}, {oh}, {ow}] of input {x} and weight {w} is too large")));
+    }
     Ok(geom(n, cin, h, wd, cout, kh, kw, oh, ow, spec))
 }
 
@@ -395,6 +405,11 @@ impl Tensor {
             .map_err(|e| Error::shape(OP, format!("{e} (as 2-d; input {}, weight {})", self.shape(), weight.shape())))?;
         apply(Conv2d { spec }, &[&x, &w])?.squeeze(2)
     }
+}
+
+/// Whether a tensor of these dims can be allocated at all (in bytes of the widest dtype).
+pub(crate) fn fits(dims: &[usize]) -> bool {
+    dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|n| n <= isize::MAX as usize / 8)
 }
 
 /// Resolves `params` (including TensorFlow `Same` pads for this input size) into explicit pads.

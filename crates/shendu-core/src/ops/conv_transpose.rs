@@ -4,7 +4,7 @@
 
 use crate::autograd::{apply, GradOps, Op};
 use crate::cpu::conv::{self as kernels, ConvElem, ConvGeom};
-use crate::ops::conv::{geom, narrow_hw, via_f32_pair, Conv2d, Conv2dWeightGrad, ConvSpec};
+use crate::ops::conv::{fits, geom, narrow_hw, via_f32_pair, Conv2d, Conv2dWeightGrad, ConvSpec};
 use crate::padding::effective_kernel;
 use crate::pool::PooledVec;
 use crate::{with_float, Error, Result, Shape, Tensor};
@@ -78,19 +78,26 @@ impl ConvTranspose2d {
         }
         let (s, d, p, op) = (self.spec.stride, self.spec.dilation, self.spec.pads, self.output_padding);
         let size = |inp: usize, k: usize, s: usize, d: usize, pb: usize, pe: usize, op: usize| -> Option<usize> {
-            ((inp.max(1) - 1) * s + effective_kernel(k, d) + op).checked_sub(pb + pe).filter(|&v| v > 0 && inp > 0)
+            // The uncropped output is the padded input of the adjoint convolution: it must fit isize.
+            let full = (inp.max(1) - 1).checked_mul(s)?.checked_add(effective_kernel(k, d))?.checked_add(op)?;
+            let full = Some(full).filter(|&f| f <= isize::MAX as usize)?;
+            full.checked_sub(pb.checked_add(pe)?).filter(|&v| v > 0 && inp > 0 && v <= isize::MAX as usize)
         };
         let (Some(oh), Some(ow)) = (size(h, kh, s.0, d.0, p[0], p[1], op.0), size(wd, kw, s.1, d.1, p[2], p[3], op.1)) else {
             return Err(Error::shape(
                 OP,
                 format!(
-                    "input {x} with weight {w}, stride ({}, {}), dilation ({}, {}), pads {:?} and output padding ({}, {}) gives an empty output",
+                    "input {x} with weight {w}, stride ({}, {}), dilation ({}, {}), pads {:?} and output padding ({}, {}) gives an empty output (or one too large to index)",
                     s.0, s.1, d.0, d.1, p, op.0, op.1
                 ),
             ));
         };
+        let cout = cout_g.checked_mul(groups).filter(|&c| fits(&[n, c, oh, ow]));
+        let Some(cout) = cout else {
+            return Err(Error::invalid(OP, format!("output of input {x} and weight {w} with groups {groups} is too large ({oh}x{ow})")));
+        };
         // The convolution runs from the output (its input) back to this op's input.
-        Ok(geom(n, cout_g * groups, oh, ow, cin, kh, kw, h, wd, &self.spec))
+        Ok(geom(n, cout, oh, ow, cin, kh, kw, h, wd, &self.spec))
     }
 }
 

@@ -357,7 +357,8 @@ impl Tensor {
         if let Some(&v) = labels.iter().find(|&&v| v < 0 || v as u64 >= num_classes as u64) {
             return Err(Error::index("one_hot", format!("label {v} is out of range for {num_classes} classes (labels {})", self.shape())));
         }
-        let Some(total) = labels.len().checked_mul(num_classes) else {
+        let bytes = labels.len().checked_mul(num_classes).and_then(|t| t.checked_mul(dtype.size_in_bytes()));
+        let Some(total) = labels.len().checked_mul(num_classes).filter(|_| bytes.is_some_and(|b| b <= isize::MAX as usize)) else {
             return Err(Error::invalid("one_hot", format!("{num_classes} classes for labels {} give too many elements", self.shape())));
         };
         let mut dims = self.dims().to_vec();

@@ -61,7 +61,8 @@ fn pad_maps(shape: &Shape, pads: &[(usize, usize)], mode: PadMode, op: &'static 
         out_dims.push(lo.checked_add(n).and_then(|v| v.checked_add(hi)));
     }
     let total = out_dims.iter().try_fold(1usize, |a, &d| d.and_then(|d| a.checked_mul(d)));
-    if total.is_none_or(|t| t > isize::MAX as usize) {
+    // Sizes past isize::MAX would overflow the offsets of the views the op takes.
+    if total.is_none_or(|t| t > isize::MAX as usize) || out_dims.iter().any(|d| d.is_none_or(|d| d > isize::MAX as usize)) {
         return Err(Error::invalid(op, format!("padding {pads:?} of input {shape} gives too many elements")));
     }
     let out_dims: Vec<usize> = out_dims.into_iter().map(|d| d.unwrap_or(0)).collect();

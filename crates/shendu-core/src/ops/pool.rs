@@ -8,7 +8,7 @@
 use crate::autograd::{apply, GradOps, Op};
 use crate::cpu::pool::{self as kernels, MaxMode, Win};
 use crate::dtype::Float;
-use crate::ops::conv::via_f32_pair;
+use crate::ops::conv::{fits, via_f32_pair};
 use crate::ops::via_f32_if_half;
 use crate::padding::{pool_output_size, resolve_pads, PadRule, Padding};
 use crate::pool::PooledVec;
@@ -206,6 +206,9 @@ impl AvgWindows {
                 let d = dims4(op, x)?;
                 if oh == 0 || ow == 0 || d[2] == 0 || d[3] == 0 {
                     return Err(Error::shape(op, format!("output size ({oh}, {ow}) and the spatial size of input {x} must be non-zero")));
+                }
+                if !fits(&[d[0], d[1], oh, ow]) || !fits(&[oh, ow, 4]) {
+                    return Err(Error::invalid(op, format!("output size ({oh}, {ow}) of input {x} is too large")));
                 }
                 Ok((d, Shape::from(vec![d[0], d[1], oh, ow]), kernels::adaptive_windows(oh, d[2]), kernels::adaptive_windows(ow, d[3])))
             }

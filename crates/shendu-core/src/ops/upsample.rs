@@ -39,6 +39,9 @@ fn check(op: &'static str, x: &Shape, size: (usize, usize)) -> Result<[usize; 4]
     if size.0 == 0 || size.1 == 0 || d[2] == 0 || d[3] == 0 {
         return Err(Error::shape(op, format!("output size ({}, {}) and the spatial size of input {x} must be non-zero", size.0, size.1)));
     }
+    if !crate::ops::conv::fits(&[d[0], d[1], size.0, size.1]) || !crate::ops::conv::fits(&[size.0, size.1, 4]) {
+        return Err(Error::invalid(op, format!("output size ({}, {}) of input {x} is too large", size.0, size.1)));
+    }
     Ok(d)
 }
 
