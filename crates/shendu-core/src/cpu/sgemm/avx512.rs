@@ -10,6 +10,9 @@ pub const MR: usize = 32;
 /// Columns of the tile.
 pub const NR: usize = 12;
 
+/// How far ahead (in floats) to prefetch the A panel streaming in from L2: 8 k steps.
+const PREFETCH_A: usize = 8 * MR;
+
 /// `C[0..m, 0..n] (+)= Apanel · Bpanel` for one tile; `add` keeps C's old values.
 ///
 /// # Safety
@@ -45,9 +48,23 @@ unsafe fn tile<const N: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut 
     let mut lo = [_mm512_setzero_ps(); N];
     let mut hi = [_mm512_setzero_ps(); N];
     let (mut a, mut b) = (a, b);
-    // SAFETY: reads stay inside the packed panels (kc steps of MR and NR floats); `a` is aligned.
+    if rs == 1 {
+        // Start fetching the C tile now so the read-modify-write at the end does not stall.
+        for j in 0..N {
+            // SAFETY: prefetches never fault; the addresses are column j's rows of the tile.
+            unsafe {
+                let col = c.offset(j as isize * cs);
+                _mm_prefetch::<_MM_HINT_T0>(col as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(col.add(MR - 1) as *const i8);
+            }
+        }
+    }
+    // SAFETY: reads stay inside the packed panels (kc steps of MR and NR floats); `a` is aligned;
+    // prefetches never fault.
     unsafe {
         for _ in 0..kc {
+            _mm_prefetch::<_MM_HINT_T0>(a.add(PREFETCH_A) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(a.add(PREFETCH_A + 16) as *const i8);
             let a0 = _mm512_load_ps(a);
             let a1 = _mm512_load_ps(a.add(16));
             for j in 0..N {

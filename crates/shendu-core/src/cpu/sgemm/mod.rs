@@ -61,13 +61,15 @@ impl Isa {
         }
     }
 
-    /// Cache blocking for a 32 KiB L1d / 1 MiB L2 core: KC keeps one B panel (`KC * NR * 4`
-    /// bytes: 12 KiB for AVX-512, 6 KiB for AVX2) in L1 next to the A panel streaming through;
-    /// MC keeps the packed A block (`MC * KC * 4` = 256 KiB) in half of L2; NC bounds the shared
-    /// B block (`KC * NC * 4` = 4 MiB) well inside L3.
+    /// Cache blocking for a 32 KiB L1d / 1 MiB L2 core (AMD Zen 4 here): KC keeps one B panel
+    /// (`KC * NR * 4` bytes: 18 KiB for AVX-512, 6 KiB for AVX2) in L1 while A panels stream by,
+    /// and is long enough that C's read-modify-write per tile is amortised; MC keeps the packed
+    /// A block (`MC * KC * 4` = 576 KiB) in L2 next to the B panels passing through; NC bounds
+    /// the shared B block (`KC * NC * 4` = 6 MiB) well inside L3. KC 384 / MC 384 measured best
+    /// among KC 128..768 x MC 128..512 on n = 1024 and 2048 (crates/shendu-core/examples/sgemm_bench.rs).
     pub fn default_blocking(self) -> Blocking {
         match self {
-            Isa::Avx512 => Blocking { kc: 256, mc: 256, nc: 4080 },
+            Isa::Avx512 => Blocking { kc: 384, mc: 384, nc: 4080 },
             Isa::Avx2 => Blocking { kc: 256, mc: 256, nc: 4080 },
         }
     }

@@ -28,6 +28,26 @@ impl AlignedBuf {
 /// # Safety
 /// `a` must be readable at every `(r, p)` in range; `dst` must hold `ceil(mc/MR) * MR * kc` floats.
 pub unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, dst: *mut f32) {
+    let full = mc / MR * MR;
+    if rs == 1 && full > 0 {
+        // Columns of A are contiguous: walk each column once across all full panels, so the
+        // source streams sequentially instead of hopping a column stride per MR floats.
+        for p in 0..kc {
+            // SAFETY: column p, rows 0..full are inside A; panel writes stay in the first
+            // full / MR panels.
+            unsafe {
+                let col = a.offset(p as isize * cs);
+                for i0 in (0..full).step_by(MR) {
+                    std::ptr::copy_nonoverlapping(col.add(i0), dst.add(i0 * kc + p * MR), MR);
+                }
+            }
+        }
+        if full < mc {
+            // SAFETY: the remaining rows with the panel after the full ones.
+            unsafe { pack_a::<MR>(mc - full, kc, a.add(full), rs, cs, dst.add(full * kc)) };
+        }
+        return;
+    }
     let mut panel = dst;
     for i0 in (0..mc).step_by(MR) {
         let rows = MR.min(mc - i0);
@@ -83,11 +103,16 @@ pub unsafe fn pack_b<const NR: usize>(kc: usize, j0: usize, j1: usize, b: *const
                     std::ptr::copy_nonoverlapping(base.offset(p as isize * rs), panel.add(p * NR), NR);
                 }
             } else if cols == NR && rs == 1 {
-                // Columns run along k: read each contiguously, write with stride NR.
-                for c in 0..NR {
-                    let col = base.offset(c as isize * cs);
-                    for p in 0..kc {
-                        *panel.add(p * NR + c) = *col.add(p);
+                // Columns run along k: gather one row of the panel at a time from NR streams,
+                // so every store is a contiguous NR-float row.
+                let mut cols = [base; NR];
+                for (c, col) in cols.iter_mut().enumerate() {
+                    *col = base.offset(c as isize * cs);
+                }
+                for p in 0..kc {
+                    let out = panel.add(p * NR);
+                    for (c, col) in cols.iter().enumerate() {
+                        *out.add(c) = *col.add(p);
                     }
                 }
             } else {
