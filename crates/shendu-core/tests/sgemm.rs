@@ -104,7 +104,9 @@ fn paths() -> Vec<Path> {
 }
 
 fn check_all_layouts(m: usize, n: usize, k: usize, path: Path, blk: Option<Blocking>) {
-    for (ta, tb, tc, acc) in [(false, false, false, false), (true, false, false, true), (false, true, true, false), (true, true, true, true)] {
+    for (ta, tb, tc, acc) in
+        [(false, false, false, false), (true, false, false, true), (false, true, true, false), (true, true, true, true)]
+    {
         let av = View::new(m, k, ta, 3, 1);
         let bv = View::new(k, n, tb, 0, 0);
         let cv = View::new(m, n, tc, 2, 5);

@@ -7,9 +7,9 @@ pub mod gemm;
 pub mod im2col;
 pub mod index;
 pub mod pool;
-pub mod simd;
 #[cfg(target_arch = "x86_64")]
 pub mod sgemm;
+pub mod simd;
 pub mod threads;
 pub mod winograd;
 pub mod winograd_wgrad;

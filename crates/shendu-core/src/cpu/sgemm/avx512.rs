@@ -79,7 +79,13 @@ unsafe fn tile<const N: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut 
     if rs == 1 {
         // Columns of C are contiguous: masked vector read-modify-write (full masks when m == MR).
         let m0: __mmask16 = if m >= 16 { 0xffff } else { (1u32 << m) as u16 - 1 };
-        let m1: __mmask16 = if m >= MR { 0xffff } else if m > 16 { (1u32 << (m - 16)) as u16 - 1 } else { 0 };
+        let m1: __mmask16 = if m >= MR {
+            0xffff
+        } else if m > 16 {
+            (1u32 << (m - 16)) as u16 - 1
+        } else {
+            0
+        };
         for j in 0..N {
             // SAFETY: the masks cover exactly rows 0..m of column j, which the caller owns.
             unsafe {

@@ -1,10 +1,10 @@
 //! Packed f32 matrix product (GotoBLAS/BLIS structure) with AVX-512 and AVX2+FMA microkernels,
 //! picked at run time. `cpu::gemm::gemm` sends f32 products here when the CPU has either.
 //!
-//! Loops, outer to inner: `jc` over NC columns of B (the packed B block, `kc x nc`, lives in L3
-//! and is shared by all threads), `pc` over KC steps of k, `ic` over MC rows of A (each thread
-//! packs its own `mc x kc` A block, sized for its L2), `jr` over NR-column B panels (one panel,
-//! `kc x NR`, stays in L1 while) `ir` runs over the MR-row A panels of the block.
+//! Loops, outer to inner: `jc` over NC columns of B (the packed `kc x nc` B block lives in L3),
+//! `pc` over KC steps of k, `ic` over MC rows of A (the packed `mc x kc` A block, sized for L2),
+//! `jr` over NR-column B panels (one panel, `kc x NR`, stays in L1 while) `ir` runs over the
+//! MR-row A panels of the block. Threads split C by whole tiles before all of this (see `drive`).
 //!
 //! The kernels vectorize along M and write C column by column, so a product whose C has unit
 //! row stride runs as is, and one whose C has unit column stride (row-major, the usual case) runs
@@ -16,7 +16,6 @@ pub mod pack;
 
 use std::cell::Cell;
 
-use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{MatMut, MatRef};
 use crate::cpu::threads;
 use pack::AlignedBuf;
@@ -139,6 +138,7 @@ pub unsafe fn sgemm(
     }
 }
 
+#[derive(Clone, Copy)]
 struct Problem {
     m: usize,
     n: usize,
@@ -184,49 +184,58 @@ fn for_ranges(n: usize, chunks: usize, f: impl Fn(std::ops::Range<usize>) + Sync
     });
 }
 
+/// Splits C between threads by whole tiles, each thread running the single-threaded loops on its
+/// part with its own packed blocks: one fork-join per product and no barriers. The split runs
+/// along the longer side (in tiles), so the operand every thread packs in full (A when splitting
+/// columns, B when splitting rows) is the smaller one; packing it twice costs `T / n` of the work.
 unsafe fn drive<const MR: usize, const NR: usize>(p: &Problem, kernel: KernelFn) {
+    let (m_tiles, n_tiles) = (p.m.div_ceil(MR), p.n.div_ceil(NR));
+    let threads = p.nthreads.min(m_tiles.max(n_tiles));
+    if threads <= 1 {
+        // SAFETY: forwarded contract.
+        unsafe { drive_single::<MR, NR>(p, kernel) };
+        return;
+    }
+    let split_cols = n_tiles * MR >= m_tiles * NR || m_tiles < threads;
+    let tiles = if split_cols { n_tiles } else { m_tiles };
+    for_ranges(tiles, threads, |r| {
+        let mut sub = Problem { nthreads: 1, ..*p };
+        // SAFETY: the offsets stay inside the operands; each task writes its own C rows/columns.
+        unsafe {
+            if split_cols {
+                let (j0, j1) = (r.start * NR, (r.end * NR).min(p.n));
+                sub.n = j1 - j0;
+                sub.b.ptr = p.b.ptr.offset(j0 as isize * p.b.cs);
+                sub.c.ptr = p.c.ptr.offset(j0 as isize * p.c.cs);
+            } else {
+                let (i0, i1) = (r.start * MR, (r.end * MR).min(p.m));
+                sub.m = i1 - i0;
+                sub.a.ptr = p.a.ptr.offset(i0 as isize * p.a.rs);
+                sub.c.ptr = p.c.ptr.offset(i0 as isize * p.c.rs);
+            }
+            drive_single::<MR, NR>(&sub, kernel)
+        }
+    });
+}
+
+unsafe fn drive_single<const MR: usize, const NR: usize>(p: &Problem, kernel: KernelFn) {
     let (m, n, k) = (p.m, p.n, p.k);
     let kc_max = block_size(k, p.blocking.kc, 1);
     let nc_max = block_size(n, p.blocking.nc, NR);
-    let m_panels = m.div_ceil(MR);
-    // Enough row panels for every thread: split rows (each thread packs its own A rows); else
-    // split the B panels and let each thread pack the (small) A block itself.
-    let split_rows = m_panels >= 2 * p.nthreads;
-    let mc_max = if split_rows {
-        block_size(m_panels.div_ceil(p.nthreads) * MR, p.blocking.mc, MR)
-    } else {
-        block_size(m, p.blocking.mc, MR)
-    };
+    let mc_max = block_size(m, p.blocking.mc, MR);
     let mut b_buf = B_BUF.with(|b| b.take());
-    let b_pack = SendPtr(b_buf.reserve(nc_max.div_ceil(NR) * NR * kc_max));
+    let b_pack = b_buf.reserve(nc_max.div_ceil(NR) * NR * kc_max);
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
-        let n_panels = nc.div_ceil(NR);
         for pc in (0..k).step_by(kc_max) {
             let kc = kc_max.min(k - pc);
             let add = p.accumulate || pc > 0;
-            // SAFETY: offsets stay inside B (rows pc..pc+kc, columns jc..jc+nc).
-            let b_src = SendPtr(unsafe { p.b.ptr.offset(pc as isize * p.b.rs + jc as isize * p.b.cs) } as *mut f32);
-            let pack_chunks = if nc * kc >= 1 << 14 { p.nthreads } else { 1 };
-            for_ranges(n_panels, pack_chunks, |r| {
-                // SAFETY: each range packs its own panels of the block into disjoint parts of b_pack.
-                unsafe {
-                    let (j0, j1) = (r.start * NR, (r.end * NR).min(nc));
-                    pack::pack_b::<NR>(kc, j0, j1, b_src.get(), p.b.rs, p.b.cs, b_pack.get().add(r.start * NR * kc))
-                }
-            });
-            let c0 = SendPtr(unsafe { p.c.ptr.offset(jc as isize * p.c.cs) });
-            // SAFETY (both arms): each task writes C tiles of its own rows or its own columns.
-            if split_rows {
-                for_ranges(m_panels, p.nthreads, |r| unsafe {
-                    let rows = r.start * MR..(r.end * MR).min(m);
-                    block_rows::<MR, NR>(p, kernel, rows, mc_max, pc, kc, b_pack.get(), 0..n_panels, nc, c0.get(), add)
-                });
-            } else {
-                let chunks = if m * nc * kc >= 1 << 16 { p.nthreads } else { 1 };
-                for_ranges(n_panels, chunks, |r| unsafe {
-                    block_rows::<MR, NR>(p, kernel, 0..m, mc_max, pc, kc, b_pack.get(), r, nc, c0.get(), add)
-                });
+            // SAFETY: rows pc..pc+kc and columns jc..jc+nc are inside B; b_pack holds the block;
+            // C column jc is inside C.
+            unsafe {
+                pack::pack_b::<NR>(kc, 0, nc, p.b.ptr.offset(pc as isize * p.b.rs + jc as isize * p.b.cs), p.b.rs, p.b.cs, b_pack);
+                let c0 = p.c.ptr.offset(jc as isize * p.c.cs);
+                block_rows::<MR, NR>(p, kernel, 0..m, mc_max, pc, kc, b_pack, 0..nc.div_ceil(NR), nc, c0, add);
             }
         }
     }
