@@ -7,6 +7,8 @@ pub mod gemm;
 pub mod im2col;
 pub mod index;
 pub mod pool;
+#[cfg(target_arch = "x86_64")]
+pub mod sgemm;
 pub mod simd;
 pub mod threads;
 pub mod winograd;

@@ -1,0 +1,133 @@
+//! Packing of operand blocks into the panel order the microkernels stream: A into `MR`-row
+//! panels (`MR` consecutive rows per k step) and B into `NR`-column panels (`NR` consecutive
+//! columns per k step), zero-padded at the edges so kernels never branch on partial panels.
+
+/// A 64-byte aligned chunk, so that panels start on cache lines and vector loads never split one.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Line([f32; 16]);
+
+/// A reusable, cache-line aligned f32 buffer.
+#[derive(Default)]
+pub struct AlignedBuf(Vec<Line>);
+
+impl AlignedBuf {
+    /// A pointer to at least `len` floats (contents unspecified), growing the buffer if needed.
+    pub fn reserve(&mut self, len: usize) -> *mut f32 {
+        let lines = len.div_ceil(16);
+        if self.0.len() < lines {
+            self.0 = vec![Line([0.0; 16]); lines];
+        }
+        self.0.as_mut_ptr().cast()
+    }
+}
+
+/// Packs rows `0..mc` and columns `0..kc` of `a` (strides `rs`, `cs`) into `ceil(mc / MR)` panels
+/// of `MR * kc` floats each: panel `i` holds `a[i*MR + r, p]` at `p*MR + r`.
+///
+/// # Safety
+/// `a` must be readable at every `(r, p)` in range; `dst` must hold `ceil(mc/MR) * MR * kc` floats.
+pub unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, dst: *mut f32) {
+    let full = mc / MR * MR;
+    if rs == 1 && full > 0 {
+        // Columns of A are contiguous: walk each column once across all full panels, so the
+        // source streams sequentially instead of hopping a column stride per MR floats.
+        for p in 0..kc {
+            // SAFETY: column p, rows 0..full are inside A; panel writes stay in the first
+            // full / MR panels.
+            unsafe {
+                let col = a.offset(p as isize * cs);
+                for i0 in (0..full).step_by(MR) {
+                    std::ptr::copy_nonoverlapping(col.add(i0), dst.add(i0 * kc + p * MR), MR);
+                }
+            }
+        }
+        if full < mc {
+            // SAFETY: the remaining rows with the panel after the full ones.
+            unsafe { pack_a::<MR>(mc - full, kc, a.add(full), rs, cs, dst.add(full * kc)) };
+        }
+        return;
+    }
+    let mut panel = dst;
+    for i0 in (0..mc).step_by(MR) {
+        let rows = MR.min(mc - i0);
+        // SAFETY (whole block): indices stay within the caller's promised ranges; panel writes
+        // stay within its MR * kc floats.
+        unsafe {
+            let base = a.offset(i0 as isize * rs);
+            if rows == MR && rs == 1 {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(base.offset(p as isize * cs), panel.add(p * MR), MR);
+                }
+            } else if rows == MR && cs == 1 {
+                // Rows run along k: read each row contiguously, write with stride MR.
+                for r in 0..MR {
+                    let row = base.offset(r as isize * rs);
+                    for p in 0..kc {
+                        *panel.add(p * MR + r) = *row.add(p);
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    let col = base.offset(p as isize * cs);
+                    let out = panel.add(p * MR);
+                    for r in 0..rows {
+                        *out.add(r) = *col.offset(r as isize * rs);
+                    }
+                    for r in rows..MR {
+                        *out.add(r) = 0.0;
+                    }
+                }
+            }
+            panel = panel.add(MR * kc);
+        }
+    }
+}
+
+/// Packs rows `0..kc` and columns `j0..j1` of `b` (strides `rs`, `cs`) into panels of `NR * kc`
+/// floats: the panel of columns `j..j+NR` holds `b[p, j + c]` at `p*NR + c`. `dst` points at the
+/// panel of column `j0` (which must be a multiple of `NR`, as `j1` is unless it is the last).
+///
+/// # Safety
+/// `b` must be readable at every `(p, j)` in range; `dst` must hold the panels of `j0..j1`.
+pub unsafe fn pack_b<const NR: usize>(kc: usize, j0: usize, j1: usize, b: *const f32, rs: isize, cs: isize, dst: *mut f32) {
+    let mut panel = dst;
+    for j in (j0..j1).step_by(NR) {
+        let cols = NR.min(j1 - j);
+        // SAFETY (whole block): indices stay within the caller's promised ranges; panel writes
+        // stay within its NR * kc floats.
+        unsafe {
+            let base = b.offset(j as isize * cs);
+            if cols == NR && cs == 1 {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(base.offset(p as isize * rs), panel.add(p * NR), NR);
+                }
+            } else if cols == NR && rs == 1 {
+                // Columns run along k: gather one row of the panel at a time from NR streams,
+                // so every store is a contiguous NR-float row.
+                let mut cols = [base; NR];
+                for (c, col) in cols.iter_mut().enumerate() {
+                    *col = base.offset(c as isize * cs);
+                }
+                for p in 0..kc {
+                    let out = panel.add(p * NR);
+                    for (c, col) in cols.iter().enumerate() {
+                        *out.add(c) = *col.add(p);
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    let row = base.offset(p as isize * rs);
+                    let out = panel.add(p * NR);
+                    for c in 0..cols {
+                        *out.add(c) = *row.offset(c as isize * cs);
+                    }
+                    for c in cols..NR {
+                        *out.add(c) = 0.0;
+                    }
+                }
+            }
+            panel = panel.add(NR * kc);
+        }
+    }
+}
