@@ -51,6 +51,16 @@ impl Rng {
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
+    /// The generator's full state, for checkpoints that resume bit-identically.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a state saved by [`Rng::state`].
+    pub fn from_state(s: [u64; 4]) -> Self {
+        Rng { s }
+    }
+
     /// Bernoulli(p).
     pub fn bernoulli(&mut self, p: f64) -> bool {
         self.uniform() < p
