@@ -36,7 +36,7 @@ pub use ops::conv::Conv2dParams;
 pub use ops::conv_transpose::ConvTranspose2dParams;
 pub use ops::pad::PadMode;
 pub use padding::Padding;
-pub use rng::{manual_seed, Rng};
+pub use rng::{default_rng_state, manual_seed, set_default_rng_state, with_default_rng, Rng};
 pub use shape::{Dim, Shape};
 pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};

@@ -80,3 +80,14 @@ pub fn manual_seed(seed: u64) {
 pub fn with_default_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
     DEFAULT.with(|r| f(&mut r.borrow_mut()))
 }
+
+/// The state of this thread's default generator (saved in checkpoints so that a resumed run
+/// draws the same dropout masks and initialisations).
+pub fn default_rng_state() -> [u64; 4] {
+    DEFAULT.with(|r| r.borrow().state())
+}
+
+/// Restores this thread's default generator from [`default_rng_state`].
+pub fn set_default_rng_state(state: [u64; 4]) {
+    DEFAULT.with(|r| *r.borrow_mut() = Rng::from_state(state));
+}
