@@ -20,6 +20,12 @@ pub trait GradOps: Clone + Sized {
     fn dtype(&self) -> DType;
     /// Applies `op` to `inputs` in this value's mode (eager: compute now).
     fn apply<O: Op>(op: O, inputs: &[&Self]) -> Result<Self>;
+    /// Whether this value is stored as the transpose of a row-major matrix (its last two dims
+    /// swapped). A layout hint only: rules may use it to produce a gradient in the same layout,
+    /// saving a strided copy later. Values without a layout (graph nodes) say `false`.
+    fn is_transposed_matrix(&self) -> bool {
+        false
+    }
 }
 
 impl GradOps for Tensor {
@@ -31,6 +37,11 @@ impl GradOps for Tensor {
     }
     fn apply<O: Op>(op: O, inputs: &[&Self]) -> Result<Self> {
         super::apply(op, inputs)
+    }
+    fn is_transposed_matrix(&self) -> bool {
+        let (dims, strides) = (self.dims(), self.layout().strides());
+        let r = dims.len();
+        r == 2 && dims[0] > 1 && dims[1] > 1 && strides[0] == 1 && strides[1] == dims[0]
     }
 }
 

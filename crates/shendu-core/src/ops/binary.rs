@@ -72,7 +72,14 @@ impl Op for Binary {
             let (a32, b32) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
             return self.forward(&[&a32, &b32])?.to_dtype(a.dtype());
         }
-        with_float!(a.dtype(), op.name(), |T| broadcast_zip::<T>(op.name(), a, b, |x, y| op.eval(x, y)))
+        // One arm per op so that each loop body is fixed at compile time (vectorisable).
+        with_float!(a.dtype(), op.name(), |T| match op {
+            Binary::Add => broadcast_zip::<T>(op.name(), a, b, |x, y| x + y),
+            Binary::Sub => broadcast_zip::<T>(op.name(), a, b, |x, y| x - y),
+            Binary::Mul => broadcast_zip::<T>(op.name(), a, b, |x, y| x * y),
+            Binary::Div => broadcast_zip::<T>(op.name(), a, b, |x, y| x / y),
+            _ => broadcast_zip::<T>(op.name(), a, b, |x, y| op.eval(x, y)),
+        })
     }
 
     fn backward<T: GradOps>(&self, inputs: &[&T], output: &T, g: &T) -> Result<Vec<Option<T>>> {

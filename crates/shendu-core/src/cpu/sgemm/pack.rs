@@ -60,11 +60,17 @@ pub unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: *const f32, rs: i
                     std::ptr::copy_nonoverlapping(base.offset(p as isize * cs), panel.add(p * MR), MR);
                 }
             } else if rows == MR && cs == 1 {
-                // Rows run along k: read each row contiguously, write with stride MR.
-                for r in 0..MR {
-                    let row = base.offset(r as isize * rs);
-                    for p in 0..kc {
-                        *panel.add(p * MR + r) = *row.add(p);
+                // Rows run along k: a transpose. Done in slabs of K_SLAB columns so that the
+                // slab's MR x K_SLAB destination stays in L1 while every row streams through it
+                // (a whole-row sweep would stride MR floats across the full kc panel per row).
+                const K_SLAB: usize = 16;
+                for p0 in (0..kc).step_by(K_SLAB) {
+                    let p1 = (p0 + K_SLAB).min(kc);
+                    for r in 0..MR {
+                        let row = base.offset(r as isize * rs);
+                        for p in p0..p1 {
+                            *panel.add(p * MR + r) = *row.add(p);
+                        }
                     }
                 }
             } else {
