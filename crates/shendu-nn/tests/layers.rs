@@ -44,10 +44,10 @@ fn check(case: &str, what: &str, got: &Tensor, want: &Value, tol: f64) {
     let got = got.to_vec_f64().unwrap();
     let want: Vec<f64> = want["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     let mut worst = (0.0f64, 0usize);
+    assert_eq!(got.len(), want.len(), "{case}: {what} length");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let err = (g - w).abs() / w.abs().max(1.0);
-        // `!(err <= worst)` also catches NaN.
-        if !(err <= worst.0) {
+        if err.is_nan() || err > worst.0 {
             worst = (err, i);
         }
     }
@@ -143,14 +143,14 @@ fn build(case: &Value, dtype: DType) -> Box<dyn Module> {
 }
 
 /// Forward in `mode` and backward of sum(output * grad_out); checks output and gradients.
-fn forward_backward(name: &str, layer: &dyn Module, case: &Value, x: &Value, keys: [&str; 3], mode: Mode, dtype: DType, tol: f64) {
+fn forward_backward(name: &str, layer: &dyn Module, case: &Value, keys: [&str; 3], mode: Mode, dtype: DType, tol: f64) {
     let [out_key, gout_key, grads_key] = keys;
     layer.zero_grad();
     let is_index = case["layer"] == "Embedding";
-    let var = if is_index { None } else { Some(Var::new(tensor(x, dtype))) };
+    let var = if is_index { None } else { Some(Var::new(tensor(&case["input"], dtype))) };
     let x = match &var {
         Some(v) => v.as_tensor().clone(),
-        None => int_tensor(x),
+        None => int_tensor(&case["input"]),
     };
     let y = layer.forward(&x, mode).unwrap();
     check(name, out_key, &y, &case[out_key], tol);
@@ -185,7 +185,7 @@ fn run_case(case: &Value, dtype: DType, tol: f64) {
         let (_, p) = params.iter().find(|(n, _)| n == key).unwrap_or_else(|| panic!("{name}: no parameter {key}"));
         p.set(&tensor(value, dtype)).unwrap();
     }
-    forward_backward(&name, layer.as_ref(), case, &case["input"], ["output", "grad_out", "grads"], Mode::Train, dtype, tol);
+    forward_backward(&name, layer.as_ref(), case, ["output", "grad_out", "grads"], Mode::Train, dtype, tol);
     let Some(running) = case.get("running") else { return };
     // A second train step, then the buffers and eval mode.
     layer.forward(&tensor(&case["input2"], dtype), Mode::Train).unwrap();
@@ -195,7 +195,7 @@ fn run_case(case: &Value, dtype: DType, tol: f64) {
     let tracked = buffer("num_batches_tracked");
     assert_eq!(tracked.dtype(), DType::I64);
     assert_eq!(tracked.to_scalar::<i64>().unwrap(), running["num_batches_tracked"].as_i64().unwrap(), "{name}");
-    forward_backward(&name, layer.as_ref(), case, &case["input"], ["eval_output", "eval_grad_out", "eval_grads"], Mode::Eval, dtype, tol);
+    forward_backward(&name, layer.as_ref(), case, ["eval_output", "eval_grad_out", "eval_grads"], Mode::Eval, dtype, tol);
 }
 
 fn run_all(prefixes: &[&str]) {

@@ -34,10 +34,10 @@ fn check_geometry(
     if groups == 0 {
         return bad("groups must be at least 1".to_string());
     }
-    if in_channels % groups != 0 {
+    if !in_channels.is_multiple_of(groups) {
         return bad(format!("in_channels {in_channels} is not divisible by groups {groups}"));
     }
-    if out_channels % groups != 0 {
+    if !out_channels.is_multiple_of(groups) {
         return bad(format!("out_channels {out_channels} is not divisible by groups {groups}"));
     }
     Ok(())

@@ -91,7 +91,7 @@ impl Module for ChannelShuffle {
             return Err(Error::layer("ChannelShuffle", format!("input {} must be 4-d [N, C, H, W]", x.shape())));
         }
         let [n, c, h, w] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
-        if c % g != 0 {
+        if !c.is_multiple_of(g) {
             return Err(Error::layer("ChannelShuffle", format!("input {} has {c} channels, which groups {g} does not divide", x.shape())));
         }
         Ok(x.reshape(&[n, g, c / g, h, w])?.transpose(1, 2)?.reshape(&[n, c, h, w])?)
