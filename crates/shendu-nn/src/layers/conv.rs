@@ -76,15 +76,21 @@ fn visit_weight_bias(prefix: &str, weight: &Param, bias: &Option<Param>, f: &mut
 /// group and a bias.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dConfig {
+    /// Channels of the input.
     pub in_channels: usize,
+    /// Channels of the output.
     pub out_channels: usize,
     /// (height, width) of the kernel.
     pub kernel: (usize, usize),
+    /// (height, width) step between windows.
     pub stride: (usize, usize),
+    /// How the input is padded.
     pub padding: Padding,
+    /// (height, width) spacing of the window's taps.
     pub dilation: (usize, usize),
     /// Channel groups; `groups == in_channels` is a depthwise convolution.
     pub groups: usize,
+    /// Whether a bias is learned.
     pub bias: bool,
 }
 
@@ -106,9 +112,11 @@ impl Conv2dConfig {
     pub fn kernel_hw(self, kh: usize, kw: usize) -> Self {
         Conv2dConfig { kernel: (kh, kw), ..self }
     }
+    /// The same stride along height and width.
     pub fn stride(self, s: usize) -> Self {
         Conv2dConfig { stride: (s, s), ..self }
     }
+    /// Strides along height and width.
     pub fn stride_hw(self, sh: usize, sw: usize) -> Self {
         Conv2dConfig { stride: (sh, sw), ..self }
     }
@@ -116,15 +124,19 @@ impl Conv2dConfig {
     pub fn padding(self, padding: Padding) -> Self {
         Conv2dConfig { padding, ..self }
     }
+    /// The same dilation along height and width.
     pub fn dilation(self, d: usize) -> Self {
         Conv2dConfig { dilation: (d, d), ..self }
     }
+    /// Dilations along height and width.
     pub fn dilation_hw(self, dh: usize, dw: usize) -> Self {
         Conv2dConfig { dilation: (dh, dw), ..self }
     }
+    /// Channel groups (`groups == in_channels` is depthwise).
     pub fn groups(self, groups: usize) -> Self {
         Conv2dConfig { groups, ..self }
     }
+    /// Whether to learn a bias (PyTorch's default: yes).
     pub fn bias(self, bias: bool) -> Self {
         Conv2dConfig { bias, ..self }
     }
@@ -155,7 +167,9 @@ impl Conv2dConfig {
 /// assert_eq!(plain.weight.dims(), &[16, 3, 3, 3]);
 /// ```
 pub struct Conv2d {
+    /// The learned weight (PyTorch's layout).
     pub weight: Param,
+    /// The learned bias `[out]`, if any.
     pub bias: Option<Param>,
     config: Conv2dConfig,
 }
@@ -197,17 +211,24 @@ impl Module for Conv2d {
 /// output padding, dilation 1, one group and a bias.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dConfig {
+    /// Channels of the input.
     pub in_channels: usize,
+    /// Channels of the output.
     pub out_channels: usize,
+    /// (height, width) of the window.
     pub kernel: (usize, usize),
+    /// (height, width) step between windows.
     pub stride: (usize, usize),
     /// (top, bottom, left, right): rows and columns cut from the full transposed output
     /// (PyTorch's `padding=p` is `p` on every side).
     pub padding: (usize, usize, usize, usize),
     /// Extra (height, width) at the bottom/right; each must be below the stride or dilation.
     pub output_padding: (usize, usize),
+    /// (height, width) spacing of the window's taps.
     pub dilation: (usize, usize),
+    /// Channel groups: input and output channels split into this many independent parts.
     pub groups: usize,
+    /// Whether a bias is learned.
     pub bias: bool,
 }
 
@@ -226,12 +247,15 @@ impl ConvTranspose2dConfig {
             bias: true,
         }
     }
+    /// A `kh` x `kw` window.
     pub fn kernel_hw(self, kh: usize, kw: usize) -> Self {
         ConvTranspose2dConfig { kernel: (kh, kw), ..self }
     }
+    /// The same stride along height and width.
     pub fn stride(self, s: usize) -> Self {
         ConvTranspose2dConfig { stride: (s, s), ..self }
     }
+    /// Strides along height and width.
     pub fn stride_hw(self, sh: usize, sw: usize) -> Self {
         ConvTranspose2dConfig { stride: (sh, sw), ..self }
     }
@@ -243,18 +267,23 @@ impl ConvTranspose2dConfig {
     pub fn padding_explicit(self, top: usize, bottom: usize, left: usize, right: usize) -> Self {
         ConvTranspose2dConfig { padding: (top, bottom, left, right), ..self }
     }
+    /// The same output padding along height and width.
     pub fn output_padding(self, p: usize) -> Self {
         ConvTranspose2dConfig { output_padding: (p, p), ..self }
     }
+    /// Output padding along height and width.
     pub fn output_padding_hw(self, ph: usize, pw: usize) -> Self {
         ConvTranspose2dConfig { output_padding: (ph, pw), ..self }
     }
+    /// The same dilation along height and width.
     pub fn dilation(self, d: usize) -> Self {
         ConvTranspose2dConfig { dilation: (d, d), ..self }
     }
+    /// Channel groups (`groups == in_channels` is depthwise).
     pub fn groups(self, groups: usize) -> Self {
         ConvTranspose2dConfig { groups, ..self }
     }
+    /// Whether to learn a bias (PyTorch's default: yes).
     pub fn bias(self, bias: bool) -> Self {
         ConvTranspose2dConfig { bias, ..self }
     }
@@ -291,7 +320,9 @@ impl ConvTranspose2dConfig {
 /// assert_eq!(y.dims(), &[2, 4, 10, 10]);
 /// ```
 pub struct ConvTranspose2d {
+    /// The learned weight (PyTorch's layout).
     pub weight: Param,
+    /// The learned bias `[out]`, if any.
     pub bias: Option<Param>,
     config: ConvTranspose2dConfig,
 }

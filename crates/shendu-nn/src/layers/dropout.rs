@@ -37,6 +37,7 @@ impl Dropout {
         Ok(Dropout { p })
     }
 
+    /// The drop probability.
     pub fn p(&self) -> f64 {
         self.p
     }
@@ -83,6 +84,7 @@ impl Dropout2d {
         Ok(Dropout2d { p })
     }
 
+    /// The drop probability.
     pub fn p(&self) -> f64 {
         self.p
     }

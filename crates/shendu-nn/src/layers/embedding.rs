@@ -17,6 +17,7 @@ use crate::{init, join_name, Error, Mode, Module, Param, Result};
 /// assert!(emb.forward(&Tensor::from_vec(vec![10i64], &[1]).unwrap(), Mode::Train).is_err());
 /// ```
 pub struct Embedding {
+    /// The learned weight (PyTorch's layout).
     pub weight: Param,
 }
 
@@ -40,10 +41,12 @@ impl Embedding {
         Ok(Embedding { weight: Param::new(weight) })
     }
 
+    /// Rows of the table.
     pub fn num_embeddings(&self) -> usize {
         self.weight.dims()[0]
     }
 
+    /// Length of each vector.
     pub fn embedding_dim(&self) -> usize {
         self.weight.dims()[1]
     }

@@ -14,6 +14,7 @@ use crate::{join_name, Error, Mode, Module, Param, Result};
 /// tracked running statistics.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormConfig {
+    /// Channels (dim 1 of the input).
     pub num_features: usize,
     /// Added to the variance before the square root.
     pub eps: f64,
@@ -27,18 +28,23 @@ pub struct BatchNormConfig {
 }
 
 impl BatchNormConfig {
+    /// PyTorch's defaults for `num_features` channels.
     pub fn new(num_features: usize) -> BatchNormConfig {
         BatchNormConfig { num_features, eps: 1e-5, momentum: Some(0.1), affine: true, track_running_stats: true }
     }
+    /// Added to the variance before the square root.
     pub fn eps(self, eps: f64) -> Self {
         BatchNormConfig { eps, ..self }
     }
+    /// Weight of the newest batch; `None` is a cumulative average.
     pub fn momentum(self, momentum: Option<f64>) -> Self {
         BatchNormConfig { momentum, ..self }
     }
+    /// Whether to learn a per-channel scale and shift.
     pub fn affine(self, affine: bool) -> Self {
         BatchNormConfig { affine, ..self }
     }
+    /// Whether to keep running statistics for eval mode.
     pub fn track_running_stats(self, track: bool) -> Self {
         BatchNormConfig { track_running_stats: track, ..self }
     }
@@ -110,6 +116,7 @@ impl BatchNorm {
         Ok(BatchNorm { weight, bias, running, config, name })
     }
 
+    /// The settings it was built with.
     pub fn config(&self) -> &BatchNormConfig {
         &self.config
     }

@@ -29,10 +29,15 @@ fn check_window(layer: &str, kernel: (usize, usize), stride: (usize, usize)) -> 
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2d {
+    /// (height, width) of the window.
     pub kernel: (usize, usize),
+    /// (height, width) step between windows.
     pub stride: (usize, usize),
+    /// How the input is padded.
     pub padding: Padding,
+    /// (height, width) spacing of the window's taps.
     pub dilation: (usize, usize),
+    /// Round the output size up instead of down.
     pub ceil_mode: bool,
 }
 
@@ -41,18 +46,23 @@ impl MaxPool2d {
     pub fn new(kernel: usize) -> MaxPool2d {
         MaxPool2d { kernel: (kernel, kernel), stride: (kernel, kernel), padding: Padding::Valid, dilation: (1, 1), ceil_mode: false }
     }
+    /// A `kh` x `kw` window.
     pub fn kernel_hw(self, kh: usize, kw: usize) -> Self {
         MaxPool2d { kernel: (kh, kw), ..self }
     }
+    /// The same stride along height and width.
     pub fn stride(self, s: usize) -> Self {
         MaxPool2d { stride: (s, s), ..self }
     }
+    /// Strides along height and width.
     pub fn stride_hw(self, sh: usize, sw: usize) -> Self {
         MaxPool2d { stride: (sh, sw), ..self }
     }
+    /// How the input is padded.
     pub fn padding(self, padding: Padding) -> Self {
         MaxPool2d { padding, ..self }
     }
+    /// The same dilation along height and width.
     pub fn dilation(self, d: usize) -> Self {
         MaxPool2d { dilation: (d, d), ..self }
     }
@@ -87,10 +97,15 @@ impl Module for MaxPool2d {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvgPool2d {
+    /// (height, width) of the window.
     pub kernel: (usize, usize),
+    /// (height, width) step between windows.
     pub stride: (usize, usize),
+    /// How the input is padded.
     pub padding: Padding,
+    /// Round the output size up instead of down.
     pub ceil_mode: bool,
+    /// Divide by the full window, padding included.
     pub count_include_pad: bool,
 }
 
@@ -99,21 +114,28 @@ impl AvgPool2d {
     pub fn new(kernel: usize) -> AvgPool2d {
         AvgPool2d { kernel: (kernel, kernel), stride: (kernel, kernel), padding: Padding::Valid, ceil_mode: false, count_include_pad: true }
     }
+    /// A `kh` x `kw` window.
     pub fn kernel_hw(self, kh: usize, kw: usize) -> Self {
         AvgPool2d { kernel: (kh, kw), ..self }
     }
+    /// The same stride along height and width.
     pub fn stride(self, s: usize) -> Self {
         AvgPool2d { stride: (s, s), ..self }
     }
+    /// Strides along height and width.
     pub fn stride_hw(self, sh: usize, sw: usize) -> Self {
         AvgPool2d { stride: (sh, sw), ..self }
     }
+    /// How the input is padded.
     pub fn padding(self, padding: Padding) -> Self {
         AvgPool2d { padding, ..self }
     }
+    /// Round the output size up (a last window starting in the end padding is dropped).
     pub fn ceil_mode(self, ceil_mode: bool) -> Self {
         AvgPool2d { ceil_mode, ..self }
     }
+    /// Divide by the full window, padding included (PyTorch's default), or by the input
+    /// elements in it.
     pub fn count_include_pad(self, count_include_pad: bool) -> Self {
         AvgPool2d { count_include_pad, ..self }
     }
@@ -142,10 +164,12 @@ impl Module for AvgPool2d {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptiveAvgPool2d {
+    /// (height, width) of the output.
     pub output_size: (usize, usize),
 }
 
 impl AdaptiveAvgPool2d {
+    /// Output `[N, C, out_h, out_w]`.
     pub fn new(out_h: usize, out_w: usize) -> AdaptiveAvgPool2d {
         AdaptiveAvgPool2d { output_size: (out_h, out_w) }
     }
@@ -179,6 +203,7 @@ impl Module for AdaptiveAvgPool2d {
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GlobalAvgPool2d {
+    /// Keep `[N, C, 1, 1]` rather than `[N, C]`.
     pub keepdim: bool,
 }
 

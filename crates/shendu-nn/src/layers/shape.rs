@@ -16,6 +16,7 @@ use crate::{Error, Mode, Module, Param, Result};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flatten {
+    /// The first dim merged.
     pub start_dim: usize,
     /// None is the last dim.
     pub end_dim: Option<usize>,
@@ -79,6 +80,7 @@ impl ChannelShuffle {
         Ok(ChannelShuffle { groups })
     }
 
+    /// The number of groups the channels are split into.
     pub fn groups(&self) -> usize {
         self.groups
     }

@@ -10,7 +10,10 @@ pub enum UpsampleMode {
     /// Output pixel `o` copies input `floor(o * in / out)`.
     Nearest,
     /// Bilinear; `align_corners` as PyTorch's flag.
-    Bilinear { align_corners: bool },
+    Bilinear {
+        /// Corner pixels of input and output coincide.
+        align_corners: bool,
+    },
 }
 
 /// The output size rule of an [`Upsample`].
@@ -35,7 +38,9 @@ pub enum UpsampleTarget {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Upsample {
+    /// How the output size is found.
     pub target: UpsampleTarget,
+    /// The interpolation.
     pub mode: UpsampleMode,
 }
 
