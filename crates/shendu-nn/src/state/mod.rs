@@ -26,7 +26,7 @@ use std::path::Path;
 pub use load::{load_state_dict, state_dict, LoadReport};
 /// The regex type of [`TransferRule::Regex`].
 pub use regex::Regex;
-pub use safetensors::{from_safetensors_bytes, load_safetensors, save_safetensors, to_safetensors_bytes};
+pub use safetensors::{from_safetensors_bytes, load_safetensors, save_safetensors, to_safetensors_bytes, Metadata, NamedTensors};
 pub use transfer::{plan_transfer, transfer, TransferPlan, TransferRule};
 
 use crate::{Error, Module, ParamKind, Result};

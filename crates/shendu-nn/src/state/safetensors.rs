@@ -22,6 +22,11 @@ use shendu_core::{DType, Tensor, WithDType};
 
 use crate::{Error, Result};
 
+/// Tensors with their names, in file or module order (a state dict).
+pub type NamedTensors = Vec<(String, Tensor)>;
+/// The string-to-string metadata of a safetensors file.
+pub type Metadata = BTreeMap<String, String>;
+
 /// Headers above this are refused (the reference implementation's limit too): a corrupt length
 /// must not make us allocate gigabytes.
 const MAX_HEADER: u64 = 100_000_000;
@@ -93,14 +98,14 @@ pub fn to_safetensors_bytes(tensors: &[(String, Tensor)], metadata: &BTreeMap<St
 /// they were saved in) and its metadata. The whole file is validated before any tensor is built;
 /// the error names the file and lists every problem found (truncation, bad offsets, overlaps,
 /// gaps, trailing bytes, sizes not matching shape x dtype, unsupported dtypes, ...).
-pub fn load_safetensors(path: impl AsRef<Path>) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, String>)> {
+pub fn load_safetensors(path: impl AsRef<Path>) -> Result<(NamedTensors, Metadata)> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     parse(&bytes, path)
 }
 
 /// [`load_safetensors`] on bytes already in memory; errors name the file `<memory>`.
-pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, String>)> {
+pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<(NamedTensors, Metadata)> {
     parse(bytes, Path::new("<memory>"))
 }
 
@@ -387,7 +392,7 @@ struct Entry {
     offsets: Option<(usize, usize)>,
 }
 
-fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, String>)> {
+fn parse(bytes: &[u8], path: &Path) -> Result<(NamedTensors, Metadata)> {
     let fail = |msg: String| Error::format(path, msg);
     let len = bytes.len();
     let Some(len_bytes) = bytes.first_chunk::<8>() else {
