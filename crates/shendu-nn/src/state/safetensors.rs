@@ -69,7 +69,14 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)], me
     // The counter keeps two threads of one process that save the same path apart.
     let tmp = dir.join(format!(".{}.tmp-{}-{}", file_name.to_string_lossy(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
     let written = (|| -> Result<()> {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let create = || OpenOptions::new().write(true).create_new(true).open(&tmp);
+        // The name is unique within this process, so an existing file was left by a crashed
+        // process that had our pid: replace it.
+        let file = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fs::remove_file(&tmp).and_then(|_| create()),
+            other => other,
+        }
+        .map_err(|e| Error::io(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         plan.write(&mut w).map_err(|e| e.at(&tmp))?;
         let file = w.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
@@ -390,6 +397,8 @@ struct Entry {
     dtype: Option<FileDType>,
     shape: Option<Vec<usize>>,
     offsets: Option<(usize, usize)>,
+    /// The end offset the header gives, even when past the data.
+    claimed_end: Option<usize>,
 }
 
 fn parse(bytes: &[u8], path: &Path) -> Result<(NamedTensors, Metadata)> {
@@ -428,6 +437,9 @@ fn parse(bytes: &[u8], path: &Path) -> Result<(NamedTensors, Metadata)> {
             entries.push(parse_entry(name, &value, data.len(), &mut problems));
         }
     }
+    if let Some(end) = entries.iter().filter_map(|e| e.claimed_end).max().filter(|&e| e > data.len()) {
+        problems.insert(0, format!("the header describes {end} bytes of data but {} follow it: truncated file", data.len()));
+    }
     check_layout(&entries, data.len(), &mut problems);
     if !problems.is_empty() {
         let count = if problems.len() == 1 { "1 problem".to_string() } else { format!("{} problems", problems.len()) };
@@ -460,7 +472,7 @@ fn parse_metadata(value: &serde_json::Value, out: &mut BTreeMap<String, String>,
 }
 
 fn parse_entry(name: String, value: &serde_json::Value, data_len: usize, problems: &mut Vec<String>) -> Entry {
-    let mut entry = Entry { name, dtype: None, shape: None, offsets: None };
+    let mut entry = Entry { name, dtype: None, shape: None, offsets: None, claimed_end: None };
     let mut bad = |msg: String| problems.push(format!("tensor {:?}: {msg}", entry.name));
     let Some(obj) = value.as_object() else {
         bad(format!("expected an object with dtype, shape and data_offsets, found {}", json_kind(value)));
@@ -482,10 +494,10 @@ fn parse_entry(name: String, value: &serde_json::Value, data_len: usize, problem
         None => bad("no shape".into()),
     }
     match obj.get("data_offsets") {
-        Some(v) => match usize_list(v).as_deref() {
+        Some(v) => match usize_list(v).as_deref().inspect(|o| entry.claimed_end = o.get(1).copied()) {
             Some(&[b, e]) if b <= e && e <= data_len => entry.offsets = Some((b, e)),
             Some(&[b, e]) if b > e => bad(format!("data_offsets [{b}, {e}] end before they begin")),
-            Some(&[b, e]) => bad(format!("data_offsets [{b}, {e}] run past the end of the data ({data_len} bytes): truncated file?")),
+            Some(&[b, e]) => bad(format!("data_offsets [{b}, {e}] run past the end of the data ({data_len} bytes)")),
             _ => bad(format!("data_offsets must be two non-negative integers [begin, end], found {v}")),
         },
         None => bad("no data_offsets".into()),
@@ -583,7 +595,11 @@ mod tests {
         assert!(err(&header_file(h, &[0; 5])).contains("bytes 2..3 of the data are not part of any tensor"));
         let h = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#;
         assert!(err(&header_file(h, &[0; 5])).contains("3 trailing bytes after the last tensor"));
-        assert!(err(&header_file(h, &[0; 1])).contains("run past the end of the data (1 bytes): truncated file?"));
+        let e = err(&header_file(h, &[0; 1]));
+        assert!(
+            e.contains("describes 2 bytes of data but 1 follow it: truncated") && e.contains("run past the end of the data (1 bytes)"),
+            "{e}"
+        );
     }
 
     #[test]
