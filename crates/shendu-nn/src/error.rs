@@ -17,6 +17,10 @@ pub enum Error {
     /// A file was read but its contents are wrong (truncated, corrupt, mismatched).
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
+    /// A state dict did not fit a module: `report` lists every missing, unexpected and
+    /// mismatched name at once; `path` is the file it came from, if any.
+    #[error("{}", load_message(path.as_deref(), report))]
+    Load { path: Option<PathBuf>, report: String },
     /// An option has a value outside its domain (negative learning rate, momentum above 1, ...).
     #[error("{name}: {msg}")]
     Config { name: String, msg: String },
@@ -34,6 +38,13 @@ impl Error {
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }
+    }
+}
+
+fn load_message(path: Option<&std::path::Path>, report: &str) -> String {
+    match path {
+        Some(p) => format!("{}: {report}", p.display()),
+        None => report.to_string(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod layers;
 mod module;
 mod param;
 mod sequential;
+pub mod state;
 
 pub use error::{Error, Result};
 pub use module::{join_name, Mode, Module, ModuleExt};
