@@ -100,13 +100,16 @@ fn check_payload(name: &str, was_gzip: bool, header: usize, described: String, w
 pub fn parse_images(raw: &[u8], name: &str) -> Result<IdxImages> {
     let bytes = maybe_gunzip(raw, name)?;
     let gz = is_gzip(raw);
+    // The magic first: a wrong kind of file is a clearer message than a short header.
+    if bytes.len() >= 4 {
+        check_magic(&bytes, name, IMAGES_MAGIC)?;
+    }
     if bytes.len() < IMAGES_HEADER {
         return Err(Error::format(
             name,
             format!("truncated: {} bytes{} cannot hold the {IMAGES_HEADER}-byte IDX images header", bytes.len(), decompressed_note(gz)),
         ));
     }
-    check_magic(&bytes, name, IMAGES_MAGIC)?;
     let (count, rows, cols) = (be_u32(&bytes, 4) as usize, be_u32(&bytes, 8) as usize, be_u32(&bytes, 12) as usize);
     if rows == 0 || cols == 0 {
         return Err(Error::format(name, format!("header says images of {rows}x{cols}; both sides must be positive")));
@@ -121,13 +124,16 @@ pub fn parse_images(raw: &[u8], name: &str) -> Result<IdxImages> {
 pub fn parse_labels(raw: &[u8], name: &str, num_classes: usize) -> Result<Vec<u8>> {
     let bytes = maybe_gunzip(raw, name)?;
     let gz = is_gzip(raw);
+    // The magic first: a wrong kind of file is a clearer message than a short header.
+    if bytes.len() >= 4 {
+        check_magic(&bytes, name, LABELS_MAGIC)?;
+    }
     if bytes.len() < LABELS_HEADER {
         return Err(Error::format(
             name,
             format!("truncated: {} bytes{} cannot hold the {LABELS_HEADER}-byte IDX labels header", bytes.len(), decompressed_note(gz)),
         ));
     }
-    check_magic(&bytes, name, LABELS_MAGIC)?;
     let count = be_u32(&bytes, 4) as usize;
     let payload = &bytes[LABELS_HEADER..];
     check_payload(name, gz, LABELS_HEADER, format!("{count} labels"), count as u64, payload.len())?;
