@@ -77,9 +77,8 @@ impl CsvDataset {
             }
         };
         let first_fields = split_fields(first, sep);
-        let header = has_header.unwrap_or_else(|| {
-            first_fields.iter().enumerate().any(|(c, f)| c != label_col && f.parse::<f64>().is_err())
-        });
+        let header =
+            has_header.unwrap_or_else(|| first_fields.iter().enumerate().any(|(c, f)| c != label_col && f.parse::<f64>().is_err()));
         let feature_names: Vec<String> = if header {
             rows.next();
             first_fields.iter().enumerate().filter(|&(c, _)| c != label_col).map(|(_, f)| f.to_string()).collect()

@@ -60,10 +60,7 @@ impl Subset {
     pub fn new(inner: Arc<dyn Dataset>, indices: Vec<usize>) -> Result<Subset> {
         let len = inner.len();
         if let Some((pos, &bad)) = indices.iter().enumerate().find(|(_, &i)| i >= len) {
-            return Err(Error::invalid(
-                "Subset::new",
-                format!("indices[{pos}] = {bad} is out of range for a dataset of {len} samples"),
-            ));
+            return Err(Error::invalid("Subset::new", format!("indices[{pos}] = {bad} is out of range for a dataset of {len} samples")));
         }
         Ok(Subset { inner, indices })
     }

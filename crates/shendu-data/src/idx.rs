@@ -81,7 +81,9 @@ fn check_payload(name: &str, was_gzip: bool, header: usize, described: String, w
     if got < want {
         return Err(Error::format(
             name,
-            format!("truncated: header says {described} ({want} bytes) but the file holds {got} bytes after the {header}-byte header{note}"),
+            format!(
+                "truncated: header says {described} ({want} bytes) but the file holds {got} bytes after the {header}-byte header{note}"
+            ),
         ));
     }
     if got > want {
@@ -149,7 +151,8 @@ pub fn parse_labels(raw: &[u8], name: &str, num_classes: usize) -> Result<Vec<u8
 fn header(magic: u32, dims: &[usize]) -> Result<Vec<u8>> {
     let mut out = magic.to_be_bytes().to_vec();
     for &d in dims {
-        let d = u32::try_from(d).map_err(|_| Error::invalid("idx::encode", format!("dimension {d} does not fit the u32 of an IDX header")))?;
+        let d =
+            u32::try_from(d).map_err(|_| Error::invalid("idx::encode", format!("dimension {d} does not fit the u32 of an IDX header")))?;
         out.extend_from_slice(&d.to_be_bytes());
     }
     Ok(out)

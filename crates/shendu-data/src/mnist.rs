@@ -59,9 +59,7 @@ impl Mnist {
     pub fn load(dir: impl AsRef<Path>, split: Split) -> Result<Mnist> {
         let dir = dir.as_ref();
         let (images_name, labels_name) = split.file_names();
-        let find = |base: &str| -> Option<PathBuf> {
-            [dir.join(base), dir.join(format!("{base}.gz"))].into_iter().find(|p| p.is_file())
-        };
+        let find = |base: &str| -> Option<PathBuf> { [dir.join(base), dir.join(format!("{base}.gz"))].into_iter().find(|p| p.is_file()) };
         let (images_path, labels_path) = (find(images_name), find(labels_name));
         let (Some(images_path), Some(labels_path)) = (images_path.clone(), labels_path.clone()) else {
             let mut looked_for = Vec::new();

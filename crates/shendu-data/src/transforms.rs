@@ -83,7 +83,7 @@ impl Transform for Normalize {
         if let Some(s) = self.std.iter().find(|s| **s == 0.0 || !s.is_finite()) {
             return Err(Error::invalid(OP, format!("std {s} cannot divide; every std must be finite and nonzero")));
         }
-        let inner = if channels == 0 { 0 } else { input.len() / channels };
+        let inner = input.len().checked_div(channels).unwrap_or(0);
         for (c, chunk) in input.chunks_mut(inner.max(1)).enumerate() {
             let k = if self.mean.len() == 1 { 0 } else { c };
             let (m, inv) = (self.mean[k], 1.0 / self.std[k]);
@@ -111,10 +111,7 @@ impl RandomCrop {
         if th == 0 || tw == 0 || th > ph || tw > pw || top > ph - th || left > pw - tw {
             return Err(Error::invalid(
                 OP,
-                format!(
-                    "cannot crop {th}x{tw} at ({top}, {left}) from a {h}x{w} image padded by {} to {ph}x{pw}",
-                    self.padding
-                ),
+                format!("cannot crop {th}x{tw} at ({top}, {left}) from a {h}x{w} image padded by {} to {ph}x{pw}", self.padding),
             ));
         }
         let mut out = vec![0.0f32; c * th * tw];
@@ -192,7 +189,7 @@ impl Transform for RandomAffine {
 /// with zero fill. The deterministic core of [`RandomAffine`].
 pub fn affine(input: &mut [f32], shape: &[usize], angle_deg: f32, translate: (f32, f32), scale: f32) -> Result<()> {
     let (c, h, w) = chw("affine", input, shape)?;
-    if !(scale > 0.0) || !angle_deg.is_finite() {
+    if scale.is_nan() || scale <= 0.0 || !angle_deg.is_finite() {
         return Err(Error::invalid("affine", format!("needs a finite angle and a positive scale, got {angle_deg} and {scale}")));
     }
     let (sin, cos) = angle_deg.to_radians().sin_cos();
@@ -207,7 +204,12 @@ pub fn affine(input: &mut [f32], shape: &[usize], angle_deg: f32, translate: (f3
             let sy = cy + sin * dx + cos * dy;
             let (x0, y0) = (sx.floor(), sy.floor());
             let (ax, ay) = (sx - x0, sy - y0);
-            let taps = [(x0, y0, (1.0 - ax) * (1.0 - ay)), (x0 + 1.0, y0, ax * (1.0 - ay)), (x0, y0 + 1.0, (1.0 - ax) * ay), (x0 + 1.0, y0 + 1.0, ax * ay)];
+            let taps = [
+                (x0, y0, (1.0 - ax) * (1.0 - ay)),
+                (x0 + 1.0, y0, ax * (1.0 - ay)),
+                (x0, y0 + 1.0, (1.0 - ax) * ay),
+                (x0 + 1.0, y0 + 1.0, ax * ay),
+            ];
             for ch in 0..c {
                 let plane = &input[ch * h * w..(ch + 1) * h * w];
                 let mut acc = 0.0;

@@ -37,10 +37,7 @@ fn round_trip_plain_and_gzip() {
 fn bad_magic_names_both_numbers() {
     let labels = idx::encode_labels(&[1]).unwrap();
     let e = idx::parse_images(&labels, "data/train-images-idx3-ubyte.gz").unwrap_err().to_string();
-    assert!(
-        e.starts_with("data/train-images-idx3-ubyte.gz: bad magic number 0x00000801, expected 0x00000803 (IDX images)"),
-        "{e}"
-    );
+    assert!(e.starts_with("data/train-images-idx3-ubyte.gz: bad magic number 0x00000801, expected 0x00000803 (IDX images)"), "{e}");
     let e = idx::parse_labels(&header(0xdeadbeef, &[1, 0]), "lab", 10).unwrap_err().to_string();
     assert_eq!(e, "lab: bad magic number 0xdeadbeef, expected 0x00000801 (IDX labels)");
 }
@@ -50,7 +47,10 @@ fn truncated_and_trailing() {
     let mut raw = header(0x803, &[60000, 28, 28]);
     raw.extend(vec![0u8; 1200]);
     let e = idx::parse_images(&raw, "f").unwrap_err().to_string();
-    assert_eq!(e, "f: truncated: header says 60000 images of 28x28 (47040000 bytes) but the file holds 1200 bytes after the 16-byte header");
+    assert_eq!(
+        e,
+        "f: truncated: header says 60000 images of 28x28 (47040000 bytes) but the file holds 1200 bytes after the 16-byte header"
+    );
     let e = idx::parse_images(&idx::gzip_best(&raw), "f.gz").unwrap_err().to_string();
     assert!(e.ends_with("after the 16-byte header after decompression"), "{e}");
 
@@ -111,7 +111,10 @@ fn load_from_directory_plain_gz_and_missing() {
 
     let empty = TempDir::new("mnist-empty");
     let e = Mnist::load(empty.path(), Split::Test).unwrap_err().to_string();
-    assert!(e.ends_with("looked for t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz"), "{e}");
+    assert!(
+        e.ends_with("looked for t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz"),
+        "{e}"
+    );
 }
 
 #[test]
