@@ -21,10 +21,10 @@ use crate::{Error, Param, Result};
 /// clipping. As PyTorch, the factor is `max_norm / (total + 1e-6)` clamped to 1, and a
 /// non-finite total makes the gradients non-finite rather than failing.
 pub fn clip_grad_norm(params: &[(String, Param)], max_norm: f64, norm_type: f64) -> Result<f64> {
-    if !(norm_type > 0.0) {
+    if norm_type.is_nan() || norm_type <= 0.0 {
         return Err(Error::config("norm_type", format!("clip_grad_norm: must be > 0 or infinity, got {norm_type}")));
     }
-    if !(max_norm >= 0.0) {
+    if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::config("max_norm", format!("clip_grad_norm: must be >= 0, got {max_norm}")));
     }
     let grads = collect_grads(params);
@@ -61,7 +61,7 @@ pub fn clip_grad_norm(params: &[(String, Param)], max_norm: f64, norm_type: f64)
 
 /// Clamps every gradient entry to `[-clip, clip]` in place of the old gradient.
 pub fn clip_grad_value(params: &[(String, Param)], clip: f64) -> Result<()> {
-    if !(clip >= 0.0) {
+    if clip.is_nan() || clip < 0.0 {
         return Err(Error::config("clip_value", format!("clip_grad_value: must be >= 0, got {clip}")));
     }
     let _no_grad = shendu_core::no_grad();

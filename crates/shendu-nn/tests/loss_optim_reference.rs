@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 use shendu_core::{DType, Tensor, Var};
+use shendu_nn::clip::{clip_grad_norm, clip_grad_value};
 use shendu_nn::loss::{self, CrossEntropyOpts, KlReduction, Reduction};
 use shendu_nn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use shendu_nn::schedule::Schedule;
-use shendu_nn::clip::{clip_grad_norm, clip_grad_value};
 use shendu_nn::Param;
 
 fn data() -> Value {
@@ -198,7 +198,8 @@ fn check_optimizers(dtype: DType, tol: f64) {
         let name = case["name"].as_str().unwrap();
         let w = Param::new(tensor(&o["w0"], dtype));
         let b = Param::new(tensor(&o["b0"], dtype));
-        let mut opt = make_optimizer(case["optim"].as_str().unwrap(), &case["config"], vec![("w".into(), w.clone()), ("b".into(), b.clone())]);
+        let mut opt =
+            make_optimizer(case["optim"].as_str().unwrap(), &case["config"], vec![("w".into(), w.clone()), ("b".into(), b.clone())]);
         for (i, after) in case["after"].as_array().unwrap().iter().enumerate() {
             opt.zero_grad();
             let pred = x.matmul(&w.tensor()).unwrap().add(&b.tensor()).unwrap();

@@ -90,9 +90,9 @@ impl Rule for AdamRule {
             let mut gi = g[i];
             if decay {
                 if self.decoupled {
-                    pi = pi * shrink;
+                    pi *= shrink;
                 } else {
-                    gi = gi + wd * pi;
+                    gi += wd * pi;
                 }
             }
             let mi = lerp(m[i], gi, w1);
