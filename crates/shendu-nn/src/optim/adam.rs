@@ -80,12 +80,16 @@ impl Rule for AdamRule {
             [m, rest @ ..] => (m, rest),
             [] => return,
         };
-        let (v, mut vmax) = match rest {
+        let (v, vmax) = match rest {
             [v] => (v, None),
             [v, vmax] => (v, Some(vmax)),
             _ => return,
         };
-        for i in 0..p.len() {
+        // Equal lengths up front let the compiler drop the bounds checks in the loop.
+        let n = p.len();
+        let (g, out, m, v) = (&g[..n], &mut out[..n], &mut m[..n], &mut v[..n]);
+        let mut vmax = vmax.map(|s| &mut s[..n]);
+        for i in 0..n {
             let mut pi = p[i];
             let mut gi = g[i];
             if decay {

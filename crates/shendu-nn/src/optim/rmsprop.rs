@@ -58,13 +58,18 @@ impl Rule for RmsPropConfig {
             (c(self.alpha), c(1.0 - self.alpha), c(self.eps), c(self.weight_decay), c(self.momentum), c(-self.lr));
         let decay = self.weight_decay != 0.0;
         let Some((sq, rest)) = bufs.split_first_mut() else { return };
-        let (mut buf, mut gavg): (Option<&mut [T]>, Option<&mut [T]>) = match (rest, self.momentum > 0.0) {
+        let (buf, gavg): (Option<&mut [T]>, Option<&mut [T]>) = match (rest, self.momentum > 0.0) {
             ([a, b], _) => (Some(&mut **a), Some(&mut **b)),
             ([a], true) => (Some(&mut **a), None),
             ([a], false) => (None, Some(&mut **a)),
             _ => (None, None),
         };
-        for i in 0..p.len() {
+        // Equal lengths up front let the compiler drop the bounds checks in the loop.
+        let n = p.len();
+        let (g, out, sq) = (&g[..n], &mut out[..n], &mut sq[..n]);
+        let mut buf = buf.map(|s| &mut s[..n]);
+        let mut gavg = gavg.map(|s| &mut s[..n]);
+        for i in 0..n {
             let gi = if decay { g[i] + wd * p[i] } else { g[i] };
             let s = sq[i] * alpha + w * gi * gi;
             sq[i] = s;

@@ -66,21 +66,23 @@ impl Rule for SgdConfig {
         let c = T::from_f64;
         let (lr, wd, mu, damp) = (c(self.lr), c(self.weight_decay), c(self.momentum), c(1.0 - self.dampening));
         let decay = self.weight_decay != 0.0;
+        // Equal lengths up front let the compiler drop the bounds checks in the loops.
+        let n = p.len();
+        let (g, out) = (&g[..n], &mut out[..n]);
         match bufs {
             [buf] => {
                 let first = step == 1;
-                for i in 0..p.len() {
-                    let mut d = if decay { g[i] + wd * p[i] } else { g[i] };
-                    let b = if first { d } else { buf[i] * mu + damp * d };
-                    buf[i] = b;
-                    d = if self.nesterov { d + mu * b } else { b };
-                    out[i] = p[i] - lr * d;
+                for ((o, (&pi, &gi)), b) in out.iter_mut().zip(p.iter().zip(g)).zip(buf[..n].iter_mut()) {
+                    let d = if decay { gi + wd * pi } else { gi };
+                    *b = if first { d } else { *b * mu + damp * d };
+                    let d = if self.nesterov { d + mu * *b } else { *b };
+                    *o = pi - lr * d;
                 }
             }
             _ => {
-                for i in 0..p.len() {
-                    let d = if decay { g[i] + wd * p[i] } else { g[i] };
-                    out[i] = p[i] - lr * d;
+                for (o, (&pi, &gi)) in out.iter_mut().zip(p.iter().zip(g)) {
+                    let d = if decay { gi + wd * pi } else { gi };
+                    *o = pi - lr * d;
                 }
             }
         }
