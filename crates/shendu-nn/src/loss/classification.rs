@@ -17,6 +17,7 @@ pub struct CrossEntropyOpts {
     /// Targets equal to this contribute nothing (and do not count in the mean). PyTorch's
     /// default is -100; here `None` ignores nothing, so -100 is reported as out of range.
     pub ignore_index: Option<i64>,
+    /// Mean (over target weights), sum, or one loss per target.
     pub reduction: Reduction,
 }
 
@@ -241,10 +242,14 @@ pub fn binary_cross_entropy_with_logits(
 /// the batch size, the mathematically correct KL), `"sum"` and `"none"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KlReduction {
+    /// The mean over all elements (PyTorch's default, not the true KL).
     #[default]
     Mean,
+    /// The sum divided by the batch size (dim 0).
     BatchMean,
+    /// The sum over all elements.
     Sum,
+    /// The pointwise terms.
     None,
 }
 

@@ -9,6 +9,7 @@ use crate::{Error, Param, Result};
 /// Options of [`Adam`] (PyTorch's `torch.optim.Adam` arguments and defaults).
 #[derive(Clone, Debug)]
 pub struct AdamConfig {
+    /// Learning rate (default 1e-3).
     pub lr: f64,
     /// Decay rates of the first and second moment estimates, each in [0, 1).
     pub betas: (f64, f64),
@@ -29,11 +30,15 @@ impl Default for AdamConfig {
 /// Options of [`AdamW`] (PyTorch's `torch.optim.AdamW`; the default weight decay is 0.01).
 #[derive(Clone, Debug)]
 pub struct AdamWConfig {
+    /// Learning rate (default 1e-3).
     pub lr: f64,
+    /// Decay rates of the first and second moment estimates, each in [0, 1).
     pub betas: (f64, f64),
+    /// Added to the denominator for stability.
     pub eps: f64,
     /// Decoupled decay: `p *= 1 - lr * wd` before the Adam step.
     pub weight_decay: f64,
+    /// Divides by the running maximum of the second moment (AMSGrad).
     pub amsgrad: bool,
 }
 
@@ -133,11 +138,13 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// An optimizer over `params` (usually `module.trainable_params()`); errors name the bad option.
     pub fn new(params: Vec<(String, Param)>, cfg: AdamConfig) -> Result<Adam> {
         cfg.validate()?;
         Ok(Adam { slots: Slots::new("Adam", params, kinds(cfg.amsgrad))?, rule: AdamRule { cfg, decoupled: false } })
     }
 
+    /// The options (with the current learning rate).
     pub fn config(&self) -> &AdamConfig {
         &self.rule.cfg
     }
@@ -151,6 +158,7 @@ pub struct AdamW {
 }
 
 impl AdamW {
+    /// An optimizer over `params` (usually `module.trainable_params()`); errors name the bad option.
     pub fn new(params: Vec<(String, Param)>, cfg: AdamWConfig) -> Result<AdamW> {
         let cfg = AdamConfig { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weight_decay: cfg.weight_decay, amsgrad: cfg.amsgrad };
         cfg.validate()?;

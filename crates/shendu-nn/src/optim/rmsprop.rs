@@ -9,9 +9,11 @@ use crate::{Error, Param, Result};
 /// Options of [`RmsProp`] (PyTorch's `torch.optim.RMSprop` arguments and defaults).
 #[derive(Clone, Debug)]
 pub struct RmsPropConfig {
+    /// Learning rate (default 1e-2).
     pub lr: f64,
     /// Smoothing constant of the squared-gradient average, in [0, 1].
     pub alpha: f64,
+    /// Added to the denominator for stability.
     pub eps: f64,
     /// L2 penalty added to the gradient: `g + wd * p`.
     pub weight_decay: f64,
@@ -102,11 +104,13 @@ pub struct RmsProp {
 }
 
 impl RmsProp {
+    /// An optimizer over `params` (usually `module.trainable_params()`); errors name the bad option.
     pub fn new(params: Vec<(String, Param)>, cfg: RmsPropConfig) -> Result<RmsProp> {
         cfg.validate()?;
         Ok(RmsProp { slots: Slots::new("RMSprop", params, cfg.kinds())?, cfg })
     }
 
+    /// The options (with the current learning rate).
     pub fn config(&self) -> &RmsPropConfig {
         &self.cfg
     }

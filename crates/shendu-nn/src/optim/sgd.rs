@@ -9,6 +9,7 @@ use crate::{Error, Param, Result};
 /// Options of [`Sgd`] (PyTorch's `torch.optim.SGD` arguments; default lr 0.01).
 #[derive(Clone, Debug)]
 pub struct SgdConfig {
+    /// Learning rate.
     pub lr: f64,
     /// In [0, 1); 0 disables the momentum buffer.
     pub momentum: f64,
@@ -56,6 +57,7 @@ impl Sgd {
         Ok(Sgd { slots: Slots::new("SGD", params, kinds)?, cfg })
     }
 
+    /// The options (with the current learning rate).
     pub fn config(&self) -> &SgdConfig {
         &self.cfg
     }
