@@ -11,11 +11,15 @@
 //! assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias"]);
 //! ```
 
+pub mod clip;
 mod error;
 pub mod init;
 pub mod layers;
+pub mod loss;
 mod module;
+pub mod optim;
 mod param;
+pub mod schedule;
 mod sequential;
 pub mod state;
 

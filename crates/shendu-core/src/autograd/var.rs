@@ -45,6 +45,25 @@ impl Var {
         }
     }
 
+    /// Replaces the accumulated gradient (gradient clipping writes the scaled one back); `None`
+    /// clears it. The gradient must have this var's shape and dtype.
+    pub fn set_grad(&self, grad: Option<Tensor>) -> Result<()> {
+        if let Some(g) = &grad {
+            if g.shape() != self.0.shape() || g.dtype() != self.0.dtype() {
+                return Err(Error::shape(
+                    "Var::set_grad",
+                    format!("var is {} {} but the gradient is {} {}", self.0.shape(), self.0.dtype(), g.shape(), g.dtype()),
+                ));
+            }
+        }
+        let Some(slot) = &self.0 .0.leaf_grad else {
+            return Err(Error::autograd("Var::set_grad", "this tensor has no gradient slot"));
+        };
+        let mut slot = slot.lock().map_err(|_| Error::autograd("Var::set_grad", "gradient slot poisoned"))?;
+        *slot = grad.map(|g| g.detach());
+        Ok(())
+    }
+
     /// Overwrites the values in place, keeping identity (PyTorch's `w.data.copy_(t)`).
     pub fn set(&self, values: &Tensor) -> Result<()> {
         if values.shape() != self.0.shape() || values.dtype() != self.0.dtype() {
