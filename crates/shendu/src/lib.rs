@@ -1,5 +1,8 @@
-//! The `shendu` command's library side: the benchmark suite behind `shendu bench` and the
-//! shared logic of the repository's example programs (so that tests can check it).
+//! The `shendu` command's library side: the subcommands (`cli`), the trainer behind
+//! `shendu train`, the benchmark suite behind `shendu bench`, and the shared logic of the
+//! repository's example programs (so that tests can check it).
 
 pub mod bench;
+pub mod cli;
 pub mod examples_support;
+pub mod train;
