@@ -45,7 +45,10 @@ impl Checkpoint {
 
     /// A metadata value parsed as `T`, or an error naming the file and the key.
     pub fn meta<T: std::str::FromStr>(&self, path: &Path, key: &str) -> CliResult<T> {
-        let raw = self.metadata.get(key).ok_or_else(|| CliError::bad(format!("{}: checkpoint has no '{key}' in its metadata", path.display())))?;
+        let raw = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| CliError::bad(format!("{}: checkpoint has no '{key}' in its metadata", path.display())))?;
         raw.parse().map_err(|_| CliError::bad(format!("{}: metadata '{key}' = '{raw}' is not valid", path.display())))
     }
 
@@ -55,11 +58,14 @@ impl Checkpoint {
         let name = match (model_override, self.metadata.get("model")) {
             (Some(m), _) => m.to_string(),
             (None, Some(m)) => m.clone(),
-            (None, None) => return Err(CliError::bad(format!("{}: the file does not say which model it holds; pass --model", path.display()))),
+            (None, None) => {
+                return Err(CliError::bad(format!("{}: the file does not say which model it holds; pass --model", path.display())))
+            }
         };
         let mut opts = ModelOptions::mnist();
         if let Some(c) = self.metadata.get("classes") {
-            opts.classes = c.parse().map_err(|_| CliError::bad(format!("{}: metadata 'classes' = '{c}' is not a number", path.display())))?;
+            opts.classes =
+                c.parse().map_err(|_| CliError::bad(format!("{}: metadata 'classes' = '{c}' is not a number", path.display())))?;
         }
         if let Some(input) = self.metadata.get("input") {
             let dims: Vec<usize> = input.split('x').filter_map(|d| d.parse().ok()).collect();
