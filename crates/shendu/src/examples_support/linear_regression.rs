@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 use shendu_core::{DType, Result, Tensor, Var};
 
 /// Training inputs of the TensorFlow example.
@@ -133,13 +132,9 @@ fn step(loss: &Tensor, w: &Var, b: &Var, lr: f64) -> Result<()> {
     Ok(())
 }
 
-/// The font plotters draws text with, shipped in the repository (assets/fonts, Bitstream Vera
-/// license) so the plot looks the same everywhere and needs no system fonts.
-static FONT: &[u8] = include_bytes!("../../../../assets/fonts/DejaVuSans.ttf");
-
 /// Writes a PNG with the training and test points and one line per `(label, line)`.
 pub fn plot(path: &Path, lines: &[(&str, Line)]) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| "the bundled font does not parse")?;
+    super::register_font()?;
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = TRAIN_X.iter().chain(&TEST_X);

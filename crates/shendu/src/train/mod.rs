@@ -1,4 +1,12 @@
 //! The trainer behind `shendu train`: epochs with evaluation, progress, metrics log, chart and
 //! atomic checkpoints that resume bit-identically.
 
+mod chart;
 pub mod checkpoint;
+mod config;
+pub mod metrics;
+mod progress;
+mod trainer;
+
+pub use config::{TrainConfig, OPTIMIZERS};
+pub use trainer::{evaluate, train, train_step, TrainOptions, TrainSummary};
