@@ -84,7 +84,8 @@ impl Checkpoint {
 /// fsync of the directory. The previous file stays whole until the rename.
 ///
 /// `SHENDU_TEST_CHECKPOINT_PAUSE_MS` (tests only) pauses halfway through writing the temporary
-/// file, so a test can SIGKILL the process mid-write and check that nothing is lost.
+/// file when it replaces an existing one, so a test can SIGKILL the process mid-write and check
+/// that the previous checkpoint survives.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
@@ -93,7 +94,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult<()> {
         let mut f = std::fs::File::create(&tmp)?;
         let half = bytes.len() / 2;
         f.write_all(&bytes[..half])?;
-        if let Some(ms) = std::env::var("SHENDU_TEST_CHECKPOINT_PAUSE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        let pause = std::env::var("SHENDU_TEST_CHECKPOINT_PAUSE_MS").ok().and_then(|v| v.parse::<u64>().ok());
+        if let (Some(ms), true) = (pause, path.exists()) {
             f.flush()?;
             eprintln!("shendu: checkpoint write paused ({})", path.display());
             std::thread::sleep(std::time::Duration::from_millis(ms));
