@@ -21,7 +21,7 @@ impl EpochProgress {
     pub fn new(epoch: usize, epochs: usize, steps: usize, quiet: bool) -> EpochProgress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            let style = ProgressStyle::with_template("epoch {prefix} [{bar:20}] {pos}/{len} {msg} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             bar.set_style(style);
@@ -34,7 +34,7 @@ impl EpochProgress {
     /// Reports that `done` steps of this epoch are finished.
     pub fn update(&mut self, done: usize, samples: usize, loss: f64, accuracy: f64, quiet: bool) {
         let rate = samples as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-        let msg = format!("loss {loss:.4} acc {:.2}% {rate:.0} samples/s", 100.0 * accuracy);
+        let msg = format!("loss {loss:.4} acc {:.1}% {rate:.0}/s", 100.0 * accuracy);
         match &self.bar {
             Some(bar) => {
                 bar.set_position(done as u64);
