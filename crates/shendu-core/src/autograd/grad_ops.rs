@@ -26,6 +26,12 @@ pub trait GradOps: Clone + Sized {
     fn is_transposed_matrix(&self) -> bool {
         false
     }
+    /// Whether a gradient for this input is wanted at all. Eager: whether it requires grad (a
+    /// network's input batch does not, so conv2d skips its costly input gradient). Values that
+    /// cannot tell say `true`; a rule may return `None` for an input that says `false`.
+    fn needs_grad(&self) -> bool {
+        true
+    }
 }
 
 impl GradOps for Tensor {
@@ -37,6 +43,9 @@ impl GradOps for Tensor {
     }
     fn apply<O: Op>(op: O, inputs: &[&Self]) -> Result<Self> {
         super::apply(op, inputs)
+    }
+    fn needs_grad(&self) -> bool {
+        self.requires_grad()
     }
     fn is_transposed_matrix(&self) -> bool {
         let (dims, strides) = (self.dims(), self.layout().strides());

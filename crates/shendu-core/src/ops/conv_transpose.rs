@@ -125,9 +125,10 @@ impl Op for ConvTranspose2d {
         let (xd, wd) = (xs.dims(), ws.dims());
         // y = conv2d-adjoint(x): gx = conv2d(gy, w) (cut to x's size when output padding reaches
         // past a stride), gw = the convolution weight gradient with gy as its input.
-        let gx = narrow_hw(G::apply(Conv2d { spec: self.spec }, &[grad, w])?, xd[2], xd[3])?;
-        let gw = G::apply(Conv2dWeightGrad { spec: self.spec, kernel: (wd[2], wd[3]) }, &[grad, x])?;
-        Ok(vec![Some(gx), Some(gw)])
+        let gx = if x.needs_grad() { Some(narrow_hw(G::apply(Conv2d { spec: self.spec }, &[grad, w])?, xd[2], xd[3])?) } else { None };
+        let gw =
+            if w.needs_grad() { Some(G::apply(Conv2dWeightGrad { spec: self.spec, kernel: (wd[2], wd[3]) }, &[grad, x])?) } else { None };
+        Ok(vec![gx, gw])
     }
 }
 

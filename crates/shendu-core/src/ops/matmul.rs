@@ -115,16 +115,18 @@ impl Op for Matmul {
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _output: &T, g: &T) -> Result<Vec<Option<T>>> {
         let (a, b) = (inputs[0], inputs[1]);
-        let ga = g.g_matmul(&b.g_t()?)?.g_sum_to_like(a)?;
+        let ga = if a.needs_grad() { Some(g.g_matmul(&b.g_t()?)?.g_sum_to_like(a)?) } else { None };
         // A weight used as `w.t()` (Linear's `[out, in]` layout) gets its gradient as
         // (g^T a)^T: the same numbers, written by the gemm in `w`'s own row-major order, so the
         // optimizer later reads it contiguously.
-        let gb = if b.is_transposed_matrix() && a.shape().rank() == 2 {
-            g.g_t()?.g_matmul(a)?.g_t()?
+        let gb = if !b.needs_grad() {
+            None
+        } else if b.is_transposed_matrix() && a.shape().rank() == 2 {
+            Some(g.g_t()?.g_matmul(a)?.g_t()?)
         } else {
-            a.g_t()?.g_matmul(g)?.g_sum_to_like(b)?
+            Some(a.g_t()?.g_matmul(g)?.g_sum_to_like(b)?)
         };
-        Ok(vec![Some(ga), Some(gb)])
+        Ok(vec![ga, gb])
     }
 }
 
