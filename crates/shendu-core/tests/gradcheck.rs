@@ -307,7 +307,16 @@ fn table() -> Vec<Case> {
     movement_cases(&mut t);
     manipulation_cases(&mut t);
     conv_pool_cases(&mut t);
+    // New rows go last: the inputs come from one seeded stream, and rows added earlier would
+    // shift every later row's values.
+    norm_cases(&mut t);
     t.0
+}
+
+fn norm_cases(t: &mut Table) {
+    case!(t, "batch_norm", [n(&[3, 4, 2, 3]), n(&[4]), n(&[4])], |x| x[0].batch_norm_train(&x[1], &x[2], 1e-5));
+    case!(t, "batch_norm", [n(&[5, 3]), n(&[3]), n(&[3])], |x| x[0].batch_norm_train(&x[1], &x[2], 1e-3));
+    case!(t, "batch_norm", [n(&[2, 3, 4]).t(), n(&[3]), n(&[3])], |x| x[0].batch_norm_train(&x[1], &x[2], 0.1));
 }
 
 /// [`gradcheck`] or [`gradgradcheck`].
@@ -347,6 +356,9 @@ fn harness_detects_wrong_gradients() {
 /// Every `Op::name()` today. The registry test also discovers names from the source, so a new
 /// op fails it even if nobody updates this list.
 const OP_NAMES: &[&str] = &[
+    "batch_norm",
+    "batch_norm_param_grad",
+    "batch_norm_input_grad",
     "neg",
     "abs",
     "exp",
@@ -412,6 +424,8 @@ const EXEMPT: &[(&str, &str)] = &[
     ("gt", "comparison: a u8 mask, no gradient"),
     ("ge", "comparison: a u8 mask, no gradient"),
     ("logical_not", "a u8 mask, no gradient"),
+    ("batch_norm_param_grad", "batch_norm's backward, checked through batch_norm's rows; no second order"),
+    ("batch_norm_input_grad", "batch_norm's backward, checked through batch_norm's rows; no second order"),
     ("is_nan", "a u8 mask, no gradient"),
     ("is_finite", "a u8 mask, no gradient"),
 ];

@@ -2,6 +2,7 @@
 //! forward (calling `cpu/` kernels), its backward rule (generic over `GradOps`), and the
 //! `Tensor` method users call.
 
+pub mod batch_norm;
 pub mod binary;
 pub mod compare;
 pub mod concat;

@@ -1,0 +1,253 @@
+//! Training-mode batch normalisation as one op: per-channel batch statistics, normalisation and
+//! the affine transform in two passes forward and three backward, where the same computation
+//! built from mean/sub/sqr/rsqrt/mul/add takes about ten of each.
+
+use crate::autograd::{apply, GradExt, GradOps, Op};
+use crate::cpu::elementwise::SendPtr;
+use crate::cpu::threads::parallel_ranges;
+use crate::dtype::{Float, WithDType};
+use crate::pool::PooledVec;
+use crate::{with_float, Error, Result, Tensor};
+
+/// `y = (x - mean_c) / sqrt(var_c + eps) * weight_c + bias_c` for `x` of shape `[N, C, ...]`,
+/// with the batch mean and the biased batch variance of each channel `c` over every dim but 1.
+/// Inputs: `[x, weight [C], bias [C]]`.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormTrain {
+    pub eps: f64,
+}
+
+/// `[x, grad]` -> `[2, C]`: row 0 is sum(grad * xhat) (the weight's gradient), row 1 sum(grad)
+/// (the bias's).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormParamGrad {
+    pub eps: f64,
+}
+
+/// `[x, weight, grad]` -> the input's gradient, through the batch statistics:
+/// `w * invstd * (g - mean(g) - xhat * mean(g * xhat))`, means per channel.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormInputGrad {
+    pub eps: f64,
+}
+
+/// `[N, C, rest]` as (n, c, plane) with plane = product of the rest (1 for `[N, C]`).
+fn geometry(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize)> {
+    let d = x.dims();
+    if d.len() < 2 || d[0] * d[2..].iter().product::<usize>() < 2 {
+        return Err(Error::shape(op, format!("input {} needs [N, C, ...] with more than one value per channel", x.shape())));
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+fn check_channel_vec(op: &'static str, what: &str, t: &Tensor, c: usize) -> Result<()> {
+    if t.dims() != [c] {
+        return Err(Error::shape(op, format!("{what} {} does not match {c} channels", t.shape())));
+    }
+    Ok(())
+}
+
+/// The `(mean, 1/sqrt(var + eps))` of each channel, two-pass in f64.
+fn channel_stats<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize), eps: f64) -> Vec<(f64, f64)> {
+    let m = (n * plane) as f64;
+    let mut stats = vec![(0.0, 0.0); c];
+    let dst = SendPtr(stats.as_mut_ptr());
+    parallel_ranges(c, 1, |r| {
+        // SAFETY: each range of channels writes its own entries.
+        let out = unsafe { dst.slice_mut(r.clone()) };
+        for (ch, o) in r.zip(out) {
+            let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..(i * c + ch + 1) * plane]);
+            let mean = planes().flat_map(|p| p.iter()).map(|&v| WithDType::to_f64(v)).sum::<f64>() / m;
+            let var = planes().flat_map(|p| p.iter()).map(|&v| (WithDType::to_f64(v) - mean).powi(2)).sum::<f64>() / m;
+            *o = (mean, 1.0 / (var + eps).sqrt());
+        }
+    });
+    stats
+}
+
+/// Calls `f(channel, stats, plane_index, range)` for every plane, channels in parallel, giving
+/// the output slice of that plane.
+fn for_each_plane<T: Float>(out: &mut [T], (n, c, plane): (usize, usize, usize), f: impl Fn(usize, usize, &mut [T]) + Sync) {
+    let dst = SendPtr(out.as_mut_ptr());
+    parallel_ranges(c, 1, |r| {
+        for ch in r {
+            for i in 0..n {
+                let start = (i * c + ch) * plane;
+                // SAFETY: (i, ch) planes are disjoint; each channel belongs to one range.
+                let o = unsafe { dst.slice_mut(start..start + plane) };
+                f(ch, start, o);
+            }
+        }
+    });
+}
+
+fn vec_f64(t: &Tensor) -> Result<Vec<f64>> {
+    t.to_vec_f64()
+}
+
+impl Op for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+        let geo = geometry("batch_norm", x)?;
+        check_channel_vec("batch_norm", "weight", w, geo.1)?;
+        check_channel_vec("batch_norm", "bias", b, geo.1)?;
+        let (wv, bv) = (vec_f64(w)?, vec_f64(b)?);
+        let x = x.contiguous()?;
+        with_float!(x.dtype(), "batch_norm", |T| {
+            let out = x.with_contiguous("batch_norm", |s: &[T]| {
+                let stats = channel_stats(s, geo, self.eps);
+                let mut out = PooledVec::<T>::uninit(s.len());
+                for_each_plane(out.as_mut_slice(), geo, |ch, start, o| {
+                    let (mean, invstd) = stats[ch];
+                    let scale = T::from_f64(invstd * wv[ch]);
+                    let shift = T::from_f64(bv[ch] - mean * invstd * wv[ch]);
+                    let len = o.len();
+                    for (o, &v) in o.iter_mut().zip(&s[start..start + len]) {
+                        *o = v * scale + shift;
+                    }
+                });
+                out
+            })?;
+            Ok(Tensor::from_pooled(out, x.shape().clone()))
+        })
+    }
+
+    fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
+        let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+        let eps = self.eps;
+        let gx = if x.needs_grad() { Some(G::apply(BatchNormInputGrad { eps }, &[x, w, grad])?) } else { None };
+        let (gw, gb) = if w.needs_grad() || b.needs_grad() {
+            let both = G::apply(BatchNormParamGrad { eps }, &[x, grad])?;
+            (Some(both.g_narrow(0, 0, 1)?.g_reshape_like(w)?), Some(both.g_narrow(0, 1, 1)?.g_reshape_like(b)?))
+        } else {
+            (None, None)
+        };
+        Ok(vec![gx, gw, gb])
+    }
+}
+
+/// Per channel: (sum(g * xhat), sum(g)) in f64, with the channel's stats.
+fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let (n, c, plane) = geo;
+    let stats = channel_stats(x, geo, eps);
+    let mut sums = vec![(0.0, 0.0); c];
+    let dst = SendPtr(sums.as_mut_ptr());
+    parallel_ranges(c, 1, |r| {
+        // SAFETY: each range of channels writes its own entries.
+        let out = unsafe { dst.slice_mut(r.clone()) };
+        for (ch, o) in r.zip(out) {
+            let (mean, invstd) = stats[ch];
+            let (mut gx, mut gs) = (0.0, 0.0);
+            for i in 0..n {
+                let p = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+                for (&xv, &gv) in x[p.clone()].iter().zip(&g[p]) {
+                    let gv = WithDType::to_f64(gv);
+                    gx += gv * (WithDType::to_f64(xv) - mean) * invstd;
+                    gs += gv;
+                }
+            }
+            *o = (gx, gs);
+        }
+    });
+    (stats, sums)
+}
+
+fn second_order(op: &'static str) -> Result<Vec<Option<impl Sized>>> {
+    Err::<Vec<Option<()>>, _>(Error::autograd(op, "second-order gradient of batch_norm is not implemented"))
+}
+
+impl Op for BatchNormParamGrad {
+    fn name(&self) -> &'static str {
+        "batch_norm_param_grad"
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let (x, g) = (inputs[0].contiguous()?, inputs[1].contiguous()?);
+        let geo = geometry("batch_norm_param_grad", &x)?;
+        with_float!(x.dtype(), "batch_norm_param_grad", |T| {
+            let sums = x.with_contiguous("batch_norm_param_grad", |xs: &[T]| {
+                g.with_contiguous("batch_norm_param_grad", |gs: &[T]| grad_sums(xs, gs, geo, self.eps).1)
+            })??;
+            let mut rows: Vec<T> = sums.iter().map(|s| T::from_f64(s.0)).collect();
+            rows.extend(sums.iter().map(|s| T::from_f64(s.1)));
+            Tensor::from_vec(rows, &[2, geo.1])
+        })
+    }
+
+    fn backward<G: GradOps>(&self, _inputs: &[&G], _output: &G, _grad: &G) -> Result<Vec<Option<G>>> {
+        second_order("batch_norm_param_grad").map(|_| vec![])
+    }
+}
+
+impl Op for BatchNormInputGrad {
+    fn name(&self) -> &'static str {
+        "batch_norm_input_grad"
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let (x, w, g) = (inputs[0].contiguous()?, inputs[1], inputs[2].contiguous()?);
+        let geo = geometry("batch_norm_input_grad", &x)?;
+        let wv = vec_f64(w)?;
+        let m = (geo.0 * geo.2) as f64;
+        with_float!(x.dtype(), "batch_norm_input_grad", |T| {
+            let out = x.with_contiguous("batch_norm_input_grad", |xs: &[T]| {
+                g.with_contiguous("batch_norm_input_grad", |gs: &[T]| {
+                    let (stats, sums) = grad_sums(xs, gs, geo, self.eps);
+                    let mut out = PooledVec::<T>::uninit(xs.len());
+                    for_each_plane(out.as_mut_slice(), geo, |ch, start, o| {
+                        let (mean, invstd) = stats[ch];
+                        let (sum_gxhat, sum_g) = sums[ch];
+                        // dx = k * (g - sum_g/m - xhat * sum_gxhat/m), xhat = (x - mean) * invstd.
+                        let k = wv[ch] * invstd;
+                        let a = T::from_f64(k);
+                        let bx = T::from_f64(-k * invstd * sum_gxhat / m);
+                        let c0 = T::from_f64(-k * sum_g / m + k * invstd * sum_gxhat / m * mean);
+                        let len = o.len();
+                        for ((o, &gv), &xv) in o.iter_mut().zip(&gs[start..start + len]).zip(&xs[start..start + len]) {
+                            *o = a * gv + bx * xv + c0;
+                        }
+                    });
+                    out
+                })
+            })??;
+            Ok(Tensor::from_pooled(out, x.shape().clone()))
+        })
+    }
+
+    fn backward<G: GradOps>(&self, _inputs: &[&G], _output: &G, _grad: &G) -> Result<Vec<Option<G>>> {
+        second_order("batch_norm_input_grad").map(|_| vec![])
+    }
+}
+
+impl Tensor {
+    /// Training-mode batch normalisation of `[N, C, ...]` with batch statistics (biased
+    /// variance), then `* weight + bias` (both `[C]`). Returns the output; the statistics are
+    /// [`Tensor::batch_norm_stats`].
+    ///
+    /// ```
+    /// use shendu_core::{DType, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f64, 3.0, 5.0, 7.0], &[2, 2]).unwrap();
+    /// let (w, b) = (Tensor::ones(&[2], DType::F64).unwrap(), Tensor::zeros(&[2], DType::F64).unwrap());
+    /// let y = x.batch_norm_train(&w, &b, 0.0).unwrap();
+    /// assert_eq!(y.to_vec::<f64>().unwrap(), vec![-1.0, -1.0, 1.0, 1.0]);
+    /// ```
+    pub fn batch_norm_train(&self, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+        apply(BatchNormTrain { eps }, &[self, weight, bias])
+    }
+
+    /// The per-channel batch mean and biased variance of `[N, C, ...]`, as two `[C]` f64 tensors
+    /// (no autograd): what BatchNorm folds into its running statistics.
+    pub fn batch_norm_stats(&self) -> Result<(Tensor, Tensor)> {
+        let geo = geometry("batch_norm_stats", self)?;
+        let x = self.contiguous()?;
+        let stats =
+            with_float!(x.dtype(), "batch_norm_stats", |T| x.with_contiguous("batch_norm_stats", |s: &[T]| channel_stats(s, geo, 0.0)))?;
+        let mean: Vec<f64> = stats.iter().map(|s| s.0).collect();
+        let var: Vec<f64> = stats.iter().map(|s| 1.0 / (s.1 * s.1)).collect();
+        Ok((Tensor::from_vec(mean, &[geo.1])?, Tensor::from_vec(var, &[geo.1])?))
+    }
+}
