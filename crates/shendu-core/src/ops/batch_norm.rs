@@ -130,8 +130,12 @@ impl Op for BatchNormTrain {
     }
 }
 
-/// Per channel: (sum(g * xhat), sum(g)) in f64, with the channel's stats.
-fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+/// Per channel, two f64 numbers: `(mean, invstd)` for statistics, `(sum(g * xhat), sum(g))`
+/// for gradient sums.
+type PerChannel = Vec<(f64, f64)>;
+
+/// Each channel's statistics and gradient sums.
+fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64) -> (PerChannel, PerChannel) {
     let (n, c, plane) = geo;
     let stats = channel_stats(x, geo, eps);
     let mut sums = vec![(0.0, 0.0); c];
