@@ -149,7 +149,8 @@ fn bad_data_files_exit_2_naming_the_file() {
     shendu(&["test", "--weights", w, "--data", data.0.to_str().unwrap()]).bad_input(&[gz.to_str().unwrap()]);
 
     let empty = TempDir::new("bad-data-empty");
-    shendu(&["test", "--weights", w, "--data", empty.0.to_str().unwrap()]).bad_input(&[empty.0.to_str().unwrap(), "t10k-images-idx3-ubyte"]);
+    shendu(&["test", "--weights", w, "--data", empty.0.to_str().unwrap()])
+        .bad_input(&[empty.0.to_str().unwrap(), "t10k-images-idx3-ubyte"]);
     let missing = dir.join("no-such-dir");
     shendu(&["test", "--weights", w, "--data", missing.to_str().unwrap()]).bad_input(&[missing.to_str().unwrap(), "--data"]);
 }

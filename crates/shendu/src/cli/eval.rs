@@ -157,7 +157,10 @@ pub fn evaluate(model: &dyn Module, loader: &DataLoader, classes: usize) -> CliR
         }
         let targets = batch.targets.to_vec::<i64>()?;
         if let Some(&t) = targets.iter().find(|&&t| t < 0 || t as usize >= classes) {
-            return Err(CliError::bad(format!("the data has label {t} but the model predicts only {classes} classes (0..={})", classes - 1)));
+            return Err(CliError::bad(format!(
+                "the data has label {t} but the model predicts only {classes} classes (0..={})",
+                classes - 1
+            )));
         }
         let predicted = logits.argmax(1, false)?.to_vec::<i64>()?;
         for (&t, &p) in targets.iter().zip(&predicted) {

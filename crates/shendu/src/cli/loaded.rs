@@ -56,7 +56,10 @@ impl LoadedModel {
         let normalize = match ckpt.metadata.get("normalize") {
             None => None,
             Some(raw) => Some(parse_normalize(raw).ok_or_else(|| {
-                CliError::bad(format!("{}: metadata 'normalize' = '{raw}' is not MEAN,STD with a finite mean and a std above 0", path.display()))
+                CliError::bad(format!(
+                    "{}: metadata 'normalize' = '{raw}' is not MEAN,STD with a finite mean and a std above 0",
+                    path.display()
+                ))
             })?),
         };
         let (model, name) = ckpt.build_model(path, model_override).map_err(|e| match (e, model_override) {

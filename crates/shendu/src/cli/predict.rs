@@ -90,8 +90,7 @@ fn run_inner(args: &PredictArgs) -> CliResult<()> {
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
         order.truncate(k);
         if args.json {
-            let top: Vec<_> =
-                order.iter().map(|&i| json!({"label": loaded.labels[i], "class": i, "probability": row[i]})).collect();
+            let top: Vec<_> = order.iter().map(|&i| json!({"label": loaded.labels[i], "class": i, "probability": row[i]})).collect();
             predictions.push(json!({"image": path.display().to_string(), "top": top}));
         } else {
             writeln!(out, "{}", path.display())?;
@@ -116,7 +115,8 @@ fn run_inner(args: &PredictArgs) -> CliResult<()> {
 fn read_image(path: &Path, (c, h, w): (usize, usize, usize), invert: bool, resize: bool) -> CliResult<Vec<f32>> {
     let bad = |msg: String| CliError::bad(format!("{}: {msg}", path.display()));
     let reader = ImageReader::open(path).map_err(|e| bad(e.to_string()))?;
-    let img = reader.with_guessed_format().map_err(|e| bad(e.to_string()))?.decode().map_err(|e| bad(format!("cannot decode the image: {e}")))?;
+    let img =
+        reader.with_guessed_format().map_err(|e| bad(e.to_string()))?.decode().map_err(|e| bad(format!("cannot decode the image: {e}")))?;
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let img = if (iw, ih) == (w, h) {
         img

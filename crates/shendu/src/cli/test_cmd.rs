@@ -89,7 +89,14 @@ fn run_inner(args: &TestArgs) -> CliResult<()> {
         writeln!(out, "{obj}")?;
     } else {
         writeln!(out, "model {} from {}, {n} test images from {source}", loaded.name, args.weights.display())?;
-        writeln!(out, "accuracy: {:.2}% ({}/{}), mean loss {:.4}", 100.0 * eval.accuracy(), eval.correct(), eval.samples(), eval.mean_loss())?;
+        writeln!(
+            out,
+            "accuracy: {:.2}% ({}/{}), mean loss {:.4}",
+            100.0 * eval.accuracy(),
+            eval.correct(),
+            eval.samples(),
+            eval.mean_loss()
+        )?;
         write!(out, "{}", eval.report())?;
     }
     Ok(())

@@ -129,8 +129,9 @@ fn shape_str(dims: &[usize]) -> String {
     format!("{dims:?}")
 }
 
-/// Left-aligned first column, right-aligned others, two spaces apart.
-pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+/// The first `left` columns (names) left-aligned, the others (numbers) right-aligned, two spaces
+/// apart.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>], left: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -140,10 +141,11 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut s = String::new();
         for (i, (c, w)) in cells.zip(&widths).enumerate() {
-            if i == 0 {
-                s.push_str(&format!("{c:<w$}"));
+            let sep = if i == 0 { "" } else { "  " };
+            if i < left {
+                s.push_str(&format!("{sep}{c:<w$}"));
             } else {
-                s.push_str(&format!("  {c:>w$}"));
+                s.push_str(&format!("{sep}{c:>w$}"));
             }
         }
         s.trim_end().to_string() + "\n"
@@ -197,7 +199,7 @@ fn inspect(args: &InspectArgs) -> CliResult<()> {
         return Ok(());
     }
     writeln!(out, "{}", args.file.display())?;
-    write!(out, "{}", table(&["name", "dtype", "shape", "numel", "min", "max", "mean", "std"], &rows))?;
+    write!(out, "{}", table(&["name", "dtype", "shape", "numel", "min", "max", "mean", "std"], &rows, 3))?;
     if metadata.is_empty() {
         writeln!(out, "metadata: none")?;
     } else {
@@ -287,7 +289,7 @@ fn diff(args: &DiffArgs) -> CliResult<()> {
     }
     writeln!(out, "A: {} ({} tensor(s))\nB: {} ({} tensor(s))", args.a.display(), ta.len(), args.b.display(), tb.len())?;
     if !rows.is_empty() {
-        write!(out, "{}", table(&["name", "shape", "max|a-b|", "rel"], &rows))?;
+        write!(out, "{}", table(&["name", "shape", "max|a-b|", "rel"], &rows, 2))?;
     }
     let list = |names: &[&str]| if names.is_empty() { "none".to_string() } else { names.join(", ") };
     writeln!(out, "only in A: {}", list(&only_a))?;
@@ -348,7 +350,7 @@ mod tests {
         assert_eq!(tensor_diff(&z, &z).unwrap(), TensorDiff { max_abs: 0.0, rel: 0.0 });
         assert_eq!(num(0.12345), "0.1235");
         assert_eq!(num(1.5e-7), "1.500e-7");
-        let t = table(&["name", "n"], &[vec!["a.weight".into(), "12".into()], vec!["b".into(), "3".into()]]);
+        let t = table(&["name", "n"], &[vec!["a.weight".into(), "12".into()], vec!["b".into(), "3".into()]], 1);
         assert_eq!(t, "name       n\na.weight  12\nb          3\n");
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{ArgGroup, Args, ValueEnum};
 use serde_json::json;
 use shendu_core::Tensor;
-use shendu_nn::state::{self, plan_transfer, Regex, TransferPlan, TransferRule};
+use shendu_nn::state::{self, plan_transfer, Metadata, NamedTensors, Regex, TransferPlan, TransferRule};
 use shendu_nn::{ModuleExt, Param};
 use shendu_vision::zoo::{self, ModelOptions};
 
@@ -16,6 +16,9 @@ use super::loaded::{parse_input, parse_normalize};
 use super::weights::read;
 use super::{CliError, CliResult};
 use crate::train::checkpoint::{write_atomic, OPTIMIZER_PREFIX};
+
+/// Parameters with their dotted names, as `ModuleExt::named_params` gives them.
+type NamedParams = Vec<(String, Param)>;
 
 /// How source names are matched to destination names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,7 +131,7 @@ pub fn rule_from_flags(rule: Option<RuleArg>, maps: &[String], regexes: &[String
 
 /// The model tensors of a checkpoint or weights file (optimizer state left out) with its
 /// metadata and the number of optimizer tensors dropped.
-fn model_tensors(path: &Path) -> CliResult<(Vec<(String, Tensor)>, BTreeMap<String, String>, usize)> {
+fn model_tensors(path: &Path) -> CliResult<(NamedTensors, Metadata, usize)> {
     let (tensors, metadata) = read(path)?;
     let total = tensors.len();
     let model: Vec<_> = tensors.into_iter().filter(|(n, _)| !n.starts_with(OPTIMIZER_PREFIX)).collect();
@@ -137,7 +140,7 @@ fn model_tensors(path: &Path) -> CliResult<(Vec<(String, Tensor)>, BTreeMap<Stri
 }
 
 /// A fresh zoo model's parameters and the metadata describing it.
-fn fresh_model(name: &str, src_meta: &BTreeMap<String, String>, seed: u64) -> CliResult<(Vec<(String, Param)>, BTreeMap<String, String>)> {
+fn fresh_model(name: &str, src_meta: &BTreeMap<String, String>, seed: u64) -> CliResult<(NamedParams, Metadata)> {
     let mut opts = ModelOptions::mnist();
     let mut meta = BTreeMap::new();
     if let Some((c, h, w)) = src_meta.get("input").and_then(|s| parse_input(s)) {
@@ -171,7 +174,7 @@ pub fn run(args: &CopyArgs) -> CliResult<()> {
     let (dst, metadata, dst_dropped, dst_label) = match (&args.to, &args.to_model) {
         (Some(to), _) => {
             let (tensors, meta, dropped) = model_tensors(to)?;
-            (tensors.into_iter().map(|(n, t)| (n, Param::new(t))).collect::<Vec<_>>(), meta, dropped, to.display().to_string())
+            (tensors.into_iter().map(|(n, t)| (n, Param::buffer(t))).collect::<Vec<_>>(), meta, dropped, to.display().to_string())
         }
         (None, Some(name)) => {
             let (params, meta) = fresh_model(name, &src_meta, args.seed)?;
