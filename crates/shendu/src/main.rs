@@ -18,6 +18,12 @@ enum Command {
     Train(Box<cli::train::TrainArgs>),
     /// Runs the benchmark workloads of BENCH.md (P0 FMA peak, W1 sgemm, W2 conv, W3 dwconv, W4 MLP, W5 LeNet).
     Bench(cli::bench::BenchArgs),
+    /// Evaluates a checkpoint on the MNIST test split: accuracy, per-class accuracy, confusion matrix.
+    Test(cli::test_cmd::TestArgs),
+    /// Classifies images with a checkpoint and prints the top classes of each (` 98.31%: 7`).
+    Predict(cli::predict::PredictArgs),
+    /// Inspects, compares and copies weights files (safetensors).
+    Weights(cli::weights::WeightsArgs),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +31,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => cli::train::run(*args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Test(args) => cli::test_cmd::run(args),
+        Command::Predict(args) => cli::predict::run(args),
+        Command::Weights(args) => cli::weights::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

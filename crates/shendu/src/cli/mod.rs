@@ -2,7 +2,13 @@
 //! and a `run` function; this module holds what they share: the error type with its exit code.
 
 pub mod bench;
+pub mod eval;
+pub mod loaded;
+pub mod predict;
+pub mod test_cmd;
 pub mod train;
+pub mod weights;
+pub mod weights_copy;
 
 use std::fmt;
 
