@@ -9,4 +9,4 @@ mod progress;
 mod trainer;
 
 pub use config::{TrainConfig, OPTIMIZERS};
-pub use trainer::{evaluate, train, train_step, TrainOptions, TrainSummary};
+pub use trainer::{train, train_step, TrainOptions, TrainSummary};

@@ -18,6 +18,7 @@ use super::checkpoint::{self, Checkpoint, FORMAT};
 use super::metrics::{EpochRecord, MetricsLog};
 use super::progress::EpochProgress;
 use super::{chart, TrainConfig};
+use crate::cli::eval::evaluate;
 use crate::cli::{CliError, CliResult};
 
 /// How to run: the configuration plus where outputs go.
@@ -135,7 +136,8 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         }
         progress.finish();
         let seconds = t0.elapsed().as_secs_f64();
-        let (test_loss, test_accuracy) = evaluate(model.as_ref(), &test_loader)?;
+        let eval = evaluate(model.as_ref(), &test_loader, model_opts.classes)?;
+        let (test_loss, test_accuracy) = (eval.mean_loss(), eval.accuracy());
         let record = EpochRecord {
             epoch: epoch + 1,
             step,
@@ -227,22 +229,6 @@ pub fn train_step(
     optimizer.step()?;
     let acc = shendu_nn::loss::accuracy(&logits.detach(), targets)?;
     Ok((loss.to_f64()?, acc))
-}
-
-/// Mean loss and accuracy over a loader, in eval mode without recording gradients.
-pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> CliResult<(f64, f64)> {
-    let _no_grad = shendu_core::no_grad();
-    let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
-    for batch in loader.epoch(0) {
-        let batch = batch?;
-        let logits = model.forward(&batch.inputs, Mode::Eval)?;
-        let n = batch.len() as f64;
-        loss_sum += cross_entropy(&logits, &batch.targets, &CrossEntropyOpts::default())?.to_f64()? * n;
-        correct += shendu_nn::loss::accuracy(&logits, &batch.targets)? * n;
-        seen += batch.len();
-    }
-    let n = seen.max(1) as f64;
-    Ok((loss_sum / n, correct / n))
 }
 
 fn load_data(cfg: &TrainConfig) -> CliResult<(Arc<dyn Dataset>, Arc<dyn Dataset>)> {
