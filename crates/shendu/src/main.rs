@@ -18,6 +18,16 @@ enum Command {
     Train(Box<cli::train::TrainArgs>),
     /// Runs the benchmark workloads of BENCH.md (P0 FMA peak, W1 sgemm, W2 conv, W3 dwconv, W4 MLP, W5 LeNet).
     Bench(cli::bench::BenchArgs),
+    /// Gradient descent for a linear model by hand: sweep, sgd or batch (the notebook's three variants).
+    Gd(cli::gd::GdArgs),
+    /// Entropy, cross-entropy, KL and Jensen-Shannon divergences, mutual information.
+    Entropy(cli::entropy::EntropyArgs),
+    /// Empirical Rademacher complexity of a finite or a linear class, by Monte Carlo.
+    Rademacher(cli::rademacher::RademacherArgs),
+    /// k-nearest-neighbour classification or regression (MNIST directories or CSV files).
+    Knn(cli::knn::KnnArgs),
+    /// k-means clustering of a CSV file, with a Voronoi picture for 2-D data.
+    Kmeans(cli::kmeans::KMeansArgs),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +35,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => cli::train::run(*args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Gd(args) => cli::gd::run(args),
+        Command::Entropy(args) => cli::entropy::run(args),
+        Command::Rademacher(args) => cli::rademacher::run(args),
+        Command::Knn(args) => cli::knn::run(args),
+        Command::Kmeans(args) => cli::kmeans::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,12 @@
 //! and a `run` function; this module holds what they share: the error type with its exit code.
 
 pub mod bench;
+pub mod entropy;
+pub mod gd;
+pub mod kmeans;
+pub mod knn;
+pub mod ml;
+pub mod rademacher;
 pub mod train;
 
 use std::fmt;
