@@ -42,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .label(format!("{} ({} iterations)", method.name(), r.iterations))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    chart.draw_series(LineSeries::new([(1.0, 60.0), (max_it * 1.2, 60.0)], BLACK.mix(0.5)))?.label("threshold 60");
+    chart
+        .draw_series(LineSeries::new([(1.0, 60.0), (max_it * 1.2, 60.0)], BLACK.mix(0.5)))?
+        .label("threshold 60")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.5)));
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;
     println!("chart: {path}");

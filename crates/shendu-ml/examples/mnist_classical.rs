@@ -2,6 +2,13 @@
 //! test error and time, and k-means (k = 10, n_init = 1) inertia and time per Lloyd iteration.
 //! `mnist_sklearn.py` beside this file measures scikit-learn on the same data.
 //!
+//! Measured (2 shared cores, load average 7-9 from other builds; each figure one run, Rust and
+//! scikit-learn 1.9.1 back to back in one session, float32 pixels / 255 on both sides):
+//! 1-NN error 3.09% in 27.5 s (scikit-learn brute force: 3.09% in 49.9 s); 3-NN 2.83% in 30.3 s
+//! (scikit-learn 2.95% in 46.8 s: it breaks vote ties by the smallest label, shendu by the nearest
+//! neighbour). k-means k=10 n_init=1, seeds 0/1/2: inertia 2353216 / 2352828 / 2359941 (scikit-learn
+//! 2364632 / 2359942 / 2353212), 74-80 ms per Lloyd iteration (scikit-learn 68-152 ms).
+//!
 //! cargo run --release -p shendu-ml --example mnist_classical -- /path/to/mnist [knn|kmeans|all] [seeds]
 
 use std::time::Instant;

@@ -18,7 +18,7 @@ pub enum Base {
 
 impl Base {
     /// Converts a value in nats into this base.
-    fn from_nats(self, v: f64) -> f64 {
+    fn convert_nats(self, v: f64) -> f64 {
         match self {
             Base::Two => v / std::f64::consts::LN_2,
             Base::E => v,
@@ -106,14 +106,14 @@ fn same_support(op: &'static str, p: &Distribution, q: &Distribution) -> Result<
 /// `H(P) = -sum p log p`.
 pub fn entropy(p: &Distribution, base: Base) -> f64 {
     let h: f64 = p.p.iter().zip(&p.logp).filter(|(pi, _)| **pi > 0.0).map(|(pi, l)| -pi * l).sum();
-    base.from_nats(h.max(0.0))
+    base.convert_nats(h.max(0.0))
 }
 
 /// `H(P, Q) = -sum p log q` (`+inf` where `Q = 0 < P`).
 pub fn cross_entropy(p: &Distribution, q: &Distribution, base: Base) -> Result<f64> {
     same_support("cross_entropy", p, q)?;
     let h: f64 = p.p.iter().zip(&q.logp).filter(|(pi, _)| **pi > 0.0).map(|(pi, lq)| -pi * lq).sum();
-    Ok(base.from_nats(h))
+    Ok(base.convert_nats(h))
 }
 
 /// `D(P||Q) = sum p (log p - log q)` (`+inf` where `Q = 0 < P`).
@@ -121,7 +121,7 @@ pub fn kl_divergence(p: &Distribution, q: &Distribution, base: Base) -> Result<f
     same_support("kl_divergence", p, q)?;
     let d: f64 = p.p.iter().zip(&p.logp).zip(&q.logp).filter(|((pi, _), _)| **pi > 0.0).map(|((pi, lp), lq)| pi * (lp - lq)).sum();
     // Rounding can leave a tiny negative value for P ≈ Q; the divergence is never negative.
-    Ok(base.from_nats(d.max(0.0)))
+    Ok(base.convert_nats(d.max(0.0)))
 }
 
 /// `JS(P, Q) = D(P||M)/2 + D(Q||M)/2` with `M = (P + Q)/2`; symmetric, at most `ln 2` nats
@@ -137,7 +137,7 @@ pub fn js_divergence(p: &Distribution, q: &Distribution, base: Base) -> Result<f
             .sum::<f64>()
     };
     let js = (half(p, q) + half(q, p)) / 2.0;
-    Ok(base.from_nats(js.clamp(0.0, std::f64::consts::LN_2)))
+    Ok(base.convert_nats(js.clamp(0.0, std::f64::consts::LN_2)))
 }
 
 /// Mutual information `I(X;Y) = sum p(x,y) log(p(x,y) / (p(x) p(y)))` of a joint table given
@@ -151,15 +151,15 @@ pub fn mutual_information(joint: &[f64], rows: usize, cols: usize, normalize: bo
     let px: Vec<f64> = (0..rows).map(|r| pxy.p[r * cols..(r + 1) * cols].iter().sum()).collect();
     let py: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| pxy.p[r * cols + c]).sum()).collect();
     let mut mi = 0.0;
-    for r in 0..rows {
-        for c in 0..cols {
+    for (r, pr) in px.iter().enumerate() {
+        for (c, pc) in py.iter().enumerate() {
             let v = pxy.p[r * cols + c];
             if v > 0.0 {
-                mi += v * (pxy.logp[r * cols + c] - px[r].ln() - py[c].ln());
+                mi += v * (pxy.logp[r * cols + c] - pr.ln() - pc.ln());
             }
         }
     }
-    Ok(base.from_nats(mi.max(0.0)))
+    Ok(base.convert_nats(mi.max(0.0)))
 }
 
 #[cfg(test)]

@@ -250,10 +250,10 @@ fn mini_batch(x: &Matrix, mut centres: Vec<f32>, xnorm: &[f32], config: &KMeansC
     let mut bm = Matrix::zeros(batch, d);
     let mut norms = vec![0.0f32; batch];
     for _ in 0..steps {
-        for b in 0..batch {
+        for (b, norm) in norms.iter_mut().enumerate() {
             let i = rng.below(n as u64) as usize;
             bm.row_mut(b).copy_from_slice(x.row(i));
-            norms[b] = xnorm[i];
+            *norm = xnorm[i];
         }
         let (labels, _) = assign_raw(&bm, &centres, &norms);
         let rows = bm.data();
