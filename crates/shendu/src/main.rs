@@ -24,6 +24,16 @@ enum Command {
     Predict(cli::predict::PredictArgs),
     /// Inspects, compares and copies weights files (safetensors).
     Weights(cli::weights::WeightsArgs),
+    /// Gradient descent for a linear model by hand: sweep, sgd or batch (the notebook's three variants).
+    Gd(cli::gd::GdArgs),
+    /// Entropy, cross-entropy, KL and Jensen-Shannon divergences, mutual information.
+    Entropy(cli::entropy::EntropyArgs),
+    /// Empirical Rademacher complexity of a finite or a linear class, by Monte Carlo.
+    Rademacher(cli::rademacher::RademacherArgs),
+    /// k-nearest-neighbour classification or regression (MNIST directories or CSV files).
+    Knn(cli::knn::KnnArgs),
+    /// k-means clustering of a CSV file, with a Voronoi picture for 2-D data.
+    Kmeans(cli::kmeans::KMeansArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +44,11 @@ fn main() -> ExitCode {
         Command::Test(args) => cli::test_cmd::run(args),
         Command::Predict(args) => cli::predict::run(args),
         Command::Weights(args) => cli::weights::run(args),
+        Command::Gd(args) => cli::gd::run(args),
+        Command::Entropy(args) => cli::entropy::run(args),
+        Command::Rademacher(args) => cli::rademacher::run(args),
+        Command::Knn(args) => cli::knn::run(args),
+        Command::Kmeans(args) => cli::kmeans::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,9 +2,15 @@
 //! and a `run` function; this module holds what they share: the error type with its exit code.
 
 pub mod bench;
+pub mod entropy;
 pub mod eval;
+pub mod gd;
+pub mod kmeans;
+pub mod knn;
 pub mod loaded;
+pub mod ml;
 pub mod predict;
+pub mod rademacher;
 pub mod test_cmd;
 pub mod train;
 pub mod weights;
