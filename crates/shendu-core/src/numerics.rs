@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::{with_float, DType, Error, Float, Result, Tensor};
+use crate::{with_float, DType, Error, Result, Tensor};
 
 /// 0: not yet read from the environment, 1: off, 2: on.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -53,6 +53,24 @@ pub fn enabled() -> bool {
 
 thread_local! {
     static SCOPE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The op whose backward rule is running, and its scope path: ops run by the rule report
+    /// as that op's backward.
+    static BACKWARD_OF: RefCell<Option<(&'static str, String)>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous backward context when dropped.
+pub(crate) struct BackwardGuard(Option<(&'static str, String)>);
+
+impl Drop for BackwardGuard {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        BACKWARD_OF.with(|b| *b.borrow_mut() = prev);
+    }
+}
+
+/// While the guard lives, non-finite results are reported as the backward of `op` at `path`.
+pub(crate) fn in_backward(op: &'static str, path: &str) -> BackwardGuard {
+    BackwardGuard(BACKWARD_OF.with(|b| b.borrow_mut().replace((op, path.to_string()))))
 }
 
 /// Ends a [`scope`] when dropped.
@@ -127,8 +145,9 @@ pub(crate) fn check_op(op: &'static str, path: &str, inputs: &[&Tensor], out: &T
     if !enabled() {
         return Ok(());
     }
+    if let Some((bop, bpath)) = BACKWARD_OF.with(|b| b.borrow().clone()) {
+        return check(bop, &format!("backward (its {op})"), &bpath, inputs, &[out]);
+    }
     check(op, "forward", path, inputs, &[out])
 }
 
-#[allow(dead_code)]
-fn _assert_float<T: Float>() {}

@@ -70,8 +70,11 @@ impl Tensor {
                 continue;
             };
             let inputs: Vec<&Tensor> = grad_fn.inputs.iter().collect();
+            let checking = crate::numerics::enabled();
+            let guard = checking.then(|| crate::numerics::in_backward(grad_fn.op.name(), grad_fn.scope.as_deref().unwrap_or("")));
             let grads = grad_fn.op.backward_eager(&inputs, node, &g)?;
-            if crate::numerics::enabled() {
+            drop(guard);
+            if checking {
                 let outs: Vec<&Tensor> = grads.iter().flatten().collect();
                 let path = grad_fn.scope.as_deref().unwrap_or("");
                 let mut seen: Vec<&Tensor> = inputs.clone();

@@ -239,6 +239,10 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
         if !accumulate {
             std::slice::from_raw_parts_mut(out, mm * n).fill(<T as Float>::ZERO);
         }
+    } else if (n < NARROW || mm * n * k < SMALL_MACS) && (b.layout.strides()[1] == 1 || b.layout.strides()[0] == 1) {
+        let ap = (m.ptr::<T>(a).add(a.layout.offset()) as *const T, a.layout.strides()[0], a.layout.strides()[1]);
+        let bp = (m.ptr::<T>(b).add(b.layout.offset()) as *const T, b.layout.strides()[0], b.layout.strides()[1]);
+        small_matmul(mm, n, k, out, accumulate, ap, bp);
     } else {
         let st = |l: &Layout| (l.strides()[0] as isize, l.strides()[1] as isize);
         let ((ars, acs), (brs, bcs)) = (st(&a.layout), st(&b.layout));
@@ -256,6 +260,55 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
     if !s.epi.is_empty() {
         for c in std::slice::from_raw_parts_mut(out, mm * n).chunks_mut(CHUNK) {
             apply_epi(&s.epi, c);
+        }
+    }
+}
+
+/// Products with fewer output columns than this, or fewer multiply-adds than `SMALL_MACS`,
+/// run [`small_matmul`]: the gemm crate allocates packing buffers on every call, and packing
+/// does not pay at these sizes.
+const NARROW: usize = 16;
+const SMALL_MACS: usize = 1 << 19;
+
+/// `out[m x n] (+)= a · b` for operands given as (pointer, row stride, column stride); `b` has
+/// contiguous rows (axpy of `a[i, p] * b[p, :]` into each output row, in registers when
+/// narrow) or contiguous columns (a dot product per output element).
+unsafe fn small_matmul<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
+    let (ap, ars, acs) = a;
+    let (bp, brs, bcs) = b;
+    let mut acc = [T::ZERO; NARROW];
+    for i in 0..m {
+        let row = std::slice::from_raw_parts_mut(out.add(i * n), n);
+        if bcs == 1 && n < NARROW {
+            if accumulate {
+                acc[..n].copy_from_slice(row);
+            } else {
+                acc[..n].fill(T::ZERO);
+            }
+            for p in 0..k {
+                let x = *ap.add(i * ars + p * acs);
+                let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
+                acc[..n].iter_mut().zip(brow).for_each(|(c, &y)| *c += x * y);
+            }
+            row.copy_from_slice(&acc[..n]);
+        } else if bcs == 1 {
+            if !accumulate {
+                row.fill(T::ZERO);
+            }
+            for p in 0..k {
+                let x = *ap.add(i * ars + p * acs);
+                let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
+                row.iter_mut().zip(brow).for_each(|(c, &y)| *c += x * y);
+            }
+        } else {
+            for (j, o) in row.iter_mut().enumerate() {
+                let col = std::slice::from_raw_parts(bp.add(j * bcs), k);
+                let mut t = if accumulate { *o } else { T::ZERO };
+                for (p, &y) in col.iter().enumerate() {
+                    t += *ap.add(i * ars + p * acs) * y;
+                }
+                *o = t;
+            }
         }
     }
 }

@@ -325,6 +325,7 @@ fn expand_gradients(ys: &[Traced], xs: &[Traced]) -> Result<Vec<Option<Traced>>>
         let output = get(*out)?;
         let refs: Vec<&Traced> = ins.iter().collect();
         set_name(format!("gradients/{name}"))?;
+        let _checking = crate::numerics::enabled().then(|| crate::numerics::in_backward(op.name(), name));
         let gs = op.backward_traced(&refs, &output, &g).map_err(|e| in_node(e, name))?;
         for (input, gi) in ins.iter().zip(gs) {
             let Some(gi) = gi else { continue };

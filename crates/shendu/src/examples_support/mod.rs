@@ -2,3 +2,4 @@
 
 pub mod linear_regression;
 pub mod two_layer_net;
+pub mod graph_mode;
