@@ -272,45 +272,87 @@ const SMALL_MACS: usize = 1 << 19;
 
 /// `out[m x n] (+)= a · b` for operands given as (pointer, row stride, column stride); `b` has
 /// contiguous rows (axpy of `a[i, p] * b[p, :]` into each output row, in registers when
-/// narrow) or contiguous columns (a dot product per output element).
+/// narrow) or contiguous columns (a dot product per output element). Each element accumulates
+/// over `p` in order with fused multiply-adds where the CPU has them, as the gemm crate's
+/// kernels do, so graph and eager results agree to the bit at these sizes.
 unsafe fn small_matmul<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        return small_matmul_fma(m, n, k, out, accumulate, a, b);
+    }
+    small_matmul_body(m, n, k, out, accumulate, a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn small_matmul_fma<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
+    small_matmul_body(m, n, k, out, accumulate, a, b)
+}
+
+#[inline(always)]
+unsafe fn small_matmul_body<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
     let (ap, ars, acs) = a;
     let (bp, brs, bcs) = b;
     let mut acc = [T::ZERO; NARROW];
     for i in 0..m {
         let row = std::slice::from_raw_parts_mut(out.add(i * n), n);
         if bcs == 1 && n < NARROW {
+            acc[..n].fill(T::ZERO);
+            for p in 0..k {
+                let x = *ap.add(i * ars + p * acs);
+                let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
+                acc[..n].iter_mut().zip(brow).for_each(|(c, &y)| *c = x.mul_add(y, *c));
+            }
             if accumulate {
-                acc[..n].copy_from_slice(row);
+                row.iter_mut().zip(&acc[..n]).for_each(|(o, &c)| *o += c);
             } else {
-                acc[..n].fill(T::ZERO);
+                row.copy_from_slice(&acc[..n]);
             }
-            for p in 0..k {
-                let x = *ap.add(i * ars + p * acs);
-                let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
-                acc[..n].iter_mut().zip(brow).for_each(|(c, &y)| *c += x * y);
-            }
-            row.copy_from_slice(&acc[..n]);
         } else if bcs == 1 {
-            if !accumulate {
-                row.fill(T::ZERO);
+            if accumulate {
+                // Rare (a bias-fused small product): sum into the output directly.
+                for p in 0..k {
+                    let x = *ap.add(i * ars + p * acs);
+                    let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
+                    row.iter_mut().zip(brow).for_each(|(c, &y)| *c = x.mul_add(y, *c));
+                }
+                continue;
             }
+            row.fill(T::ZERO);
             for p in 0..k {
                 let x = *ap.add(i * ars + p * acs);
                 let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
-                row.iter_mut().zip(brow).for_each(|(c, &y)| *c += x * y);
+                row.iter_mut().zip(brow).for_each(|(c, &y)| *c = x.mul_add(y, *c));
             }
         } else {
             for (j, o) in row.iter_mut().enumerate() {
                 let col = std::slice::from_raw_parts(bp.add(j * bcs), k);
-                let mut t = if accumulate { *o } else { T::ZERO };
+                let mut t = T::ZERO;
                 for (p, &y) in col.iter().enumerate() {
-                    t += *ap.add(i * ars + p * acs) * y;
+                    t = (*ap.add(i * ars + p * acs)).mul_add(y, t);
                 }
-                *o = t;
+                *o = if accumulate { *o + t } else { t };
             }
         }
     }
+}
+
+/// Eager's contiguous sum: 8 independent accumulators (see `ops::reduce`), copied so that
+/// graph and eager sums agree to the bit.
+fn lane_sum<T: Float>(row: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in rest {
+        s += v;
+    }
+    s
 }
 
 unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout) {
@@ -319,6 +361,29 @@ unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout) {
     let dst = std::slice::from_raw_parts_mut(out, n);
     dst.fill(T::ZERO);
     let xp = m.ptr::<T>(x);
+    // Reduced dims that are the contiguous tail of the input: one lane sum per output.
+    let total = x.layout.elem_count();
+    let (dims, st) = (x.layout.dims(), acc.strides());
+    let (mut reduced, mut suffix) = (false, true);
+    for (&d, &s) in dims.iter().zip(st) {
+        if d == 1 {
+            continue;
+        }
+        if s == 0 {
+            reduced = true;
+        } else if reduced {
+            suffix = false;
+        }
+    }
+    let block = total / n.max(1);
+    if x.layout.is_contiguous() && reduced && suffix && block > 1 {
+        let xs = std::slice::from_raw_parts(xp.add(x.layout.offset()), total);
+        for (o, chunk) in dst.iter_mut().zip(xs.chunks_exact(block)) {
+            *o = lane_sum(chunk);
+        }
+        finish_sum(dst, scale, &s.epi);
+        return;
+    }
     walk([&x.layout, acc], |[xo, ao], [xs, as_], len| {
         if as_ == 0 {
             let mut t = T::ZERO;
@@ -332,12 +397,16 @@ unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout) {
             }
         }
     });
+    finish_sum(dst, scale, &s.epi);
+}
+
+fn finish_sum<T: Float>(dst: &mut [T], scale: f64, epi: &[Unary]) {
     if scale != 1.0 {
         let c = T::from_f64(scale);
         dst.iter_mut().for_each(|v| *v *= c);
     }
     for c in dst.chunks_mut(CHUNK) {
-        apply_epi(&s.epi, c);
+        apply_epi(epi, c);
     }
 }
 

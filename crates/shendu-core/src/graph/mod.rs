@@ -226,6 +226,14 @@ impl Graph {
         }
     }
 
+    /// Overwrites the variable's value in place (same shape and dtype), between runs.
+    pub fn set_value(&self, var: &Node, value: &Tensor) -> Result<()> {
+        match &self.read().nodes.get(var.id).map(|n| &n.kind) {
+            Some(NodeKind::Variable(t)) => trace::commit_eager(t, value, AssignMode::Set),
+            _ => Err(Error::invalid("set_value", format!("node {} is not a variable", var.name()))),
+        }
+    }
+
     /// Number of nodes.
     pub fn len(&self) -> usize {
         self.read().nodes.len()
@@ -318,7 +326,7 @@ impl Node {
     }
 
     /// `var = value` when run. Reads of the variable in the same run see the old value; the
-    /// assigns of a run apply at its end, in the order they were fetched.
+    /// assigns of a run apply at its end, in the order they were created.
     pub fn assign(&self, value: &Node) -> Result<Node> {
         self.assign_with(value, AssignMode::Set, "assign")
     }

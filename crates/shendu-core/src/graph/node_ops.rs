@@ -302,7 +302,7 @@ impl Node {
     }
     /// 2-D convolution (see [`Tensor::conv2d`](crate::Tensor::conv2d)).
     pub fn conv2d(&self, weight: &Node, params: &Conv2dParams) -> Result<Node> {
-        let params = params.clone();
+        let params = *params;
         self.graph.late("conv2d", &[self, weight], move |x| {
             let spec = resolve_spec("conv2d", &x[0].shape(), &x[1].shape(), &params)?;
             Traced::apply(Conv2d { spec }, &[x[0], x[1]])

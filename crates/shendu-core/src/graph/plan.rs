@@ -12,7 +12,7 @@ use super::{AssignMode, Graph, Node, NodeKind};
 use crate::ops::binary::Binary;
 use crate::ops::copy::CopyOp;
 use crate::ops::matmul::Matmul;
-use crate::ops::movement::{BroadcastAs, BroadcastLike, Narrow, Permute, Reshape, ReshapeLike, SumToLike, Unsqueeze};
+use crate::ops::movement::{BroadcastAs, BroadcastLike, Embed, Narrow, Permute, Reshape, ReshapeLike, SumToLike, Unsqueeze};
 use crate::ops::reduce::{Reduce, ReduceKind};
 use crate::ops::softmax::Softmax;
 use crate::ops::unary::Unary;
@@ -91,6 +91,12 @@ fn sum_keep(op: &dyn std::any::Any, x: &Shape, out: &Shape) -> Option<Vec<usize>
     None
 }
 
+/// Ops whose second input gives only a shape (`broadcast_like`, `sum_to_like`, ...): its
+/// values are never read, so it does not keep its producer alive.
+fn shape_only_second(op: &dyn std::any::Any) -> bool {
+    op.is::<BroadcastLike>() || op.is::<ReshapeLike>() || op.is::<SumToLike>() || op.is::<Embed>()
+}
+
 fn remap(l: &mut Loc, from: Base, to: Base) {
     if l.base == from {
         l.base = to;
@@ -111,7 +117,9 @@ impl Plan {
                 continue;
             }
             if let Source::Instr(i) = ir.values[v].source {
-                stack.extend(&ir.instrs[i].inputs);
+                let instr = &ir.instrs[i];
+                let n = if shape_only_second(instr.op.as_any()) { 1 } else { instr.inputs.len() };
+                stack.extend(&instr.inputs[..n]);
             }
         }
 
@@ -154,10 +162,22 @@ impl Plan {
                 continue;
             }
             let val = &ir.values[instr.out];
-            let ins: Vec<Loc> = instr.inputs.iter().map(|&i| locs[i].clone()).collect::<Option<_>>().ok_or_else(|| {
-                crate::Error::invalid("session.compile", format!("an input of {} has no location", instr.name))
-            })?;
             let op = instr.op.as_any();
+            let mut ins = Vec::with_capacity(instr.inputs.len());
+            for (k, &i) in instr.inputs.iter().enumerate() {
+                let loc = match locs[i].clone() {
+                    Some(l) => l,
+                    // A dead shape-only input: zeros of its shape, broadcast from one element.
+                    None if k == 1 && shape_only_second(op) => {
+                        let v = &ir.values[i];
+                        let zero = bases.len();
+                        bases.push(Tensor::zeros((), v.dtype)?);
+                        Loc { base: Base::Ext(zero), layout: Layout::new(v.shape.clone(), vec![0; v.shape.rank()], 0), dtype: v.dtype }
+                    }
+                    None => return Err(crate::Error::invalid("session.compile", format!("an input of {} has no location", instr.name))),
+                };
+                ins.push(loc);
+            }
             let bytes = val.shape.elem_count() * val.dtype.size_in_bytes();
             if let Some(layout) = view_layout(op, &ins[0].layout, &val.shape) {
                 report.values.push((instr.name.clone(), instr.op.name(), bytes, "view".into()));
@@ -236,6 +256,7 @@ impl Plan {
         let mut removed = vec![false; nsteps];
         // The step whose buffer holds each value.
         let mut step_of: HashMap<usize, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.out_val, i)).collect();
+        #[allow(clippy::needless_range_loop)] // steps before `i` change while `i` is visited
         for i in 0..nsteps {
             let in_vals = self.steps[i].in_vals.clone();
             let fused_into = match self.steps[i].kind.clone() {
@@ -370,7 +391,9 @@ impl Plan {
             if matches!(s.kind, StepKind::Unary(_) | StepKind::Binary(_)) {
                 for l in &s.inputs {
                     if let Base::Val(ri) = l.base {
-                        if ri != r && last.get(&ri) == Some(&si) && l.layout == s.out.layout && !released.contains(&ri) {
+                        // Every read of that buffer in this step must be position-aligned.
+                        let aligned = s.inputs.iter().all(|o| o.base != l.base || o.layout == s.out.layout);
+                        if ri != r && last.get(&ri) == Some(&si) && aligned && !released.contains(&ri) {
                             if let Some(&b) = assigned.get(&ri) {
                                 free.push(b);
                             }

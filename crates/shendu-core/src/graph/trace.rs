@@ -284,12 +284,15 @@ pub(crate) fn commit_eager(var: &Tensor, value: &Tensor, mode: AssignMode) -> Re
     crate::ops::copy::copy_storage_into(&src, &mut dst, var.layout())
 }
 
+/// An instruction's op, inputs, output and name, copied out of the trace state.
+type InstrCopy = (Arc<dyn GraphOp>, Vec<usize>, usize, String);
+
 /// Reverse mode over the trace so far: the gradient of `sum(ys)` for each x (`None` where no
 /// rule passes one). Each instruction's rule runs on traced values, appending the gradient
 /// instructions.
 fn expand_gradients(ys: &[Traced], xs: &[Traced]) -> Result<Vec<Option<Traced>>> {
     let (n_values, instrs) = with_state(|st| {
-        let list: Vec<(Arc<dyn GraphOp>, Vec<usize>, usize, String)> =
+        let list: Vec<InstrCopy> =
             st.ir.instrs.iter().map(|i| (i.op.clone(), i.inputs.clone(), i.out, i.name.clone())).collect();
         (st.ir.values.len(), list)
     })?;
