@@ -402,9 +402,16 @@ impl Plan {
                     }
                 }
             }
-            let best = free.iter().enumerate().filter(|(_, &b)| bufs[b].1 == dtype && bufs[b].0 >= need).min_by_key(|(_, &b)| bufs[b].0).map(|(i, _)| i);
-            let b = match best {
-                Some(i) => free.swap_remove(i),
+            // Best fit; else grow the largest free buffer (sizes are final only after
+            // planning, so growing costs the difference where a new buffer costs it all).
+            let same = || free.iter().enumerate().filter(|(_, &b)| bufs[b].1 == dtype);
+            let best = same().filter(|(_, &b)| bufs[b].0 >= need).min_by_key(|(_, &b)| bufs[b].0).map(|(i, _)| i);
+            let b = match best.or_else(|| same().max_by_key(|(_, &b)| bufs[b].0).map(|(i, _)| i)) {
+                Some(i) => {
+                    let b = free.swap_remove(i);
+                    bufs[b].0 = bufs[b].0.max(need);
+                    b
+                }
                 None => {
                     bufs.push((need, dtype));
                     bufs.len() - 1
