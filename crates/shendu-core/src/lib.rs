@@ -12,14 +12,14 @@
 
 pub mod autograd;
 pub mod cpu;
-pub mod graph;
 mod device;
 mod display;
 mod dtype;
 mod error;
+pub mod graph;
 mod layout;
-pub mod ops;
 pub mod numerics;
+pub mod ops;
 pub mod padding;
 pub mod pool;
 mod rng;

@@ -150,4 +150,3 @@ pub(crate) fn check_op(op: &'static str, path: &str, inputs: &[&Tensor], out: &T
     }
     check(op, "forward", path, inputs, &[out])
 }
-

@@ -149,7 +149,8 @@ fn compare(r: &Row, seed: u64) -> std::result::Result<(), String> {
     let grads = out.mul(&w).unwrap().sum_all().unwrap().backward().map_err(|e| e.to_string())?;
 
     let g = Graph::new();
-    let ps: Vec<Node> = r.shapes.iter().enumerate().map(|(i, s)| g.placeholder(&format!("x{i}"), DType::F64, &vec![None; s.len()])).collect();
+    let ps: Vec<Node> =
+        r.shapes.iter().enumerate().map(|(i, s)| g.placeholder(&format!("x{i}"), DType::F64, &vec![None; s.len()])).collect();
     let gout = (r.graph)(&ps).map_err(|e| e.to_string())?;
     let loss = gout.mul(&g.constant(w)).unwrap().sum_all().unwrap();
     let refs: Vec<&Node> = ps.iter().collect();

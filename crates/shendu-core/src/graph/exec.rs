@@ -37,15 +37,24 @@ pub(crate) enum StepKind {
     Unary(Unary),
     Binary(Binary),
     /// `inputs[0] · inputs[1]`, plus the row bias `inputs[b]` when fused.
-    Matmul { bias: Option<usize> },
+    Matmul {
+        bias: Option<usize>,
+    },
     /// Sums the input into the output through `acc` (the output's layout over the input's
     /// shape, stride 0 on reduced dims), then scales.
-    Sum { scale: f64, acc: Layout },
+    Sum {
+        scale: f64,
+        acc: Layout,
+    },
     /// Along the last dim of a contiguous input.
-    Softmax { log: bool },
+    Softmax {
+        log: bool,
+    },
     /// A strided copy into a contiguous output.
     Copy,
-    Fallback { op: Arc<dyn GraphOp> },
+    Fallback {
+        op: Arc<dyn GraphOp>,
+    },
 }
 
 impl StepKind {
@@ -128,9 +137,15 @@ fn walk<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [us
 }
 
 fn apply_epi<T: Float>(epi: &[Unary], chunk: &mut [T]) {
+    // The common ops get loops of their own (vectorised); the rest go through `eval`.
     for &u in epi {
         match u {
             Unary::Relu => chunk.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
+            Unary::Neg => chunk.iter_mut().for_each(|v| *v = -*v),
+            Unary::Affine { mul, add } => {
+                let (m, a) = (T::from_f64(mul), T::from_f64(add));
+                chunk.iter_mut().for_each(|v| *v = *v * m + a)
+            }
             u => chunk.iter_mut().for_each(|v| *v = u.eval(*v)),
         }
     }
@@ -275,7 +290,15 @@ const SMALL_MACS: usize = 1 << 19;
 /// narrow) or contiguous columns (a dot product per output element). Each element accumulates
 /// over `p` in order with fused multiply-adds where the CPU has them, as the gemm crate's
 /// kernels do, so graph and eager results agree to the bit at these sizes.
-unsafe fn small_matmul<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
+unsafe fn small_matmul<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    out: *mut T,
+    accumulate: bool,
+    a: (*const T, usize, usize),
+    b: (*const T, usize, usize),
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("fma") {
         return small_matmul_fma(m, n, k, out, accumulate, a, b);
@@ -285,12 +308,28 @@ unsafe fn small_matmul<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accu
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-unsafe fn small_matmul_fma<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
+unsafe fn small_matmul_fma<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    out: *mut T,
+    accumulate: bool,
+    a: (*const T, usize, usize),
+    b: (*const T, usize, usize),
+) {
     small_matmul_body(m, n, k, out, accumulate, a, b)
 }
 
 #[inline(always)]
-unsafe fn small_matmul_body<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: (*const T, usize, usize), b: (*const T, usize, usize)) {
+unsafe fn small_matmul_body<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    out: *mut T,
+    accumulate: bool,
+    a: (*const T, usize, usize),
+    b: (*const T, usize, usize),
+) {
     let (ap, ars, acs) = a;
     let (bp, brs, bcs) = b;
     let mut acc = [T::ZERO; NARROW];
@@ -459,14 +498,27 @@ unsafe fn commit_k<T: Float>(var: *mut T, value: *const T, l: &Layout, mode: Ass
     let c = T::from_f64(scale);
     let mut o = 0;
     walk([l], |[vo], [vs], len| {
-        for j in 0..len {
-            let v = *value.add(vo + j * vs) * c;
-            let d = &mut *var.add(o + j);
-            *d = match mode {
-                AssignMode::Set => v,
-                AssignMode::Add => *d + v,
-                AssignMode::Sub => *d - v,
-            };
+        let dst = std::slice::from_raw_parts_mut(var.add(o), len);
+        if vs == 1 {
+            let src = std::slice::from_raw_parts(value.add(vo), len);
+            let pairs = dst.iter_mut().zip(src);
+            match (mode, scale == 1.0) {
+                (AssignMode::Set, true) => dst.copy_from_slice(src),
+                (AssignMode::Sub, true) => pairs.for_each(|(d, &v)| *d = *d - v),
+                (AssignMode::Add, true) => pairs.for_each(|(d, &v)| *d += v),
+                (AssignMode::Set, false) => pairs.for_each(|(d, &v)| *d = v * c),
+                (AssignMode::Sub, false) => pairs.for_each(|(d, &v)| *d = *d - v * c),
+                (AssignMode::Add, false) => pairs.for_each(|(d, &v)| *d += v * c),
+            }
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                let v = *value.add(vo + j * vs) * c;
+                *d = match mode {
+                    AssignMode::Set => v,
+                    AssignMode::Add => *d + v,
+                    AssignMode::Sub => *d - v,
+                };
+            }
         }
         o += len;
     });
@@ -521,7 +573,10 @@ fn fallback(s: &Step, bases: &[Tensor]) -> Result<()> {
 /// Copies `src` into `dst` (same shape and dtype), in `dst`'s layout.
 pub(crate) fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
     if src.shape() != dst.shape() || src.dtype() != dst.dtype() {
-        return Err(Error::shape("session.run_into", format!("output is {} {} but the value is {} {}", dst.shape(), dst.dtype(), src.shape(), src.dtype())));
+        return Err(Error::shape(
+            "session.run_into",
+            format!("output is {} {} but the value is {} {}", dst.shape(), dst.dtype(), src.shape(), src.dtype()),
+        ));
     }
     let c = src.contiguous()?;
     let s = c.storage();
@@ -577,8 +632,12 @@ impl Plan {
             // SAFETY: `out` is contiguous with the fetched shape; the source layout is planned.
             unsafe {
                 match l.dtype {
-                    DType::F32 => commit_k::<f32>((dst as *mut f32).add(out.layout().offset()), m.ptr::<f32>(l), &l.layout, AssignMode::Set, 1.0),
-                    DType::F64 => commit_k::<f64>((dst as *mut f64).add(out.layout().offset()), m.ptr::<f64>(l), &l.layout, AssignMode::Set, 1.0),
+                    DType::F32 => {
+                        commit_k::<f32>((dst as *mut f32).add(out.layout().offset()), m.ptr::<f32>(l), &l.layout, AssignMode::Set, 1.0)
+                    }
+                    DType::F64 => {
+                        commit_k::<f64>((dst as *mut f64).add(out.layout().offset()), m.ptr::<f64>(l), &l.layout, AssignMode::Set, 1.0)
+                    }
                     _ => copy_into(&view_of(l, &self.bases)?.contiguous()?, out)?,
                 }
             }

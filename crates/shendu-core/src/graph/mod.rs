@@ -75,13 +75,26 @@ pub(crate) enum AssignMode {
 
 pub(crate) enum NodeKind {
     Const(Tensor),
-    Placeholder { dtype: DType, dims: Vec<Option<usize>> },
+    Placeholder {
+        dtype: DType,
+        dims: Vec<Option<usize>>,
+    },
     /// The variable's current value; assigns write into its storage in place.
     Variable(Tensor),
-    Op { op: node_ops::NodeOp, inputs: Vec<usize> },
+    Op {
+        op: node_ops::NodeOp,
+        inputs: Vec<usize>,
+    },
     /// The gradient of the sum of `grad_sets[set].ys` with respect to its `index`-th x.
-    Grad { set: usize, index: usize },
-    Assign { var: usize, value: usize, mode: AssignMode },
+    Grad {
+        set: usize,
+        index: usize,
+    },
+    Assign {
+        var: usize,
+        value: usize,
+        mode: AssignMode,
+    },
     Group(Vec<usize>),
 }
 

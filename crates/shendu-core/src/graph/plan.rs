@@ -188,7 +188,10 @@ impl Plan {
             report.intermediates_bytes += bytes;
             let out = Loc { base: Base::Val(instr.out), layout: Layout::contiguous(val.shape.clone()), dtype: val.dtype };
             let x_shape = ins[0].layout.shape().clone();
-            let floats = is_float(val.dtype) && ins.iter().all(|l| l.dtype == val.dtype) && val.shape.rank() <= MAX_RANK && x_shape.rank() <= MAX_RANK;
+            let floats = is_float(val.dtype)
+                && ins.iter().all(|l| l.dtype == val.dtype)
+                && val.shape.rank() <= MAX_RANK
+                && x_shape.rank() <= MAX_RANK;
             let kind = if !floats {
                 StepKind::Fallback { op: instr.op.clone() }
             } else if let Some(u) = op.downcast_ref::<Unary>() {
@@ -199,7 +202,8 @@ impl Plan {
                 StepKind::Matmul { bias: None }
             } else if let Some(keep) = sum_keep(op, &x_shape, &val.shape) {
                 StepKind::Sum { scale: 1.0, acc: acc_layout(&x_shape, &keep) }
-            } else if let Some(sm) = op.downcast_ref::<Softmax>().filter(|s| s.dim + 1 == val.shape.rank() && ins[0].layout.is_contiguous()) {
+            } else if let Some(sm) = op.downcast_ref::<Softmax>().filter(|s| s.dim + 1 == val.shape.rank() && ins[0].layout.is_contiguous())
+            {
                 StepKind::Softmax { log: sm.log }
             } else if op.is::<CopyOp>() || op.is::<Reshape>() || op.is::<ReshapeLike>() || op.is::<Unsqueeze>() {
                 StepKind::Copy
@@ -208,15 +212,24 @@ impl Plan {
             };
             // Binary inputs are read through layouts of the output's shape.
             let ins = match &kind {
-                StepKind::Binary(_) => {
-                    ins.into_iter().map(|l| Ok(Loc { layout: l.layout.broadcast_as(&val.shape, "graph")?, ..l })).collect::<Result<Vec<_>>>()?
-                }
+                StepKind::Binary(_) => ins
+                    .into_iter()
+                    .map(|l| Ok(Loc { layout: l.layout.broadcast_as(&val.shape, "graph")?, ..l }))
+                    .collect::<Result<Vec<_>>>()?,
                 _ => ins,
             };
             locs[instr.out] = Some(out.clone());
             report.values.push((instr.name.clone(), instr.op.name(), bytes, String::new()));
             report_vals.push(Some(instr.out));
-            steps.push(Step { kind, inputs: ins, in_vals: instr.inputs.clone(), out, out_val: instr.out, epi: vec![], names: vec![instr.name.clone()] });
+            steps.push(Step {
+                kind,
+                inputs: ins,
+                in_vals: instr.inputs.clone(),
+                out,
+                out_val: instr.out,
+                epi: vec![],
+                names: vec![instr.name.clone()],
+            });
         }
 
         let fetch: Vec<Option<Loc>> = tr.fetch.iter().map(|f| if let FetchSrc::Value(v) = f { locs[*v].clone() } else { None }).collect();
@@ -320,12 +333,19 @@ impl Plan {
         let mut planned = Vec::new();
         for c in commits {
             let Some(&var) = var_base.get(&c.var) else { continue };
-            let mut value = locs[c.value].clone().ok_or_else(|| crate::Error::invalid("session.compile", "an assigned value has no location"))?;
+            let mut value =
+                locs[c.value].clone().ok_or_else(|| crate::Error::invalid("session.compile", "an assigned value has no location"))?;
             let mut scale = 1.0;
             if let Some(&p) = step_of.get(&c.value) {
                 let st = &self.steps[p];
                 if let StepKind::Unary(Unary::Affine { mul, add }) = st.kind {
-                    if add == 0.0 && st.epi.is_empty() && !removed[p] && single(c.value) && c.mode != AssignMode::Set && st.out_val == c.value {
+                    if add == 0.0
+                        && st.epi.is_empty()
+                        && !removed[p]
+                        && single(c.value)
+                        && c.mode != AssignMode::Set
+                        && st.out_val == c.value
+                    {
                         scale = mul;
                         value = st.inputs[0].clone();
                         removed[p] = true;

@@ -178,7 +178,9 @@ fn lower(graph: &Graph, fetches: &[usize], feeds: &[(usize, Tensor)]) -> Result<
     for id in (0..g.nodes.len()).filter(|&i| needed[i]) {
         let node = &g.nodes[id];
         let input = |i: usize| {
-            vals[i].clone().ok_or_else(|| Error::invalid("graph", format!("node {} reads {}, which has no value", node.name, g.nodes[i].name)))
+            vals[i]
+                .clone()
+                .ok_or_else(|| Error::invalid("graph", format!("node {} reads {}, which has no value", node.name, g.nodes[i].name)))
         };
         let v = match &node.kind {
             NodeKind::Const(t) => Some(new_value(Source::Const(t.clone()), t)?),
@@ -271,7 +273,10 @@ pub(crate) fn commit_eager(var: &Tensor, value: &Tensor, mode: AssignMode) -> Re
         AssignMode::Sub => "assign_sub",
     };
     if value.shape() != var.shape() || value.dtype() != var.dtype() {
-        return Err(Error::shape(op, format!("variable is {} {} but the value is {} {}", var.shape(), var.dtype(), value.shape(), value.dtype())));
+        return Err(Error::shape(
+            op,
+            format!("variable is {} {} but the value is {} {}", var.shape(), var.dtype(), value.shape(), value.dtype()),
+        ));
     }
     let _g = crate::no_grad();
     let new = match mode {
@@ -292,8 +297,7 @@ type InstrCopy = (Arc<dyn GraphOp>, Vec<usize>, usize, String);
 /// instructions.
 fn expand_gradients(ys: &[Traced], xs: &[Traced]) -> Result<Vec<Option<Traced>>> {
     let (n_values, instrs) = with_state(|st| {
-        let list: Vec<InstrCopy> =
-            st.ir.instrs.iter().map(|i| (i.op.clone(), i.inputs.clone(), i.out, i.name.clone())).collect();
+        let list: Vec<InstrCopy> = st.ir.instrs.iter().map(|i| (i.op.clone(), i.inputs.clone(), i.out, i.name.clone())).collect();
         (st.ir.values.len(), list)
     })?;
     let mut depends = vec![false; n_values];
@@ -338,7 +342,12 @@ fn expand_gradients(ys: &[Traced], xs: &[Traced]) -> Result<Vec<Option<Traced>>>
             if gi.t.shape() != input.t.shape() {
                 return Err(Error::autograd(
                     "gradients",
-                    format!("rule of {} ({name}) gave a gradient of shape {} for an input of shape {}", op.name(), gi.t.shape(), input.t.shape()),
+                    format!(
+                        "rule of {} ({name}) gave a gradient of shape {} for an input of shape {}",
+                        op.name(),
+                        gi.t.shape(),
+                        input.t.shape()
+                    ),
                 ));
             }
             let merged = match pending.remove(&input.vid) {
