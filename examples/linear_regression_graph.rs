@@ -4,8 +4,10 @@
 //!
 //! Run with `cargo run --release --example linear_regression_graph`.
 
-use shendu::examples_support::linear_regression::{half_mse_cost, initial_line, DISPLAY_STEP, EPOCHS, LEARNING_RATE, TEST_X, TEST_Y, TRAIN_X, TRAIN_Y};
 use shendu::examples_support::graph_mode::linear_regression_graph;
+use shendu::examples_support::linear_regression::{
+    half_mse_cost, initial_line, DISPLAY_STEP, EPOCHS, LEARNING_RATE, TEST_X, TEST_Y, TRAIN_X, TRAIN_Y,
+};
 
 fn main() -> shendu_core::Result<()> {
     let init = initial_line(42)?;

@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo run --release --example two_layer_net_graph`.
 
-use shendu::examples_support::two_layer_net::Config;
 use shendu::examples_support::graph_mode::train_graph;
+use shendu::examples_support::two_layer_net::Config;
 
 fn main() -> shendu_core::Result<()> {
     let cfg = Config::default();

@@ -217,3 +217,21 @@ fn two_layer_net_losses_match_eager_bitwise() {
         assert_eq!(got.to_bits(), e.to_bits(), "step {step}: graph {got:e} vs eager {e:e}\n{}", sess.explain());
     }
 }
+
+/// The values `examples/tf_basic_ops.rs` prints.
+#[test]
+fn tf_basic_ops_values() {
+    let g = Graph::new();
+    let mut sess = Session::new(&g);
+    let (a, b) = (g.constant(Tensor::scalar(2f32)), g.constant(Tensor::scalar(3f32)));
+    let out = sess.run(&[&a.add(&b).unwrap(), &a.mul(&b).unwrap()], &[]).unwrap();
+    assert_eq!((out[0].to_f64().unwrap(), out[1].to_f64().unwrap()), (5.0, 6.0));
+    let (pa, pb) = (g.placeholder("a", DType::F32, &[]), g.placeholder("b", DType::F32, &[]));
+    let (fa, fb) = (Tensor::scalar(2f32), Tensor::scalar(3f32));
+    let out = sess.run(&[&pa.add(&pb).unwrap(), &pa.mul(&pb).unwrap()], &[(&pa, &fa), (&pb, &fb)]).unwrap();
+    assert_eq!((out[0].to_f64().unwrap(), out[1].to_f64().unwrap()), (5.0, 6.0));
+    let m1 = g.constant(Tensor::from_vec(vec![3f32, 3.], &[1, 2]).unwrap());
+    let m2 = g.constant(Tensor::from_vec(vec![2f32, 2.], &[2, 1]).unwrap());
+    let p = sess.run(&[&m1.matmul(&m2).unwrap()], &[]).unwrap();
+    assert_eq!((p[0].dims().to_vec(), p[0].to_vec::<f32>().unwrap()), (vec![1, 1], vec![12.0]));
+}

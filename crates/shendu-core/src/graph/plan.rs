@@ -21,6 +21,7 @@ use crate::{DType, Layout, Result, Shape, Tensor};
 /// A variable update of the plan: `var (op)= scale * value`.
 pub(crate) struct PlannedCommit {
     pub(crate) var: usize,
+    pub(crate) name: String,
     pub(crate) value: Loc,
     pub(crate) mode: AssignMode,
     pub(crate) scale: f64,
@@ -40,6 +41,8 @@ pub(crate) struct Plan {
     pub(crate) fetch_var_after: Vec<Option<usize>>,
     pub(crate) commits: Vec<PlannedCommit>,
     pub(crate) report: MemoryReport,
+    /// Variable node id -> name, for `explain`.
+    var_names: HashMap<usize, String>,
 }
 
 fn is_float(d: DType) -> bool {
@@ -245,6 +248,7 @@ impl Plan {
             fetch_var_after,
             commits: vec![],
             report,
+            var_names: tr.commits.iter().map(|c| (c.var, g.nodes[c.var].name.clone())).collect(),
         };
         plan.commits = plan.fuse(&tr.commits, &mut locs, &var_base)?;
         let assigned = plan.assign_buffers();
@@ -352,7 +356,8 @@ impl Plan {
                     }
                 }
             }
-            planned.push(PlannedCommit { var, value, mode: c.mode, scale });
+            let name = self.var_names.get(&c.var).cloned().unwrap_or_default();
+            planned.push(PlannedCommit { var, name, value, mode: c.mode, scale });
         }
         let mut i = 0;
         self.steps.retain(|_| {
@@ -496,7 +501,8 @@ impl Plan {
             let _ = writeln!(s, "{i:>4}: {}{fused}  <- {}", st.describe(), st.names.join(" + "));
         }
         for c in &self.commits {
-            let _ = writeln!(s, "      in-place update of base {}: {:?} scale {} (the scale is fused)", c.var, c.mode, c.scale);
+            let how = if c.scale != 1.0 { format!(" with the scale {} fused", c.scale) } else { String::new() };
+            let _ = writeln!(s, "      in-place {:?} into variable {}{how}", c.mode, c.name);
         }
         s
     }
