@@ -4,7 +4,7 @@
 use shendu_core::graph::{Graph, Session};
 use shendu_core::{DType, Result, Tensor};
 
-use super::linear_regression::{initial_line, vector, Line, DTYPE};
+use super::linear_regression::{vector, Line, DTYPE};
 use super::two_layer_net::Config;
 
 /// The two-layer net of [`super::two_layer_net::train`] as a graph: the same seeded data and
@@ -51,7 +51,6 @@ pub fn linear_regression_graph(
     epochs: usize,
     mut after_epoch: impl FnMut(usize, Line) -> Result<()>,
 ) -> Result<Line> {
-    let _ = initial_line;
     let g = Graph::new();
     let x = g.placeholder("X", DTYPE, &[Some(1)]);
     let y = g.placeholder("Y", DTYPE, &[Some(1)]);
@@ -80,7 +79,7 @@ pub fn linear_regression_graph(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::examples_support::linear_regression::{train_per_sample, LEARNING_RATE, TRAIN_X, TRAIN_Y};
+    use crate::examples_support::linear_regression::{initial_line, train_per_sample, LEARNING_RATE, TRAIN_X, TRAIN_Y};
     use crate::examples_support::two_layer_net::train;
 
     #[test]
