@@ -70,7 +70,17 @@ impl Tensor {
                 continue;
             };
             let inputs: Vec<&Tensor> = grad_fn.inputs.iter().collect();
+            let checking = crate::numerics::enabled();
+            let guard = checking.then(|| crate::numerics::in_backward(grad_fn.op.name(), grad_fn.scope.as_deref().unwrap_or("")));
             let grads = grad_fn.op.backward_eager(&inputs, node, &g)?;
+            drop(guard);
+            if checking {
+                let outs: Vec<&Tensor> = grads.iter().flatten().collect();
+                let path = grad_fn.scope.as_deref().unwrap_or("");
+                let mut seen: Vec<&Tensor> = inputs.clone();
+                seen.push(&g);
+                crate::numerics::check(grad_fn.op.name(), "backward", path, &seen, &outs)?;
+            }
             for (input, gi) in grad_fn.inputs.iter().zip(grads) {
                 let Some(gi) = gi else { continue };
                 if !input.requires_grad() {

@@ -51,6 +51,8 @@ impl<O: Op> DynOp for O {
 pub struct GradFn {
     pub(crate) op: Arc<dyn DynOp>,
     pub(crate) inputs: Vec<Tensor>,
+    /// The numerics scope path at forward time (recorded only while numerics checking is on).
+    pub(crate) scope: Option<Arc<str>>,
 }
 
 thread_local! {
@@ -106,9 +108,14 @@ fn with_input_shapes(e: crate::Error, inputs: &[&Tensor]) -> crate::Error {
 /// records the op and its inputs on the output.
 pub fn apply<O: Op>(op: O, inputs: &[&Tensor]) -> Result<Tensor> {
     let out = op.forward(inputs).map_err(|e| with_input_shapes(e, inputs))?;
+    let checking = crate::numerics::enabled();
+    if checking {
+        crate::numerics::check_op(op.name(), &crate::numerics::current_path(), inputs, &out)?;
+    }
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return Ok(out);
     }
-    let grad_fn = GradFn { op: Arc::new(op), inputs: inputs.iter().map(|t| (*t).clone()).collect() };
+    let scope = checking.then(|| Arc::from(crate::numerics::current_path()));
+    let grad_fn = GradFn { op: Arc::new(op), inputs: inputs.iter().map(|t| (*t).clone()).collect(), scope };
     Ok(out.into_tracked(Some(grad_fn), false))
 }

@@ -31,7 +31,7 @@ impl Binary {
     }
 
     #[inline(always)]
-    fn eval<T: Float>(self, a: T, b: T) -> T {
+    pub(crate) fn eval<T: Float>(self, a: T, b: T) -> T {
         match self {
             Binary::Add => a + b,
             Binary::Sub => a - b,

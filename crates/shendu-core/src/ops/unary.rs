@@ -52,7 +52,7 @@ pub enum Unary {
 
 impl Unary {
     #[inline(always)]
-    fn eval<T: Float>(self, x: T) -> T {
+    pub(crate) fn eval<T: Float>(self, x: T) -> T {
         let c = |v: f64| T::from_f64(v);
         match self {
             Unary::Neg => -x,

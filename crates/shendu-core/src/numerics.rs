@@ -1,0 +1,152 @@
+//! Numerics checking: the first op that produces a NaN or an infinity, in forward or backward,
+//! eager or graph mode, returns an error naming the op, its scope path, the input shapes and
+//! which inputs were already non-finite (the role of `tf.debugging.enable_check_numerics` and
+//! `torch.autograd.detect_anomaly`).
+//!
+//! Off by default; [`enable`] or `SHENDU_CHECK_NUMERICS=1` turns it on. When off, an op pays
+//! one relaxed atomic load.
+//!
+//! ```
+//! use shendu_core::{numerics, Tensor};
+//! numerics::enable();
+//! let x = Tensor::from_vec(vec![-1.0f32], &[1]).unwrap();
+//! let err = {
+//!     let _s = numerics::scope("layer3");
+//!     x.log().unwrap_err()
+//! };
+//! assert_eq!(err.op(), "log");
+//! assert!(err.to_string().contains("layer3"));
+//! numerics::disable();
+//! ```
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::{with_float, DType, Error, Result, Tensor};
+
+/// 0: not yet read from the environment, 1: off, 2: on.
+static STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Turns checking on for all threads.
+pub fn enable() {
+    STATE.store(2, Ordering::Relaxed);
+}
+
+/// Turns checking off.
+pub fn disable() {
+    STATE.store(1, Ordering::Relaxed);
+}
+
+/// Whether checking is on.
+#[inline]
+pub fn enabled() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var("SHENDU_CHECK_NUMERICS").is_ok_and(|v| !v.is_empty() && v != "0");
+            // Keep an explicit enable/disable that raced with this first read.
+            let _ = STATE.compare_exchange(0, if on { 2 } else { 1 }, Ordering::Relaxed, Ordering::Relaxed);
+            STATE.load(Ordering::Relaxed) == 2
+        }
+        s => s == 2,
+    }
+}
+
+thread_local! {
+    static SCOPE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The op whose backward rule is running, and its scope path: ops run by the rule report
+    /// as that op's backward.
+    static BACKWARD_OF: RefCell<Option<(&'static str, String)>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous backward context when dropped.
+pub(crate) struct BackwardGuard(Option<(&'static str, String)>);
+
+impl Drop for BackwardGuard {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        BACKWARD_OF.with(|b| *b.borrow_mut() = prev);
+    }
+}
+
+/// While the guard lives, non-finite results are reported as the backward of `op` at `path`.
+pub(crate) fn in_backward(op: &'static str, path: &str) -> BackwardGuard {
+    BackwardGuard(BACKWARD_OF.with(|b| b.borrow_mut().replace((op, path.to_string()))))
+}
+
+/// Ends a [`scope`] when dropped.
+#[must_use = "the scope ends when the guard drops"]
+pub struct ScopeGuard(());
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        SCOPE.with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// Names the eager ops run while the guard lives (`model/layer3`), for numerics errors.
+/// Graph nodes carry their own scope path.
+pub fn scope(name: &str) -> ScopeGuard {
+    SCOPE.with(|s| s.borrow_mut().push(name.to_string()));
+    ScopeGuard(())
+}
+
+/// The current eager scope path (`""` at top level).
+pub fn current_path() -> String {
+    SCOPE.with(|s| s.borrow().join("/"))
+}
+
+/// `Some("NaN")` / `Some("Inf")` when `t` (a float tensor) holds a non-finite value.
+fn non_finite(t: &Tensor) -> Option<&'static str> {
+    if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+        return None;
+    }
+    let t = if matches!(t.dtype(), DType::F16 | DType::BF16) { t.to_dtype(DType::F32).ok()? } else { t.clone() };
+    let r: Result<Option<&'static str>> = with_float!(t.dtype(), "check_numerics", |T| {
+        t.with_slice("check_numerics", |s: &[T], l| {
+            let mut found = None;
+            l.for_each_row(|o, n, st| {
+                for i in 0..n {
+                    let v: T = s[o + i * st];
+                    if v.is_nan() {
+                        found = Some("NaN");
+                    } else if !v.is_finite() && found.is_none() {
+                        found = Some("Inf");
+                    }
+                }
+            });
+            found
+        })
+    });
+    r.ok().flatten()
+}
+
+/// The error for an op whose result `out` is not finite, else `Ok`. `what` is `"forward"` or
+/// `"backward"`.
+pub(crate) fn check(op: &'static str, what: &str, path: &str, inputs: &[&Tensor], out: &[&Tensor]) -> Result<()> {
+    let Some(bad) = out.iter().find_map(|t| non_finite(t)) else { return Ok(()) };
+    let ins: Vec<String> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let state = match non_finite(t) {
+                Some(k) => format!("already had {k}"),
+                None => "finite".to_string(),
+            };
+            format!("input {i} {} {} ({state})", t.shape(), t.dtype())
+        })
+        .collect();
+    let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+    Err(Error::invalid(op, format!("check_numerics: {what} of {op}{at} produced {bad}; {}", ins.join(", "))))
+}
+
+/// [`check`] of a forward result when checking is on.
+#[inline]
+pub(crate) fn check_op(op: &'static str, path: &str, inputs: &[&Tensor], out: &Tensor) -> Result<()> {
+    if !enabled() {
+        return Ok(());
+    }
+    if let Some((bop, bpath)) = BACKWARD_OF.with(|b| b.borrow().clone()) {
+        return check(bop, &format!("backward (its {op})"), &bpath, inputs, &[out]);
+    }
+    check(op, "forward", path, inputs, &[out])
+}
