@@ -26,6 +26,12 @@ pub trait GradOps: Clone + Sized {
     fn is_transposed_matrix(&self) -> bool {
         false
     }
+    /// Whether a gradient for this input is wanted at all. A hint: a rule may skip the work
+    /// for an input that says `false` and return `None` for it (a first layer's data operand,
+    /// whose gradient backward would drop). Values that cannot tell (graph nodes) say `true`.
+    fn needs_grad(&self) -> bool {
+        true
+    }
 }
 
 impl GradOps for Tensor {
@@ -42,6 +48,9 @@ impl GradOps for Tensor {
         let (dims, strides) = (self.dims(), self.layout().strides());
         let r = dims.len();
         r == 2 && dims[0] > 1 && dims[1] > 1 && strides[0] == 1 && strides[1] == dims[0]
+    }
+    fn needs_grad(&self) -> bool {
+        self.requires_grad()
     }
 }
 

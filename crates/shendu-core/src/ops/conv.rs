@@ -259,9 +259,11 @@ impl Op for Conv2d {
                 self.spec.pads[3],
             )?,
         );
-        let gx = G::apply(ConvTranspose2d { spec: self.spec, output_padding }, &[grad, w])?;
-        let gw = G::apply(Conv2dWeightGrad { spec: self.spec, kernel: (wd[2], wd[3]) }, &[x, grad])?;
-        Ok(vec![Some(gx), Some(gw)])
+        // A data input without history (a first layer's images) gets no gradient: skip it.
+        let gx = if x.needs_grad() { Some(G::apply(ConvTranspose2d { spec: self.spec, output_padding }, &[grad, w])?) } else { None };
+        let gw =
+            if w.needs_grad() { Some(G::apply(Conv2dWeightGrad { spec: self.spec, kernel: (wd[2], wd[3]) }, &[x, grad])?) } else { None };
+        Ok(vec![gx, gw])
     }
 }
 

@@ -115,7 +115,11 @@ impl Op for Matmul {
     }
     fn backward<T: GradOps>(&self, inputs: &[&T], _output: &T, g: &T) -> Result<Vec<Option<T>>> {
         let (a, b) = (inputs[0], inputs[1]);
-        let ga = g.g_matmul(&b.g_t()?)?.g_sum_to_like(a)?;
+        // A data operand without history (a first layer's input) gets no gradient: skip it.
+        let ga = if a.needs_grad() { Some(g.g_matmul(&b.g_t()?)?.g_sum_to_like(a)?) } else { None };
+        if !b.needs_grad() {
+            return Ok(vec![ga, None]);
+        }
         // A weight used as `w.t()` (Linear's `[out, in]` layout) gets its gradient as
         // (g^T a)^T: the same numbers, written by the gemm in `w`'s own row-major order, so the
         // optimizer later reads it contiguously.
@@ -124,7 +128,7 @@ impl Op for Matmul {
         } else {
             a.g_t()?.g_matmul(g)?.g_sum_to_like(b)?
         };
-        Ok(vec![Some(ga), Some(gb)])
+        Ok(vec![ga, Some(gb)])
     }
 }
 
