@@ -10,6 +10,8 @@
 # the script also works when copied or linked into a copy of peers/peers.d/. Build output and
 # shendu's progress go to stderr (run.sh keeps them in its .info log). Extra arguments after
 # THREADS go to `shendu bench` (e.g. --only W1 --reps 5); SHENDU_BENCH_ARGS does the same.
+# PEER_ONLY (run.sh's workload filter, e.g. "W4,W5") and PEER_REPS are honored as the
+# Python peers honor them.
 set -euo pipefail
 
 threads=${1:-1}
@@ -31,8 +33,11 @@ bin=${CARGO_TARGET_DIR:-$repo/target}/release/shendu
 
 # shellcheck disable=SC2086  # SHENDU_BENCH_ARGS is a list of words
 # A failed workload makes shendu exit non-zero after printing the others: report those anyway.
+filter=()
+[ -n "${PEER_ONLY:-}" ] && filter+=(--only "$PEER_ONLY")
+[ -n "${PEER_REPS:-}" ] && filter+=(--reps "$PEER_REPS")
 rc=0
-json=$("$bin" bench --threads "$threads" --json ${SHENDU_BENCH_ARGS:-} "$@") || rc=$?
+json=$("$bin" bench --threads "$threads" --json "${filter[@]}" ${SHENDU_BENCH_ARGS:-} "$@") || rc=$?
 
 [ -n "$json" ] && printf '%s' "$json" | python3 -c '
 import json, sys

@@ -249,6 +249,18 @@ impl Tensor {
         Ok(f(s, self.layout()))
     }
 
+    /// Runs `f` on the typed storage slice (writable) and this tensor's layout: an in-place
+    /// update that every tensor viewing this storage sees (autograd does not record it). The
+    /// storage is locked for writing while `f` runs, so `f` must not read or write any tensor
+    /// that shares it (that would deadlock); check with [`Tensor::same_storage`] first.
+    pub fn with_slice_mut<T: WithDType, R>(&self, op: &'static str, f: impl FnOnce(&mut [T], &Layout) -> R) -> Result<R> {
+        let mut guard = self.storage_mut();
+        let s = T::slice_mut(&mut guard).ok_or_else(|| {
+            Error::dtype(op, format!("expected dtype {} but the tensor {} has dtype {}", T::DTYPE, self.shape(), self.dtype()))
+        })?;
+        Ok(f(s, self.layout()))
+    }
+
     /// Runs `f` on the elements in row-major order as one slice, copying only if the layout is
     /// not contiguous.
     pub fn with_contiguous<T: WithDType, R>(&self, op: &'static str, f: impl FnOnce(&[T]) -> R) -> Result<R> {

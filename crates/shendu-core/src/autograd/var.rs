@@ -1,7 +1,7 @@
 //! `Var`: a trainable leaf tensor (PyTorch's `requires_grad=True` leaf).
 
 use crate::tensor::TensorId;
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result, Tensor, WithDType};
 
 /// A leaf tensor that receives gradients. Dereferences to [`Tensor`], so every op takes it.
 ///
@@ -77,6 +77,39 @@ impl Var {
         let src = fresh.storage();
         let mut dst = self.0.storage_mut();
         crate::ops::copy::copy_storage_into(&src, &mut dst, self.0.layout())
+    }
+
+    /// Updates the values in place from the accumulated gradient, without copies: `f(values,
+    /// grad)` gets this var's elements (row-major, writable) and its gradient's (row-major,
+    /// read-only), both of dtype `T`, and may rewrite `values` (an optimizer step). Returns
+    /// `Ok(None)` without calling `f` when there is no gradient. Every tensor that views this
+    /// var's storage sees the new values, as with [`Var::set`]; `f` must not touch such a tensor.
+    ///
+    /// ```
+    /// use shendu_core::{Var, Tensor};
+    /// let w = Var::new(Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap());
+    /// w.sqr().unwrap().sum_all().unwrap().backward().unwrap(); // grad 2w
+    /// w.update_in_place(|v: &mut [f32], g: &[f32]| v.iter_mut().zip(g).for_each(|(v, g)| *v -= 0.5 * g)).unwrap();
+    /// assert_eq!(w.to_vec::<f32>().unwrap(), vec![0.0, 0.0]);
+    /// ```
+    pub fn update_in_place<T: WithDType, R>(&self, f: impl FnOnce(&mut [T], &[T]) -> R) -> Result<Option<R>> {
+        const OP: &str = "Var::update_in_place";
+        let Some(grad) = self.grad() else { return Ok(None) };
+        if grad.shape() != self.0.shape() || grad.dtype() != self.0.dtype() {
+            return Err(Error::shape(
+                OP,
+                format!("var is {} {} but its gradient is {} {}", self.0.shape(), self.0.dtype(), grad.shape(), grad.dtype()),
+            ));
+        }
+        // A gradient viewing the var's own storage would be read under the write lock below.
+        let grad = if grad.same_storage(&self.0) { grad.copy()? } else { grad };
+        grad.with_contiguous(OP, |g: &[T]| {
+            self.0.with_slice_mut(OP, |s: &mut [T], layout| match layout.contiguous_range() {
+                Some(r) => Ok(f(&mut s[r], g)),
+                None => Err(Error::invalid(OP, format!("var {} is not stored contiguously", self.0.shape()))),
+            })
+        })??
+        .map(Some)
     }
 
     /// `w -= delta` in place (the SGD update).

@@ -10,9 +10,9 @@
 //! - everything else: im2col of one band of output rows at a time into a per-thread buffer, then
 //!   a gemm (the band stays in L2 between the two).
 //!
-//! The input gradient of a stride-1 convolution is computed as the forward convolution of the
-//! output gradient with the flipped kernel (so it takes the paths above); strided ones use a gemm
-//! and col2im.
+//! The input gradient of a stride-1 convolution whose output is about as large as its input is
+//! computed as the forward convolution of the output gradient with the flipped kernel (so it
+//! takes the paths above); strided and shrinking ones use a gemm and col2im.
 //!
 //! Threads take contiguous ranges of work items (image, group, band of output rows) when there
 //! are at least as many items as threads: no synchronisation inside an item, measured faster on
@@ -263,9 +263,12 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
     if let Some(dg) = g.depthwise() {
         return depthwise::backward_data(gy, w, &dg, gx);
     }
-    if let Some(fg) = g.flipped() {
+    if let Some(fg) = g.flipped().filter(|fg| winograd::applies(fg) || 4 * g.h * g.w <= 5 * g.oh * g.ow) {
         // Stride 1: the input gradient is a convolution of gy with the flipped kernel, which
-        // takes the forward's fast paths and writes gx once instead of scattering into it.
+        // takes the forward's fast paths and writes gx once instead of scattering into it. It
+        // costs `h*w` column-matrix columns against the gemm + col2im path's `oh*ow`, so an
+        // unpadded ("valid") convolution that shrinks its input much (LeNet's 5x5 on 14x14:
+        // 196 vs 100) takes the col2im path instead.
         let wf = flip_weights(w, g);
         return forward(gy, View4::contiguous([g.n, g.cout, g.oh, g.ow]), wf.as_slice(), &fg, gx);
     }

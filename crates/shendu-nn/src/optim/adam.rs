@@ -69,7 +69,7 @@ struct AdamRule {
 }
 
 impl Rule for AdamRule {
-    fn apply<T: Elem>(&self, step: u64, p: &[T], g: &[T], bufs: &mut [&mut [T]], out: &mut [T]) {
+    fn apply<T: Elem>(&self, step: u64, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let cfg = &self.cfg;
         let c = T::from_f64;
         let (b1, b2) = cfg.betas;
@@ -92,7 +92,7 @@ impl Rule for AdamRule {
         };
         // Equal lengths up front let the compiler drop the bounds checks in the loop.
         let n = p.len();
-        let (g, out, m, v) = (&g[..n], &mut out[..n], &mut m[..n], &mut v[..n]);
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
         let mut vmax = vmax.map(|s| &mut s[..n]);
         for i in 0..n {
             let mut pi = p[i];
@@ -117,7 +117,7 @@ impl Rule for AdamRule {
                 None => vi,
             };
             let denom = second.sqrt() / bc2 + eps;
-            out[i] = pi + neg_step * mi / denom;
+            p[i] = pi + neg_step * mi / denom;
         }
     }
 }

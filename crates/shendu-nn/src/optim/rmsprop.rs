@@ -54,7 +54,7 @@ impl RmsPropConfig {
 }
 
 impl Rule for RmsPropConfig {
-    fn apply<T: Elem>(&self, _step: u64, p: &[T], g: &[T], bufs: &mut [&mut [T]], out: &mut [T]) {
+    fn apply<T: Elem>(&self, _step: u64, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let c = T::from_f64;
         let (alpha, w, eps, wd, mu, neg_lr) =
             (c(self.alpha), c(1.0 - self.alpha), c(self.eps), c(self.weight_decay), c(self.momentum), c(-self.lr));
@@ -68,7 +68,7 @@ impl Rule for RmsPropConfig {
         };
         // Equal lengths up front let the compiler drop the bounds checks in the loop.
         let n = p.len();
-        let (g, out, sq) = (&g[..n], &mut out[..n], &mut sq[..n]);
+        let (g, sq) = (&g[..n], &mut sq[..n]);
         let mut buf = buf.map(|s| &mut s[..n]);
         let mut gavg = gavg.map(|s| &mut s[..n]);
         for i in 0..n {
@@ -83,7 +83,7 @@ impl Rule for RmsPropConfig {
                 }
                 None => s.sqrt(),
             } + eps;
-            out[i] = match buf.as_deref_mut() {
+            p[i] = match buf.as_deref_mut() {
                 Some(b) => {
                     let bi = b[i] * mu + gi / avg;
                     b[i] = bi;

@@ -64,27 +64,27 @@ impl Sgd {
 }
 
 impl Rule for SgdConfig {
-    fn apply<T: Elem>(&self, step: u64, p: &[T], g: &[T], bufs: &mut [&mut [T]], out: &mut [T]) {
+    fn apply<T: Elem>(&self, step: u64, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let c = T::from_f64;
         let (lr, wd, mu, damp) = (c(self.lr), c(self.weight_decay), c(self.momentum), c(1.0 - self.dampening));
         let decay = self.weight_decay != 0.0;
         // Equal lengths up front let the compiler drop the bounds checks in the loops.
         let n = p.len();
-        let (g, out) = (&g[..n], &mut out[..n]);
+        let g = &g[..n];
         match bufs {
             [buf] => {
                 let first = step == 1;
-                for ((o, (&pi, &gi)), b) in out.iter_mut().zip(p.iter().zip(g)).zip(buf[..n].iter_mut()) {
-                    let d = if decay { gi + wd * pi } else { gi };
+                for ((pi, &gi), b) in p.iter_mut().zip(g).zip(buf[..n].iter_mut()) {
+                    let d = if decay { gi + wd * *pi } else { gi };
                     *b = if first { d } else { *b * mu + damp * d };
                     let d = if self.nesterov { d + mu * *b } else { *b };
-                    *o = pi - lr * d;
+                    *pi = *pi - lr * d;
                 }
             }
             _ => {
-                for (o, (&pi, &gi)) in out.iter_mut().zip(p.iter().zip(g)) {
-                    let d = if decay { gi + wd * pi } else { gi };
-                    *o = pi - lr * d;
+                for (pi, &gi) in p.iter_mut().zip(g) {
+                    let d = if decay { gi + wd * *pi } else { gi };
+                    *pi = *pi - lr * d;
                 }
             }
         }

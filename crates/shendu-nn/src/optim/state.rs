@@ -62,10 +62,48 @@ impl Buf {
     }
 }
 
-/// An elementwise update rule: reads the parameter `p` and its gradient `g`, updates the state
-/// buffers in place and writes the new parameter values to `out`. All slices have one length.
-pub(crate) trait Rule {
-    fn apply<T: Elem>(&self, step: u64, p: &[T], g: &[T], bufs: &mut [&mut [T]], out: &mut [T]);
+/// An elementwise update rule: updates the parameter `p` and the state buffers in place from the
+/// gradient `g`. All slices have one length. Elementwise, so that [`apply_chunked`] may split
+/// the slices between threads without changing a bit of the result.
+pub(crate) trait Rule: Sync {
+    fn apply<T: Elem>(&self, step: u64, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]);
+}
+
+/// Parameters at least this large are updated by several threads (below it, waking the pool
+/// costs more than the pass, which is memory bound).
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Runs `rule` over the slices, split into per-thread chunks when they are large.
+fn apply_chunked<T: Elem, R: Rule>(rule: &R, step: u64, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
+    let n = p.len();
+    if n < PARALLEL_MIN || shendu_core::cpu::threads::num_threads() <= 1 {
+        return rule.apply(step, p, g, bufs);
+    }
+    let p_ptr = SendMut(p.as_mut_ptr());
+    let b_ptrs: Vec<SendMut<T>> = bufs.iter_mut().map(|b| SendMut(b.as_mut_ptr())).collect();
+    shendu_core::cpu::threads::parallel_ranges(n, PARALLEL_MIN / 2, |r| {
+        // SAFETY: every slice has n elements (checked by the caller) and the ranges are disjoint,
+        // so each chunk owns its part of the parameter and of every buffer.
+        let (p, mut bufs) = unsafe {
+            let p = std::slice::from_raw_parts_mut(p_ptr.get().add(r.start), r.len());
+            let bufs: Vec<&mut [T]> = b_ptrs.iter().map(|b| std::slice::from_raw_parts_mut(b.get().add(r.start), r.len())).collect();
+            (p, bufs)
+        };
+        rule.apply(step, p, &g[r.clone()], &mut bufs);
+    });
+}
+
+/// A raw pointer that may cross to the pool's threads (each uses a disjoint range).
+#[derive(Clone, Copy)]
+struct SendMut<T>(*mut T);
+// SAFETY: only used by `apply_chunked`, whose ranges never overlap.
+unsafe impl<T> Send for SendMut<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendMut<T> {}
+impl<T> SendMut<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
 }
 
 pub(crate) struct Slot {
@@ -134,11 +172,10 @@ impl Slots {
                 ));
             }
             let step = slot.step + 1;
-            let new = match slot.param.dtype() {
-                DType::F32 => slot.compute::<f32, R>(opt, rule, step, &g)?,
-                _ => slot.compute::<f64, R>(opt, rule, step, &g)?,
-            };
-            slot.param.set(&new)?;
+            match slot.param.dtype() {
+                DType::F32 => slot.update::<f32, R>(opt, rule, step)?,
+                _ => slot.update::<f64, R>(opt, rule, step)?,
+            }
             slot.step = step;
         }
         Ok(())
@@ -212,15 +249,18 @@ impl Slots {
 }
 
 impl Slot {
-    fn compute<T: Elem, R: Rule>(&mut self, opt: &'static str, rule: &R, step: u64, g: &Tensor) -> Result<Tensor> {
-        let value = self.param.value();
-        let mut out = vec![T::ZERO; value.elem_count()];
+    /// One step of `rule` on this parameter, in place in its storage (no copies).
+    fn update<T: Elem, R: Rule>(&mut self, opt: &'static str, rule: &R, step: u64) -> Result<()> {
         let expected = self.bufs.len();
         let mut bufs: Vec<&mut [T]> = self.bufs.iter_mut().filter_map(<T as Elem>::buf_mut).collect();
-        if bufs.len() != expected {
-            return Err(Error::layer(&self.name, format!("{opt}: state buffers do not have the parameter's dtype {}", value.dtype())));
+        let n = self.param.shape().elem_count();
+        if bufs.len() != expected || bufs.iter().any(|b| b.len() != n) {
+            return Err(Error::layer(
+                &self.name,
+                format!("{opt}: state buffers do not match the parameter {} {}", self.param.shape(), self.param.dtype()),
+            ));
         }
-        g.with_contiguous(opt, |gs: &[T]| value.with_contiguous(opt, |ps: &[T]| rule.apply(step, ps, gs, &mut bufs, &mut out)))??;
-        Ok(Tensor::from_vec(out, value.dims())?)
+        self.param.var().update_in_place(|p: &mut [T], g: &[T]| apply_chunked(rule, step, p, g, &mut bufs))?;
+        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! `shendu bench`: the workloads of BENCH.md (P0, W1, W2, W3), timed as the peers time theirs.
+//! `shendu bench`: the workloads of BENCH.md (P0, W1 to W5), timed as the peers time theirs.
 //!
 //! Results are [`Figure`]s named exactly as BENCH.md names them, so `peers.d/shendu.sh` can put
 //! them in the peers' table. GFLOP/s figures also carry their share of the FMA peak measured
@@ -7,6 +7,7 @@
 pub mod conv;
 pub mod fma;
 pub mod timing;
+pub mod train_step;
 
 use serde::Serialize;
 use shendu_core::{DType, Result, Tensor};
@@ -58,7 +59,7 @@ pub struct Figure {
     pub workload: String,
     pub threads: usize,
     pub value: f64,
-    /// `GFLOP/s` or `ms`.
+    /// `GFLOP/s`, `ms` or `samples/s`.
     pub unit: &'static str,
     /// Percent of the FMA peak of this thread count, for figures with a flop rate.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,8 +116,29 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut
             }
         }
         conv_workloads(opts, t, peak_gflops, &mut record);
+        train_workloads(opts, t, &mut record);
     }
     out
+}
+
+/// W4 and W5: samples per second of one whole training step.
+fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Result<Figure>)) {
+    let workloads: [(&str, fn() -> Result<train_step::TrainStep>); 2] =
+        [("W4 MLP train", train_step::TrainStep::mlp), ("W5 LeNet train", train_step::TrainStep::lenet)];
+    for (name, build) in workloads {
+        if !opts.wants(name) {
+            continue;
+        }
+        let run = || -> Result<Figure> {
+            let mut s = build()?;
+            let l0 = s.step()?;
+            let secs = timing::bench(opts.reps, || s.step().map(drop))?;
+            let l1 = s.step()?;
+            let extra = format!("{:.1} steps/s; loss {l0:.3}->{l1:.3}", 1.0 / secs);
+            Ok(Figure { workload: name.into(), threads: t, value: s.batch as f64 / secs, unit: "samples/s", pct_of_peak: None, extra })
+        };
+        record(name, run());
+    }
 }
 
 fn sgemm(reps: usize, n: usize, t: usize, peak: Option<f64>) -> Result<Figure> {
@@ -238,5 +260,16 @@ mod tests {
         assert_eq!(json[0]["workload"], "W1 sgemm n=256");
         assert_eq!(json[0]["threads"], 1);
         assert!(table_row(f).starts_with("W1 sgemm n=256"));
+    }
+
+    #[test]
+    fn runs_w4_once() {
+        let opts = Options { threads: vec![1], reps: 1, only: vec!["W4".into()] };
+        let out = run(&opts, |_| {}, |_| {});
+        assert!(out.failures.is_empty(), "{:?}", out.failures);
+        assert_eq!(out.figures.len(), 1);
+        let f = &out.figures[0];
+        assert_eq!((f.workload.as_str(), f.threads, f.unit), ("W4 MLP train", 1, "samples/s"));
+        assert!(f.value > 0.0 && f.pct_of_peak.is_none());
     }
 }

@@ -1,0 +1,90 @@
+//! W4 (MLP training step) and W5 (LeNet-5 training step) of BENCH.md.
+//!
+//! Both build their network with the zoo, the loss with `shendu_nn::loss::cross_entropy` and the
+//! update with `shendu_nn::optim::Sgd`, so the step timed here is the step `shendu train` runs.
+
+use shendu_core::{DType, Result, Rng, Tensor};
+use shendu_nn::loss::{cross_entropy, CrossEntropyOpts};
+use shendu_nn::optim::{Optimizer, Sgd, SgdConfig};
+use shendu_nn::{Mode, Module, ModuleExt, Sequential};
+use shendu_vision::zoo::{self, ModelOptions};
+
+/// W4's batch size.
+pub const MLP_BATCH: usize = 128;
+/// W5's batch size.
+pub const LENET_BATCH: usize = 64;
+/// W4 and W5's learning rate (plain SGD, no momentum).
+pub const LR: f64 = 0.01;
+
+/// One of the two training workloads, ready to step.
+pub struct TrainStep {
+    model: Sequential,
+    opt: Sgd,
+    x: Tensor,
+    y: Tensor,
+    ce: CrossEntropyOpts,
+    /// Samples per step.
+    pub batch: usize,
+}
+
+/// Turns a `shendu_nn::Error` into a core error so the bench's `Result` carries it.
+fn nn_err(e: shendu_nn::Error) -> shendu_core::Error {
+    match e {
+        shendu_nn::Error::Core(e) => e,
+        other => shendu_core::Error::invalid("bench", other.to_string()),
+    }
+}
+
+impl TrainStep {
+    /// W4: MLP 784-512-512-10 with ReLU, batch 128.
+    pub fn mlp() -> Result<TrainStep> {
+        shendu_core::manual_seed(0);
+        let model = zoo::mlp(&ModelOptions::mnist(), &[512, 512]).map_err(nn_err)?;
+        TrainStep::new(model, MLP_BATCH)
+    }
+
+    /// W5: LeNet-5 on 1x28x28, batch 64.
+    pub fn lenet() -> Result<TrainStep> {
+        shendu_core::manual_seed(0);
+        let model = zoo::lenet5(&ModelOptions::mnist()).map_err(nn_err)?;
+        TrainStep::new(model, LENET_BATCH)
+    }
+
+    /// A fixed random batch (standard-normal images, uniform labels) from seed 1.
+    fn new(model: Sequential, batch: usize) -> Result<TrainStep> {
+        let mut rng = Rng::new(1);
+        let x = Tensor::randn_with([batch, 1, 28, 28], DType::F32, &mut rng)?;
+        let labels: Vec<i64> = (0..batch).map(|_| rng.below(10) as i64).collect();
+        let y = Tensor::from_vec(labels, &[batch])?;
+        let opt = Sgd::new(model.trainable_params(), SgdConfig { lr: LR, ..Default::default() }).map_err(nn_err)?;
+        Ok(TrainStep { model, opt, x, y, ce: CrossEntropyOpts::default(), batch })
+    }
+
+    /// One training step (clear the gradients, forward, loss, backward, SGD update); returns
+    /// the loss before the update.
+    pub fn step(&mut self) -> Result<f64> {
+        self.opt.zero_grad();
+        let logits = self.model.forward(&self.x, Mode::Train).map_err(nn_err)?;
+        let loss = cross_entropy(&logits, &self.y, &self.ce).map_err(nn_err)?;
+        loss.backward()?;
+        self.opt.step().map_err(nn_err)?;
+        loss.to_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_lower_the_loss() {
+        for mut s in [TrainStep::mlp().unwrap(), TrainStep::lenet().unwrap()] {
+            let l0 = s.step().unwrap();
+            let mut l = l0;
+            for _ in 0..5 {
+                l = s.step().unwrap();
+            }
+            assert!(l0.is_finite() && l < l0, "loss {l0} -> {l}");
+        }
+    }
+}
