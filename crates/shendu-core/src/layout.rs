@@ -150,7 +150,15 @@ pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([
     }
     let rank = dims.len();
     let inner: [usize; N] = std::array::from_fn(|i| layouts[i].strides()[rank - 1]);
-    let mut idx = vec![0usize; rank - 1];
+    // The index counter lives on the stack for the ranks networks use, so that compiled graph
+    // steps, which call this every run, do not allocate.
+    let (mut small, mut large) = ([0usize; 8], Vec::new());
+    let idx: &mut [usize] = if rank - 1 <= small.len() {
+        &mut small[..rank - 1]
+    } else {
+        large.resize(rank - 1, 0);
+        &mut large
+    };
     loop {
         f(off, inner, dims[rank - 1]);
         let mut d = rank - 1;

@@ -7,6 +7,7 @@ use super::plan::Plan;
 use super::{AssignMode, GraphOp, Node};
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
 use crate::dtype::Float;
+use crate::layout::for_each_row_n;
 use crate::ops::binary::Binary;
 use crate::ops::unary::Unary;
 use crate::{DType, Error, Layout, Result, Storage, Tensor};
@@ -97,45 +98,6 @@ impl Step {
     }
 }
 
-/// Calls `f(offsets, strides, len)` for each innermost row of `N` layouts of one shape, in
-/// row-major order, without allocating.
-fn walk<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [usize; N], usize)) {
-    let dims = layouts[0].dims();
-    let total = layouts[0].elem_count();
-    if total == 0 {
-        return;
-    }
-    let mut off: [usize; N] = std::array::from_fn(|i| layouts[i].offset());
-    if dims.is_empty() || layouts.iter().all(|l| l.is_contiguous()) {
-        f(off, [1; N], total);
-        return;
-    }
-    let rank = dims.len();
-    let inner: [usize; N] = std::array::from_fn(|i| layouts[i].strides()[rank - 1]);
-    let mut idx = [0usize; MAX_RANK];
-    loop {
-        f(off, inner, dims[rank - 1]);
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            idx[d] += 1;
-            for (o, l) in off.iter_mut().zip(&layouts) {
-                *o += l.strides()[d];
-            }
-            if idx[d] < dims[d] {
-                break;
-            }
-            for (o, l) in off.iter_mut().zip(&layouts) {
-                *o -= l.strides()[d] * dims[d];
-            }
-            idx[d] = 0;
-        }
-    }
-}
-
 fn apply_epi<T: Float>(epi: &[Unary], chunk: &mut [T]) {
     // The common ops get loops of their own (vectorised); the rest go through `eval`.
     for &u in epi {
@@ -187,7 +149,7 @@ unsafe fn unary_k<T: Float>(m: &Mem, s: &Step, u: Unary) {
     let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
     let xp = m.ptr::<T>(x);
     let mut o = 0;
-    walk([&x.layout], |[xo], [xs], len| {
+    for_each_row_n([&x.layout], |[xo], [xs], len| {
         let mut k = 0;
         while k < len {
             let c = CHUNK.min(len - k);
@@ -210,7 +172,7 @@ unsafe fn binary_k<T: Float>(m: &Mem, s: &Step, b: Binary) {
     let (a, bb, out) = (&s.inputs[0], &s.inputs[1], m.ptr::<T>(&s.out));
     let (ap, bp) = (m.ptr::<T>(a), m.ptr::<T>(bb));
     let mut o = 0;
-    walk([&a.layout, &bb.layout], |[ao, bo], [as_, bs], len| {
+    for_each_row_n([&a.layout, &bb.layout], |[ao, bo], [as_, bs], len| {
         let mut k = 0;
         while k < len {
             let c = CHUNK.min(len - k);
@@ -423,7 +385,7 @@ unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout) {
         finish_sum(dst, scale, &s.epi);
         return;
     }
-    walk([&x.layout, acc], |[xo, ao], [xs, as_], len| {
+    for_each_row_n([&x.layout, acc], |[xo, ao], [xs, as_], len| {
         if as_ == 0 {
             let mut t = T::ZERO;
             for j in 0..len {
@@ -482,7 +444,7 @@ unsafe fn copy_k<T: Float>(m: &Mem, s: &Step) {
     let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
     let xp = m.ptr::<T>(x);
     let mut o = 0;
-    walk([&x.layout], |[xo], [xs], len| {
+    for_each_row_n([&x.layout], |[xo], [xs], len| {
         for j in 0..len {
             *out.add(o + j) = *xp.add(xo + j * xs);
         }
@@ -497,7 +459,7 @@ unsafe fn copy_k<T: Float>(m: &Mem, s: &Step) {
 unsafe fn commit_k<T: Float>(var: *mut T, value: *const T, l: &Layout, mode: AssignMode, scale: f64) {
     let c = T::from_f64(scale);
     let mut o = 0;
-    walk([l], |[vo], [vs], len| {
+    for_each_row_n([l], |[vo], [vs], len| {
         let dst = std::slice::from_raw_parts_mut(var.add(o), len);
         if vs == 1 {
             let src = std::slice::from_raw_parts(value.add(vo), len);
