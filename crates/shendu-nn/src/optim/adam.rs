@@ -166,33 +166,5 @@ impl AdamW {
     }
 }
 
-macro_rules! adam_optimizer {
-    ($ty:ty, $name:literal) => {
-        impl Optimizer for $ty {
-            fn step(&mut self) -> Result<()> {
-                self.slots.update(&self.rule)
-            }
-            fn zero_grad(&self) {
-                self.slots.zero_grad()
-            }
-            fn lr(&self) -> f64 {
-                self.rule.cfg.lr
-            }
-            fn set_lr(&mut self, lr: f64) {
-                self.rule.cfg.lr = lr;
-            }
-            fn state(&self) -> Vec<(String, Tensor)> {
-                self.slots.state()
-            }
-            fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-                self.slots.load_state(state)
-            }
-            fn name(&self) -> &'static str {
-                $name
-            }
-        }
-    };
-}
-
-adam_optimizer!(Adam, "Adam");
-adam_optimizer!(AdamW, "AdamW");
+slots_optimizer!(Adam, "Adam", rule: rule, lr: rule.cfg.lr);
+slots_optimizer!(AdamW, "AdamW", rule: rule, lr: rule.cfg.lr);

@@ -12,6 +12,36 @@
 //! assert_eq!(w.value().to_vec::<f64>().unwrap(), vec![0.8, -1.6]);
 //! ```
 
+/// The `Optimizer` impl shared by every optimizer built on `Slots`: `rule` is the field the
+/// per-element update reads, `lr` the path of its learning rate.
+macro_rules! slots_optimizer {
+    ($ty:ty, $name:literal, rule: $rule:ident, lr: $($lr:ident).+) => {
+        impl Optimizer for $ty {
+            fn step(&mut self) -> Result<()> {
+                self.slots.update(&self.$rule)
+            }
+            fn zero_grad(&self) {
+                self.slots.zero_grad()
+            }
+            fn lr(&self) -> f64 {
+                self.$($lr).+
+            }
+            fn set_lr(&mut self, lr: f64) {
+                self.$($lr).+ = lr;
+            }
+            fn state(&self) -> Vec<(String, Tensor)> {
+                self.slots.state()
+            }
+            fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+                self.slots.load_state(state)
+            }
+            fn name(&self) -> &'static str {
+                $name
+            }
+        }
+    };
+}
+
 mod adam;
 mod rmsprop;
 mod sgd;

@@ -116,26 +116,4 @@ impl RmsProp {
     }
 }
 
-impl Optimizer for RmsProp {
-    fn step(&mut self) -> Result<()> {
-        self.slots.update(&self.cfg)
-    }
-    fn zero_grad(&self) {
-        self.slots.zero_grad()
-    }
-    fn lr(&self) -> f64 {
-        self.cfg.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.state()
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.slots.load_state(state)
-    }
-    fn name(&self) -> &'static str {
-        "RMSprop"
-    }
-}
+slots_optimizer!(RmsProp, "RMSprop", rule: cfg, lr: cfg.lr);

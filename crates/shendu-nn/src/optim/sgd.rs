@@ -91,26 +91,4 @@ impl Rule for SgdConfig {
     }
 }
 
-impl Optimizer for Sgd {
-    fn step(&mut self) -> Result<()> {
-        self.slots.update(&self.cfg)
-    }
-    fn zero_grad(&self) {
-        self.slots.zero_grad()
-    }
-    fn lr(&self) -> f64 {
-        self.cfg.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.state()
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.slots.load_state(state)
-    }
-    fn name(&self) -> &'static str {
-        "SGD"
-    }
-}
+slots_optimizer!(Sgd, "SGD", rule: cfg, lr: cfg.lr);
