@@ -192,6 +192,7 @@ struct Pairs<'a, T> {
 /// The four taps of windows `x0..x0 + L` of one output row (`r0`, `r1`: its two input rows);
 /// lanes past the row's last window `ow - 1` repeat it.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // four lane arrays filled side by side
 fn load_taps<T: Float>(r0: &[T], r1: &[T], x0: usize, ow: usize, sx: usize) -> [[T; L]; 4] {
     let mut v = [[T::ZERO; L]; 4];
     if sx == 2 && x0 + L <= ow {

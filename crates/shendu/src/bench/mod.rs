@@ -123,8 +123,8 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut
 
 /// W4 and W5: samples per second of one whole training step.
 fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Result<Figure>)) {
-    let workloads: [(&str, fn() -> Result<train_step::TrainStep>); 2] =
-        [("W4 MLP train", train_step::TrainStep::mlp), ("W5 LeNet train", train_step::TrainStep::lenet)];
+    type Build = fn() -> Result<train_step::TrainStep>;
+    let workloads: [(&str, Build); 2] = [("W4 MLP train", train_step::TrainStep::mlp), ("W5 LeNet train", train_step::TrainStep::lenet)];
     for (name, build) in workloads {
         if !opts.wants(name) {
             continue;

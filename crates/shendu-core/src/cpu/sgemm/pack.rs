@@ -59,7 +59,7 @@ pub unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: *const f32, rs: i
                 for p in 0..kc {
                     std::ptr::copy_nonoverlapping(base.offset(p as isize * cs), panel.add(p * MR), MR);
                 }
-            } else if rows == MR && cs == 1 && MR % 8 == 0 && has_avx() {
+            } else if rows == MR && cs == 1 && MR.is_multiple_of(8) && has_avx() {
                 // Rows run along k: a transpose, in 8 x 8 register blocks.
                 transpose_panel::<MR>(kc, base, rs, panel);
             } else if rows == MR && cs == 1 {
