@@ -447,8 +447,29 @@ pub fn backward_weight<T: Float>(x: &[T], xv: PlaneView, sn: usize, gy: &[T], g:
     if g.oh == 0 || g.ow == 0 {
         return;
     }
-    let gw = SendPtr(gw.as_mut_ptr());
-    threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r }));
+    let t = threads::num_threads();
+    if g.c >= t || g.n < 2 {
+        let gw = SendPtr(gw.as_mut_ptr());
+        threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r, images: 0..g.n }));
+        return;
+    }
+    // Fewer channels than threads (LeNet's first layer has one): split the images instead, each
+    // part summing into its own copy of the weights, added up in part order afterwards.
+    let parts = t.min(g.n);
+    let mut partials: Vec<Vec<T>> = (1..parts).map(|_| vec![T::ZERO; gw.len()]).collect();
+    let ptrs: Vec<SendPtr<T>> =
+        std::iter::once(SendPtr(gw.as_mut_ptr())).chain(partials.iter_mut().map(|p| SendPtr(p.as_mut_ptr()))).collect();
+    threads::parallel_ranges(parts, 1, |pr| {
+        for part in pr {
+            let images = part * g.n / parts..(part + 1) * g.n / parts;
+            dispatch(BwdWeight { x, xv, sn, gy, g, gw: ptrs[part], r: 0..g.c, images });
+        }
+    });
+    for p in &partials {
+        for (d, &v) in gw.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
 }
 
 struct BwdWeight<'a, T> {
@@ -459,13 +480,14 @@ struct BwdWeight<'a, T> {
     g: &'a DwGeom,
     gw: SendPtr<T>,
     r: Range<usize>,
+    images: Range<usize>,
 }
 
 impl<T: Float> SimdKernel for BwdWeight<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
-        let BwdWeight { x, xv, sn, gy, g, gw, r } = self;
+        let BwdWeight { x, xv, sn, gy, g, gw, r, images } = self;
         let (plane_out, taps) = (g.oh * g.ow, g.kh * g.kw);
         let (hp, wp) = fwd_extent(g);
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
@@ -475,7 +497,7 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
         let gwr = unsafe { gw.slice_mut(r.start * g.m * taps..r.end * g.m * taps) };
         // Images outer, channels inner: the planes are then read in memory order (the prefetcher
         // streams them), and each weight still sums its images in order.
-        for n in 0..g.n {
+        for n in images {
             for c in r.clone() {
                 let gwc = &mut gwr[(c - r.start) * g.m * taps..(c - r.start + 1) * g.m * taps];
                 p.load(x, xv.base + n * sn + c * xv.cs, xv.ys, xv.xs, g.h, g.w);
