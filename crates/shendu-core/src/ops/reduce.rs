@@ -123,6 +123,20 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
                     *o = if kind == ReduceKind::Sum { lane_sum(row) } else { row.iter().fold(init, |a, &b| combine(a, b)) };
                 }
             });
+        } else if kept_offsets.len() > 1 && kept_offsets.windows(2).all(|w| w[1] == w[0] + 1) {
+            // Leading dims reduced, the kept ones contiguous (a Linear bias gradient sums the
+            // rows of [N, out]): whole rows combine into the outputs, vectorised, each output
+            // still taking its inputs in order.
+            let k0 = kept_offsets[0];
+            par_fill(out.as_mut_slice(), min_chunk, |r, o| {
+                o.fill(init);
+                for &ro in &red_offsets {
+                    let row = &s[base + k0 + ro + r.start..][..o.len()];
+                    for (o, &v) in o.iter_mut().zip(row) {
+                        *o = combine(*o, v);
+                    }
+                }
+            });
         } else {
             par_fill(out.as_mut_slice(), min_chunk, |r, o| {
                 o.fill(init);
@@ -349,6 +363,13 @@ mod tests {
             }
             assert_eq!(got, want, "sum over {red:?}");
             assert_eq!(got_max, want_max, "max over {red:?}");
+        }
+        // Leading dims reduced with contiguous kept dims (rows combined whole).
+        for red in [vec![0usize], vec![0, 1]] {
+            let got = x.sum(&red, false).unwrap().to_vec::<f64>().unwrap();
+            let kept_n: usize = dims[red.len()..].iter().product();
+            let want: Vec<f64> = (0..kept_n).map(|k| (0..n / kept_n).map(|o| vals[o * kept_n + k]).sum()).collect();
+            assert_eq!(got, want, "sum over {red:?}");
         }
         // A permuted view: its last dims are not contiguous, so it takes the offset path.
         let xt = x.permute(&[0, 1, 3, 2]).unwrap();
