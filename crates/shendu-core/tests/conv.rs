@@ -130,6 +130,13 @@ fn configs() -> Vec<Cfg> {
         c([1, 16, 5, 6], [17, 16, 3, 3], (1, 1), [0, 0, 0, 0], (1, 1), 1),
         // stride 1 with pads past the kernel: the input gradient scatters (col2im)
         c([1, 3, 5, 5], [2, 3, 2, 2], (1, 1), [2, 2, 1, 2], (1, 1), 1),
+        // stride 1, output rows shorter than the input's: flat column matrices, read in place
+        // (LeNet's 5x5 valid conv, with groups) or from padded copies (pads, dilation), and
+        // in two bands of output rows
+        c([2, 6, 14, 14], [16, 6, 5, 5], (1, 1), [0, 0, 0, 0], (1, 1), 1),
+        c([2, 4, 8, 8], [6, 2, 3, 3], (1, 1), [0, 0, 0, 0], (1, 1), 2),
+        c([1, 2, 9, 10], [3, 2, 3, 3], (1, 1), [1, 0, 1, 0], (2, 1), 1),
+        c([1, 8, 24, 24], [2, 8, 5, 5], (1, 1), [0, 1, 0, 0], (1, 1), 1),
     ]
 }
 

@@ -7,6 +7,8 @@
 //! - 3x3, stride 1, undilated, at least 16 channels in and out per group: Winograd F(2x2, 3x3)
 //!   ([`super::winograd`], [`super::winograd_wgrad`]), 2.25x fewer multiply-adds;
 //! - 1x1, stride 1, unpadded: plain gemms on the images, no column matrix;
+//! - other stride-1 convolutions whose output rows are shorter than the input rows (5x5
+//!   "valid"): flat column matrices, one contiguous copy per row (`conv_flat`);
 //! - everything else: im2col of one band of output rows at a time into a per-thread buffer, then
 //!   a gemm (the band stays in L2 between the two).
 //!
@@ -19,6 +21,7 @@
 //! 2 threads than threading inside the gemms (`threads` in tests/conv_bench.rs). With fewer items
 //! the gemms thread. Weight gradients sum per-range copies in a fixed order.
 
+use crate::cpu::conv_flat::{self, Flat};
 use crate::cpu::depthwise::{self, DwGeom};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
@@ -172,7 +175,7 @@ impl ConvGeom {
 
 /// Runs `per_image(n, allow_gemm_threads)` over all images: whole images per thread when there
 /// are enough of them, else one after another with threaded gemms.
-fn over_images(n: usize, per_range: impl Fn(std::ops::Range<usize>, bool) + Sync) {
+pub(crate) fn over_images(n: usize, per_range: impl Fn(std::ops::Range<usize>, bool) + Sync) {
     let t = threads::num_threads();
     if t > 1 && n >= t {
         threads::parallel_ranges(n, 1, |r| per_range(r, false));
@@ -196,6 +199,9 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     }
     if winograd::applies(g) {
         return winograd::forward(x, xv, w, g, out);
+    }
+    if let Some(f) = Flat::plan(g, &xv) {
+        return conv_flat::forward(x, xv, w, g, &f, out);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;
@@ -272,6 +278,9 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
         let wf = flip_weights(w, g);
         return forward(gy, View4::contiguous([g.n, g.cout, g.oh, g.ow]), wf.as_slice(), &fg, gx);
     }
+    if let Some(f) = Flat::plan(g, &View4::contiguous([g.n, g.cin, g.h, g.w])) {
+        return conv_flat::backward_data(gy, w, g, &f, gx);
+    }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let (ohw, hw) = (g.oh * g.ow, g.h * g.w);
     let gx_ptr = SendPtr(gx.as_mut_ptr());
@@ -332,6 +341,9 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     }
     if winograd::applies(g) {
         return winograd_wgrad::backward_weight(x, xv, gy, g, gw);
+    }
+    if let Some(f) = Flat::plan(g, &xv) {
+        return conv_flat::backward_weight(x, xv, gy, g, &f, gw);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;

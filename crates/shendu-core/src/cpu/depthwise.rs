@@ -130,13 +130,42 @@ fn flat_taps<T: Float, A: Madd>(p: &[T], wp: usize, k: &[T], kh: usize, kw: usiz
         }
         return;
     }
+    // Blocks of B*V outputs stay in registers across all taps (one load per multiply-add, not
+    // a load and a store of `f` as well), B independent accumulator chains to cover the FMA
+    // latency; each output still sums its taps in (i, j) order.
+    const B: usize = 8;
+    let mut q0 = 0;
+    while q0 + B * V <= l {
+        let mut a = [[T::ZERO; V]; B];
+        if acc {
+            for (b, ab) in a.iter_mut().enumerate() {
+                ab.copy_from_slice(&f[q0 + b * V..q0 + (b + 1) * V]);
+            }
+        }
+        for i in 0..kh {
+            for j in 0..kw {
+                let o = i * dh * wp + j * dw + q0;
+                let (src, kv) = (&p[o..o + B * V], k[i * kw + j]);
+                for (b, ab) in a.iter_mut().enumerate() {
+                    for (v, x) in ab.iter_mut().enumerate() {
+                        *x = A::madd(kv, src[b * V + v], *x);
+                    }
+                }
+            }
+        }
+        for (b, ab) in a.iter().enumerate() {
+            f[q0 + b * V..q0 + (b + 1) * V].copy_from_slice(ab);
+        }
+        q0 += B * V;
+    }
+    let f = &mut f[q0..];
     if !acc {
         f.fill(T::ZERO);
     }
     for i in 0..kh {
         for j in 0..kw {
-            let o = i * dh * wp + j * dw;
-            let (src, kv) = (&p[o..o + l], k[i * kw + j]);
+            let o = i * dh * wp + j * dw + q0;
+            let (src, kv) = (&p[o..o + f.len()], k[i * kw + j]);
             for (d, &s) in f.iter_mut().zip(src) {
                 *d = A::madd(kv, s, *d);
             }
@@ -340,6 +369,46 @@ fn dot<T: Float, A: Madd>(a: &[T], b: &[T]) -> T {
     s
 }
 
+/// `out[j] += sum_q g[q] * p[q + j*dw]` for the taps of one kernel row, in one pass over `g`
+/// (each load of `g` serves every tap), for rows of up to 7 taps; returns false (doing nothing)
+/// for longer rows.
+#[inline(always)]
+fn dot_row<T: Float, A: Madd>(g: &[T], p: &[T], dw: usize, out: &mut [T]) -> bool {
+    match out.len() {
+        1 => dot_taps::<T, A, 1>(g, p, dw, out),
+        2 => dot_taps::<T, A, 2>(g, p, dw, out),
+        3 => dot_taps::<T, A, 3>(g, p, dw, out),
+        4 => dot_taps::<T, A, 4>(g, p, dw, out),
+        5 => dot_taps::<T, A, 5>(g, p, dw, out),
+        6 => dot_taps::<T, A, 6>(g, p, dw, out),
+        7 => dot_taps::<T, A, 7>(g, p, dw, out),
+        _ => return false,
+    }
+    true
+}
+
+#[inline(always)]
+fn dot_taps<T: Float, A: Madd, const K: usize>(g: &[T], p: &[T], dw: usize, out: &mut [T]) {
+    let n = g.len();
+    let p = &p[..n + (K - 1) * dw];
+    let mut a = [[T::ZERO; V]; K];
+    let mut i = 0;
+    while i + V <= n {
+        let gv = &g[i..i + V];
+        for (j, aj) in a.iter_mut().enumerate() {
+            fma_chunk::<T, A>(aj, gv, &p[i + j * dw..]);
+        }
+        i += V;
+    }
+    for (j, (o, aj)) in out.iter_mut().zip(&a).enumerate() {
+        let mut s = hsum(aj);
+        for q in i..n {
+            s = A::madd(g[q], p[q + j * dw], s);
+        }
+        *o += s;
+    }
+}
+
 /// The nine dot products of a 3x3 undilated kernel's weight gradient in one pass over `g`:
 /// `g` against `p` shifted by `i*wp + j`; each load of `g` serves nine multiply-adds.
 #[inline(always)]
@@ -378,8 +447,29 @@ pub fn backward_weight<T: Float>(x: &[T], xv: PlaneView, sn: usize, gy: &[T], g:
     if g.oh == 0 || g.ow == 0 {
         return;
     }
-    let gw = SendPtr(gw.as_mut_ptr());
-    threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r }));
+    let t = threads::num_threads();
+    if g.c >= t || g.n < 2 {
+        let gw = SendPtr(gw.as_mut_ptr());
+        threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r, images: 0..g.n }));
+        return;
+    }
+    // Fewer channels than threads (LeNet's first layer has one): split the images instead, each
+    // part summing into its own copy of the weights, added up in part order afterwards.
+    let parts = t.min(g.n);
+    let mut partials: Vec<Vec<T>> = (1..parts).map(|_| vec![T::ZERO; gw.len()]).collect();
+    let ptrs: Vec<SendPtr<T>> =
+        std::iter::once(SendPtr(gw.as_mut_ptr())).chain(partials.iter_mut().map(|p| SendPtr(p.as_mut_ptr()))).collect();
+    threads::parallel_ranges(parts, 1, |pr| {
+        for part in pr {
+            let images = part * g.n / parts..(part + 1) * g.n / parts;
+            dispatch(BwdWeight { x, xv, sn, gy, g, gw: ptrs[part], r: 0..g.c, images });
+        }
+    });
+    for p in &partials {
+        for (d, &v) in gw.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
 }
 
 struct BwdWeight<'a, T> {
@@ -390,13 +480,14 @@ struct BwdWeight<'a, T> {
     g: &'a DwGeom,
     gw: SendPtr<T>,
     r: Range<usize>,
+    images: Range<usize>,
 }
 
 impl<T: Float> SimdKernel for BwdWeight<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
-        let BwdWeight { x, xv, sn, gy, g, gw, r } = self;
+        let BwdWeight { x, xv, sn, gy, g, gw, r, images } = self;
         let (plane_out, taps) = (g.oh * g.ow, g.kh * g.kw);
         let (hp, wp) = fwd_extent(g);
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
@@ -406,7 +497,7 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
         let gwr = unsafe { gw.slice_mut(r.start * g.m * taps..r.end * g.m * taps) };
         // Images outer, channels inner: the planes are then read in memory order (the prefetcher
         // streams them), and each weight still sums its images in order.
-        for n in 0..g.n {
+        for n in images {
             for c in r.clone() {
                 let gwc = &mut gwr[(c - r.start) * g.m * taps..(c - r.start + 1) * g.m * taps];
                 p.load(x, xv.base + n * sn + c * xv.cs, xv.ys, xv.xs, g.h, g.w);
@@ -426,9 +517,12 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
                             continue;
                         }
                         for i in 0..g.kh {
-                            for j in 0..g.kw {
-                                let o = i * g.dh * wp + j * g.dw;
-                                kacc[i * g.kw + j] += dot::<T, A>(gq, &p.buf[o..o + l]);
+                            let row = &mut kacc[i * g.kw..(i + 1) * g.kw];
+                            let p_row = &p.buf[i * g.dh * wp..];
+                            if !dot_row::<T, A>(gq, p_row, g.dw, row) {
+                                for (j, kv) in row.iter_mut().enumerate() {
+                                    *kv += dot::<T, A>(gq, &p_row[j * g.dw..j * g.dw + l]);
+                                }
                             }
                         }
                     } else {

@@ -1,6 +1,7 @@
 //! CPU kernels. Ops in `ops/` check shapes and dtypes, then call these on plain slices.
 
 pub mod conv;
+mod conv_flat;
 pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;

@@ -62,7 +62,20 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
     let l = x.layout();
     let sub =
         |ds: &[usize]| Layout::new(Shape::new(ds.iter().map(|&d| in_dims[d]).collect()), ds.iter().map(|&d| l.strides()[d]).collect(), 0);
-    let red_offsets = sub(dims).offsets();
+    // The reduced dims that end the tensor and lie contiguously (conv bias gradients reduce
+    // [N, C, H, W] over N, H, W: the H*W planes) are summed as runs, the rest by offsets.
+    let mut run = 1usize;
+    let mut split = dims.len();
+    while split > 0 {
+        let d = dims[split - 1];
+        if d + dims.len() - split + 1 != in_dims.len() || l.strides()[d] != run {
+            break;
+        }
+        run *= in_dims[d];
+        split -= 1;
+    }
+    let (outer_dims, run) = if split < dims.len() && split > 0 && run > 1 { (&dims[..split], run) } else { (dims, 1) };
+    let red_offsets = sub(outer_dims).offsets();
     let kept_offsets = sub(&kept).offsets();
     let init = match kind {
         ReduceKind::Sum => T::ZERO,
@@ -91,13 +104,37 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
     let inner_reduced = red_offsets.len() > 1 && red_offsets.windows(2).all(|w| w[1] == w[0] + 1);
     x.with_slice(op, |s: &[T], l| {
         let base = l.offset();
-        let min_chunk = (1 << 14) / red_offsets.len().max(1) + 1;
-        if inner_reduced {
+        let min_chunk = (1 << 14) / reduced_count.max(1) + 1;
+        if run > 1 {
+            par_fill(out.as_mut_slice(), min_chunk, |r, o| {
+                for (o, &k) in o.iter_mut().zip(&kept_offsets[r]) {
+                    *o = red_offsets.iter().fold(init, |a, &ro| {
+                        let row = &s[base + k + ro..base + k + ro + run];
+                        let v = if kind == ReduceKind::Sum { lane_sum(row) } else { row.iter().fold(init, |a, &b| combine(a, b)) };
+                        combine(a, v)
+                    });
+                }
+            });
+        } else if inner_reduced {
             let n = red_offsets.len();
             par_fill(out.as_mut_slice(), min_chunk, |r, o| {
                 for (o, &k) in o.iter_mut().zip(&kept_offsets[r]) {
                     let row = &s[base + k..base + k + n];
                     *o = if kind == ReduceKind::Sum { lane_sum(row) } else { row.iter().fold(init, |a, &b| combine(a, b)) };
+                }
+            });
+        } else if kept_offsets.len() > 1 && kept_offsets.windows(2).all(|w| w[1] == w[0] + 1) {
+            // Leading dims reduced, the kept ones contiguous (a Linear bias gradient sums the
+            // rows of [N, out]): whole rows combine into the outputs, vectorised, each output
+            // still taking its inputs in order.
+            let k0 = kept_offsets[0];
+            par_fill(out.as_mut_slice(), min_chunk, |r, o| {
+                o.fill(init);
+                for &ro in &red_offsets {
+                    let row = &s[base + k0 + ro + r.start..][..o.len()];
+                    for (o, &v) in o.iter_mut().zip(row) {
+                        *o = combine(*o, v);
+                    }
                 }
             });
         } else {
@@ -285,5 +322,61 @@ impl Tensor {
                 x.with_slice("logsumexp", |s: &[T], l| crate::cpu::elementwise::map(s, l, |v: T| if v.is_finite() { v } else { T::ZERO }))?;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Tensor};
+
+    /// Reductions whose reduced dims end in a contiguous run (summed as runs) against a plain
+    /// per-element definition, on contiguous and permuted inputs.
+    #[test]
+    fn run_reductions_match_definition() {
+        let dims = [3usize, 4, 5, 6];
+        let n: usize = dims.iter().product();
+        let vals: Vec<f64> = (0..n).map(|i| ((i * 37) % 101) as f64 - 50.0).collect();
+        let x = Tensor::from_vec(vals.clone(), &dims).unwrap();
+        let at = |i: [usize; 4]| vals[((i[0] * 4 + i[1]) * 5 + i[2]) * 6 + i[3]];
+        for red in [vec![0usize, 2, 3], vec![0, 3], vec![1, 2, 3], vec![1, 3], vec![0, 1, 3]] {
+            let got = x.sum(&red, false).unwrap().to_vec::<f64>().unwrap();
+            let got_max = x.max(&red, false).unwrap().to_vec::<f64>().unwrap();
+            let kept: Vec<usize> = (0..4).filter(|d| !red.contains(d)).collect();
+            let mut want = Vec::new();
+            let mut want_max = Vec::new();
+            let kept_n: usize = kept.iter().map(|&d| dims[d]).product();
+            for k in 0..kept_n {
+                let (mut s, mut m) = (0.0, f64::NEG_INFINITY);
+                for i in 0..n {
+                    let idx = [i / 120, (i / 30) % 4, (i / 6) % 5, i % 6];
+                    let mut kk = 0;
+                    for &d in &kept {
+                        kk = kk * dims[d] + idx[d];
+                    }
+                    if kk == k {
+                        s += at(idx);
+                        m = m.max(at(idx));
+                    }
+                }
+                want.push(s);
+                want_max.push(m);
+            }
+            assert_eq!(got, want, "sum over {red:?}");
+            assert_eq!(got_max, want_max, "max over {red:?}");
+        }
+        // Leading dims reduced with contiguous kept dims (rows combined whole).
+        for red in [vec![0usize], vec![0, 1]] {
+            let got = x.sum(&red, false).unwrap().to_vec::<f64>().unwrap();
+            let kept_n: usize = dims[red.len()..].iter().product();
+            let want: Vec<f64> = (0..kept_n).map(|k| (0..n / kept_n).map(|o| vals[o * kept_n + k]).sum()).collect();
+            assert_eq!(got, want, "sum over {red:?}");
+        }
+        // A permuted view: its last dims are not contiguous, so it takes the offset path.
+        let xt = x.permute(&[0, 1, 3, 2]).unwrap();
+        let a = xt.sum(&[0, 2, 3], false).unwrap().to_vec::<f64>().unwrap();
+        let b = x.sum(&[0, 2, 3], false).unwrap().to_vec::<f64>().unwrap();
+        assert_eq!(a, b);
+        let f = Tensor::from_vec(vals.iter().map(|&v| v as f32).collect::<Vec<_>>(), &dims).unwrap().to_dtype(DType::F32).unwrap();
+        assert_eq!(f.sum(&[0, 2, 3], false).unwrap().dims(), &[4]);
     }
 }

