@@ -191,8 +191,6 @@ struct Pairs<'a, T> {
 
 /// The four taps of windows `x0..x0 + L` of one output row (`r0`, `r1`: its two input rows);
 /// lanes past the row's last window `ow - 1` repeat it.
-// Each lane fills the same slot of four tap arrays; an index loop reads clearest here.
-#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // four lane arrays filled side by side
 fn load_taps<T: Float>(r0: &[T], r1: &[T], x0: usize, ow: usize, sx: usize) -> [[T; L]; 4] {
