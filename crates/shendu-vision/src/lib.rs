@@ -8,4 +8,5 @@
 //! assert_eq!(y.dims(), &[2, 10]);
 //! ```
 
+pub mod netspec;
 pub mod zoo;

@@ -8,6 +8,8 @@ pub use lenet::lenet5;
 pub use mlp::mlp;
 
 use shendu_core::DType;
+
+use crate::netspec::NetSpec;
 use shendu_nn::{Error, Module, Result};
 
 /// What every zoo constructor takes: the input it will see and the classes it predicts.
@@ -44,4 +46,12 @@ pub fn build(name: &str, opts: &ModelOptions) -> Result<Box<dyn Module>> {
             return Err(Error::config("--model", format!("unknown model '{name}'; known models: {}", known.join(", "))));
         }
     })
+}
+
+/// The `NetSpec` of the model called `name` (what `shendu summary --model NAME` prints and what
+/// the builder turns into a network); an unknown name is an error listing the known ones.
+pub fn spec(name: &str, opts: &ModelOptions) -> Result<NetSpec> {
+    let _ = opts;
+    let known: Vec<&str> = MODELS.iter().map(|(n, _)| *n).collect();
+    Err(Error::config("--model", format!("no NetSpec for model '{name}' yet; known models: {}", known.join(", "))))
 }
