@@ -97,7 +97,7 @@ impl NetSpec {
                 if c.groups == 0 || c.filters == 0 || c.size == 0 {
                     return Err(err(format!("filters {}, size {} and groups {} must all be at least 1", c.filters, c.size, c.groups)));
                 }
-                if x.c % c.groups != 0 || c.filters % c.groups != 0 {
+                if !x.c.is_multiple_of(c.groups) || c.filters % c.groups != 0 {
                     return Err(err(format!(
                         "input channels {} and filters {} must both be divisible by groups {} (input {x})",
                         x.c, c.filters, c.groups
@@ -162,13 +162,13 @@ impl NetSpec {
             }
             Layer::Dropout { .. } | Layer::Cost { .. } | Layer::BatchNorm | Layer::Activation(_) => x,
             Layer::Softmax { groups, .. } => {
-                if *groups == 0 || x.len() % groups != 0 {
+                if *groups == 0 || !x.len().is_multiple_of(*groups) {
                     return Err(err(format!("{} inputs cannot be split into {groups} softmax groups", x.len())));
                 }
                 x
             }
             Layer::ChannelShuffle { groups } => {
-                if *groups == 0 || x.c % groups != 0 {
+                if *groups == 0 || !x.c.is_multiple_of(*groups) {
                     return Err(err(format!("channels {} are not divisible by groups {groups} (input {x})", x.c)));
                 }
                 x
@@ -195,12 +195,12 @@ impl NetSpec {
                     return Err(err("stride must be at least 1".to_string()));
                 }
                 if r.reverse {
-                    if x.c % (s * s) != 0 {
+                    if !x.c.is_multiple_of(s * s) {
                         return Err(err(format!("reverse reorg by {s} needs channels divisible by {} (input {x})", s * s)));
                     }
                     Chw::new(x.c / (s * s), x.h * s, x.w * s)
                 } else {
-                    if x.h % s != 0 || x.w % s != 0 {
+                    if !x.h.is_multiple_of(s) || !x.w.is_multiple_of(s) {
                         return Err(err(format!("reorg by {s} needs height and width divisible by {s} (input {x})")));
                     }
                     Chw::new(x.c * s * s, x.h / s, x.w / s)
@@ -252,7 +252,7 @@ impl NetSpec {
                     "layer {l}'s output {s} and layer {first}'s output {head} differ in height or width: cannot concatenate"
                 )));
             }
-            if s.c % r.groups != 0 {
+            if !s.c.is_multiple_of(r.groups) {
                 return Err(err(format!("layer {l}'s {} channels are not divisible by groups {}", s.c, r.groups)));
             }
             c += s.c / r.groups;
