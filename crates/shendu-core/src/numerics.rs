@@ -56,6 +56,29 @@ thread_local! {
     /// The op whose backward rule is running, and its scope path: ops run by the rule report
     /// as that op's backward.
     static BACKWARD_OF: RefCell<Option<(&'static str, String)>> = const { RefCell::new(None) };
+    /// The last check that failed on this thread, for a caller that wants the tensors.
+    static LAST_FAILURE: RefCell<Option<Failure>> = const { RefCell::new(None) };
+}
+
+/// What a failed check saw: the op, forward or backward, the scope path and the op's inputs
+/// (cheap handles to the very tensors), so a caller can print statistics or save them.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The op whose result was not finite (for backward, the forward op whose rule ran).
+    pub op: &'static str,
+    /// `"forward"`, or `"backward (its mul)"` naming the op of the rule that failed.
+    pub phase: String,
+    /// The scope path (`layers/2`); empty at top level.
+    pub path: String,
+    /// `"NaN"` or `"Inf"`.
+    pub found: &'static str,
+    pub inputs: Vec<Tensor>,
+}
+
+/// Takes the last failure recorded on this thread (checks record one as they fail), leaving
+/// none.
+pub fn take_failure() -> Option<Failure> {
+    LAST_FAILURE.with(|f| f.borrow_mut().take())
 }
 
 /// Restores the previous backward context when dropped.
@@ -136,6 +159,9 @@ pub(crate) fn check(op: &'static str, what: &str, path: &str, inputs: &[&Tensor]
         })
         .collect();
     let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+    let failure =
+        Failure { op, phase: what.to_string(), path: path.to_string(), found: bad, inputs: inputs.iter().map(|t| (*t).clone()).collect() };
+    LAST_FAILURE.with(|f| *f.borrow_mut() = Some(failure));
     Err(Error::invalid(op, format!("check_numerics: {what} of {op}{at} produced {bad}; {}", ins.join(", "))))
 }
 

@@ -61,6 +61,8 @@ impl Module for Sequential {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut h = x.clone();
         for (name, m) in &self.children {
+            // Numerics errors (and the backward rules recorded here) then name the layer path.
+            let _scope = shendu_core::numerics::enabled().then(|| shendu_core::numerics::scope(name));
             h = m.forward(&h, mode).map_err(|e| match e {
                 // Say which child failed; the inner message keeps the op and shapes.
                 Error::Core(inner) => Error::layer(format!("{name} ({})", m.type_name()), inner.to_string()),

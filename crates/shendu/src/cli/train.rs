@@ -69,6 +69,11 @@ pub struct TrainArgs {
     /// End by printing one JSON object with the final figures on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Stop at the first NaN or infinity in forward or backward: name the op, the layer path and
+    /// the step, print its inputs' statistics and save them with the layer's parameters to
+    /// OUT/numerics-dump.safetensors (read it with `shendu weights inspect`). Slower.
+    #[arg(long)]
+    pub check_numerics: bool,
 }
 
 impl TrainArgs {
@@ -106,7 +111,8 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         (None, Some(path)) => path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
         (None, None) => PathBuf::from("runs").join(&config.model),
     };
-    let summary = train::train(&TrainOptions { config, out, resume: args.resume.clone(), quiet: args.quiet })?;
+    let summary =
+        train::train(&TrainOptions { config, out, resume: args.resume.clone(), quiet: args.quiet, check_numerics: args.check_numerics })?;
     if args.json {
         println!("{}", serde_json::to_string(&summary).map_err(|e| CliError::internal(e.to_string()))?);
     } else {

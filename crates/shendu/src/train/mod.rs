@@ -5,6 +5,7 @@ mod chart;
 pub mod checkpoint;
 mod config;
 pub mod metrics;
+pub mod numerics_report;
 mod progress;
 mod trainer;
 

@@ -16,6 +16,7 @@ use shendu_vision::zoo::{self, ModelOptions};
 
 use super::checkpoint::{self, Checkpoint, FORMAT};
 use super::metrics::{EpochRecord, MetricsLog};
+use super::numerics_report;
 use super::progress::EpochProgress;
 use super::{chart, TrainConfig};
 use crate::cli::eval::evaluate;
@@ -31,6 +32,9 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// No progress bar or per-epoch lines (the summary is still returned).
     pub quiet: bool,
+    /// Stop at the first NaN or infinity in forward or backward, report the op and layer and
+    /// write a dump (`--check-numerics`).
+    pub check_numerics: bool,
 }
 
 /// What a finished run reports (`--json` prints it).
@@ -109,6 +113,9 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         shendu_core::num_threads()
     ));
 
+    if opts.check_numerics {
+        shendu_core::numerics::enable();
+    }
     let began = Instant::now();
     let (mut step, mut best, mut stopped_early) = (start.step, start.best, false);
     for epoch in start.epoch..cfg.epochs {
@@ -120,11 +127,22 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
             let batch = batch?;
             lr = schedule.lr_at(cfg.lr, step);
             optimizer.set_lr(lr);
-            let (loss, acc) = train_step(model.as_ref(), optimizer.as_mut(), &batch.inputs, &batch.targets, cfg.clip_norm)?;
+            let (loss, acc) = match train_step(model.as_ref(), optimizer.as_mut(), &batch.inputs, &batch.targets, cfg.clip_norm) {
+                Ok(v) => v,
+                Err(e) => {
+                    progress.finish();
+                    let at = numerics_report::At { epoch: epoch + 1, step: step + 1 };
+                    return Err(match shendu_core::numerics::take_failure() {
+                        Some(failure) if opts.check_numerics => numerics_report::report(&failure, model.as_ref(), &at, &opts.out),
+                        _ => e,
+                    });
+                }
+            };
             if !loss.is_finite() {
                 return Err(CliError::internal(format!(
-                    "training diverged: loss is {loss} at epoch {} step {step} (lr {lr}); try a lower --lr",
-                    epoch + 1
+                    "training diverged: loss is {loss} at epoch {} step {} (lr {lr}); try a lower --lr, or --check-numerics to find the first op and layer that made it",
+                    epoch + 1,
+                    step + 1
                 )));
             }
             let n = batch.len();

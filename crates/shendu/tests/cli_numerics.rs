@@ -1,0 +1,60 @@
+//! `shendu train --check-numerics` (issue 7): an MLP at learning rate 50 diverges; the check names
+//! the first op that made a NaN or infinity, its layer path and step, and the dump it writes
+//! loads in `shendu weights inspect`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn shendu() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shendu"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shendu-cli-numerics-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The number after `key` in `text` (`"step 6"` -> 6).
+fn number_after(text: &str, key: &str) -> usize {
+    let rest = text.split(key).nth(1).unwrap_or_else(|| panic!("no '{key}' in: {text}"));
+    rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+}
+
+#[test]
+fn lr_50_divergence_is_traced_to_op_layer_and_step() {
+    let dir = temp_dir("lr50");
+    let args = ["train", "--model", "mlp", "--lr", "50", "--epochs", "1", "--threads", "1", "--quiet"];
+
+    // Without the check the run only notices a NaN loss, some steps later.
+    let plain = shendu().args(args).arg("--out").arg(dir.join("plain")).output().unwrap();
+    let plain_err = String::from_utf8_lossy(&plain.stderr);
+    assert!(!plain.status.success() && plain_err.contains("training diverged"), "{plain_err}");
+    let diverged_at = number_after(&plain_err, " step ");
+
+    let out_dir = dir.join("checked");
+    let checked = shendu().args(args).arg("--out").arg(&out_dir).arg("--check-numerics").output().unwrap();
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "{err}");
+    let line = err.lines().find(|l| l.contains("check-numerics:")).unwrap_or_else(|| panic!("no report: {err}"));
+    // "check-numerics: forward of matmul produced Inf at step 6 (epoch 1), layer layers.4"
+    assert!(line.contains(" of ") && (line.contains("produced NaN") || line.contains("produced Inf")), "{line}");
+    let step = number_after(line, "at step");
+    assert!(step >= 1 && step <= diverged_at, "first non-finite at step {step}, loss NaN at step {diverged_at}: {line}");
+    let layer = line.rsplit("layer ").next().unwrap().trim();
+    assert!(["layers.0", "layers.1", "layers.2", "layers.3", "layers.4"].contains(&layer), "not an MLP layer path: {line}");
+    assert!(err.contains("input 0: [") && err.contains("NaN,"), "input statistics missing: {err}");
+
+    // The dump holds the op's inputs, and the layer's parameters when it has any.
+    let dump = out_dir.join("numerics-dump.safetensors");
+    let inspect = shendu().args(["weights", "inspect"]).arg(&dump).output().unwrap();
+    let listing = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(listing.contains("input.0"), "{listing}");
+    assert!(listing.contains(&format!("layer = {layer}")) && listing.contains(&format!("step = {step}")), "{listing}");
+    if matches!(layer, "layers.0" | "layers.2" | "layers.4") {
+        assert!(listing.contains(&format!("{layer}.weight")), "{listing}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
