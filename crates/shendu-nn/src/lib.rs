@@ -22,6 +22,7 @@ mod param;
 pub mod schedule;
 mod sequential;
 pub mod state;
+pub mod tap;
 
 pub use error::{Error, Result};
 pub use module::{join_name, Mode, Module, ModuleExt};

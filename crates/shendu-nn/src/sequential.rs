@@ -2,7 +2,7 @@
 
 use shendu_core::Tensor;
 
-use crate::{join_name, Error, Mode, Module, Param, Result};
+use crate::{join_name, Mode, Module, Param, Result};
 
 /// A chain of modules. Children are named `0`, `1`, ... like PyTorch's `nn.Sequential`, or by the
 /// name given to [`Sequential::push_named`].
@@ -61,14 +61,7 @@ impl Module for Sequential {
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut h = x.clone();
         for (name, m) in &self.children {
-            // Numerics errors (and the backward rules recorded here) then name the layer path.
-            let _scope = shendu_core::numerics::enabled().then(|| shendu_core::numerics::scope(name));
-            h = m.forward(&h, mode).map_err(|e| match e {
-                // Say which child failed; the inner message keeps the op and shapes.
-                Error::Core(inner) => Error::layer(format!("{name} ({})", m.type_name()), inner.to_string()),
-                Error::Layer { layer, msg } => Error::layer(join_name(name, &layer), msg),
-                other => other,
-            })?;
+            h = crate::tap::forward_child(name, m.as_ref(), &h, mode)?;
         }
         Ok(h)
     }
