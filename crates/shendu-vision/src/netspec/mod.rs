@@ -28,10 +28,12 @@
 //! assert_eq!(shapes[1].output, shendu_vision::netspec::Chw::new(8, 1, 1));
 //! ```
 
+mod build;
 mod layers;
 mod params;
 mod shape;
 
+pub use build::{decode_region, decode_yolo, BBox, Detection, Network};
 pub use layers::{
     Activation, Connected, Conv, CostKind, Crop, Layer, Pool, Region, Reorg, Route, Shortcut, ShortcutWeights, WeightsNormalization, Yolo,
 };

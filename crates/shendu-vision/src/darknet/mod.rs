@@ -1,0 +1,3 @@
+//! Darknet's file formats.
+
+pub mod weights;
