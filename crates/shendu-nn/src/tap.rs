@@ -71,17 +71,31 @@ fn is_container(type_name: &str) -> bool {
 /// Runs `child.forward(x)` as the child called `name` of the calling container: numerics errors
 /// name its path, a layer error gains the child's name, and an open tap records its output.
 pub fn forward_child(name: &str, child: &dyn Module, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    let record = !is_container(child.type_name());
+    run_child(name, child.type_name(), record, || {
+        child.forward(x, mode).map_err(|e| match e {
+            // Say which child failed; the inner message keeps the op and shapes.
+            Error::Core(inner) => Error::layer(format!("{name} ({})", child.type_name()), inner.to_string()),
+            Error::Layer { layer, msg } => Error::layer(join_name(name, &layer), msg),
+            other => other,
+        })
+    })
+}
+
+/// Runs `f` (the forward of a part called `name`, of type `type_name`) under that name: for
+/// containers that run their parts themselves. With `record`, an open tap keeps the output.
+pub fn run_child<E>(
+    name: &str,
+    type_name: &'static str,
+    record: bool,
+    f: impl FnOnce() -> std::result::Result<Tensor, E>,
+) -> std::result::Result<Tensor, E> {
     let tapping = is_open();
     let _scope = (tapping || numerics::enabled()).then(|| numerics::scope(name));
     if tapping {
         PATH.with(|p| p.borrow_mut().push(name.to_string()));
     }
-    let out = child.forward(x, mode).map_err(|e| match e {
-        // Say which child failed; the inner message keeps the op and shapes.
-        Error::Core(inner) => Error::layer(format!("{name} ({})", child.type_name()), inner.to_string()),
-        Error::Layer { layer, msg } => Error::layer(join_name(name, &layer), msg),
-        other => other,
-    });
+    let out = f();
     if tapping {
         let path = PATH.with(|p| {
             let mut p = p.borrow_mut();
@@ -89,8 +103,8 @@ pub fn forward_child(name: &str, child: &dyn Module, x: &Tensor, mode: Mode) -> 
             p.pop();
             path
         });
-        if let (Ok(y), false) = (&out, is_container(child.type_name())) {
-            RECORDED.with(|r| r.borrow_mut().push(Recorded { path, type_name: child.type_name(), output: y.detach() }));
+        if let (Ok(y), true) = (&out, record) {
+            RECORDED.with(|r| r.borrow_mut().push(Recorded { path, type_name, output: y.detach() }));
         }
     }
     out

@@ -285,7 +285,10 @@ impl Network {
         let mut outputs: Vec<Option<Tensor>> = vec![None; self.spec.layers.len()];
         let mut prev = x.clone();
         for i in 0..end.min(self.spec.layers.len()) {
-            let y = self.layer_forward(i, &prev, &outputs, mode)?;
+            let name = self.spec.layer_name(i);
+            let y = shendu_nn::tap::run_child(&name, self.spec.layers[i].layer.section(), true, || {
+                self.layer_forward(i, &prev, &outputs, mode)
+            })?;
             for &j in &self.frees[i] {
                 outputs[j] = None;
             }
