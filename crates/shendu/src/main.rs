@@ -34,6 +34,8 @@ enum Command {
     Knn(cli::knn::KnnArgs),
     /// k-means clustering of a CSV file, with a Voronoi picture for 2-D data.
     Kmeans(cli::kmeans::KMeansArgs),
+    /// Draws a run's logs: `plot stats LOG` (per-layer gradient norm and activation std from train --log-stats).
+    Plot(cli::plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Rademacher(args) => cli::rademacher::run(args),
         Command::Knn(args) => cli::knn::run(args),
         Command::Kmeans(args) => cli::kmeans::run(args),
+        Command::Plot(args) => cli::plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

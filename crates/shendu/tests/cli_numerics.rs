@@ -58,3 +58,46 @@ fn lr_50_divergence_is_traced_to_op_layer_and_step() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn log_stats_lines_and_their_plot() {
+    let dir = temp_dir("stats");
+    let run = shendu()
+        .args(["train", "--model", "mlp", "--epochs", "1", "--limit-train", "640", "--log-stats", "3", "--quiet", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let stats: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|v| v["kind"] == "stats").collect();
+    // 10 steps of 64 samples: steps 1, 4, 7, 10.
+    let steps: Vec<u64> = stats.iter().map(|v| v["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 4, 7, 10]);
+    let layers = stats[0]["layers"].as_array().unwrap();
+    let linear: Vec<&serde_json::Value> = layers.iter().filter(|l| l["type"] == "Linear").collect();
+    assert_eq!(linear.len(), 3, "{layers:?}");
+    for l in &linear {
+        let (g, w, r) = (l["grad_norm"].as_f64().unwrap(), l["weight_norm"].as_f64().unwrap(), l["update_ratio"].as_f64().unwrap());
+        assert!(g > 0.0 && w > 0.0 && r > 0.0, "{l}");
+        // At step 1 SGD's momentum buffer is the gradient itself, so the update is lr (0.05 at
+        // the cosine's start) times the gradient: ratio x weight norm = 0.05 x grad norm, up to
+        // the weights' change in norm (tiny at this learning rate).
+        assert!((r * w - 0.05 * g).abs() < 0.02 * 0.05 * g, "update {} vs lr x grad {}", r * w, 0.05 * g);
+        assert!(l["act_std"].as_f64().unwrap() > 0.0);
+    }
+    let relu = layers.iter().find(|l| l["type"] == "Relu").unwrap();
+    let zeros = relu["act_zero_fraction"].as_f64().unwrap();
+    assert!(zeros > 0.2 && zeros < 0.8, "ReLU zero fraction {zeros}");
+
+    let png = dir.join("stats.png");
+    let plot = shendu().args(["plot", "stats"]).arg(dir.join("metrics.jsonl")).output().unwrap();
+    assert!(plot.status.success(), "{}", String::from_utf8_lossy(&plot.stderr));
+    assert!(std::fs::metadata(&png).map(|m| m.len() > 10_000).unwrap_or(false));
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "{\"epoch\": 1}\n").unwrap();
+    let none = shendu().args(["plot", "stats"]).arg(&empty).output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--log-stats"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

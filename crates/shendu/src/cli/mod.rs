@@ -9,6 +9,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod loaded;
 pub mod ml;
+pub mod plot;
 pub mod predict;
 pub mod rademacher;
 pub mod test_cmd;

@@ -74,6 +74,10 @@ pub struct TrainArgs {
     /// OUT/numerics-dump.safetensors (read it with `shendu weights inspect`). Slower.
     #[arg(long)]
     pub check_numerics: bool,
+    /// Every N steps, log per-layer activation and gradient statistics and the update/weight
+    /// ratio into metrics.jsonl ("kind": "stats" lines); draw them with `shendu plot stats`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub log_stats: usize,
 }
 
 impl TrainArgs {
@@ -111,8 +115,14 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         (None, Some(path)) => path.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
         (None, None) => PathBuf::from("runs").join(&config.model),
     };
-    let summary =
-        train::train(&TrainOptions { config, out, resume: args.resume.clone(), quiet: args.quiet, check_numerics: args.check_numerics })?;
+    let summary = train::train(&TrainOptions {
+        config,
+        out,
+        resume: args.resume.clone(),
+        quiet: args.quiet,
+        check_numerics: args.check_numerics,
+        log_stats: args.log_stats,
+    })?;
     if args.json {
         println!("{}", serde_json::to_string(&summary).map_err(|e| CliError::internal(e.to_string()))?);
     } else {

@@ -1,5 +1,6 @@
-//! The metrics log: one JSON object per line (JSONL), one line per epoch, appended as training
-//! goes so that a killed run keeps what it measured.
+//! The metrics log: one JSON object per line (JSONL), one line per epoch (and with `--log-stats`
+//! per-layer statistics lines, `"kind": "stats"`), appended as training goes so that a killed
+//! run keeps what it measured.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,16 +36,22 @@ impl MetricsLog {
     /// (a resumed run), after dropping any lines past `keep_epochs` left by the interrupted run.
     pub fn open(path: &Path, fresh: bool, keep_epochs: usize) -> CliResult<(MetricsLog, Vec<EpochRecord>)> {
         let mut kept = Vec::new();
-        if !fresh {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                kept =
-                    text.lines().filter_map(|l| serde_json::from_str::<EpochRecord>(l).ok()).filter(|r| r.epoch <= keep_epochs).collect();
-            }
-        }
         let mut text = String::new();
-        for r in &kept {
-            text.push_str(&serde_json::to_string(r).map_err(|e| CliError::internal(e.to_string()))?);
-            text.push('\n');
+        if !fresh {
+            if let Ok(old) = std::fs::read_to_string(path) {
+                for line in old.lines() {
+                    // Epoch lines and `--log-stats` lines both carry their epoch.
+                    let epoch = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v.get("epoch")?.as_u64());
+                    if epoch.is_none_or(|e| e as usize > keep_epochs) {
+                        continue;
+                    }
+                    if let Ok(r) = serde_json::from_str::<EpochRecord>(line) {
+                        kept.push(r);
+                    }
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
         }
         std::fs::write(path, text).map_err(|e| CliError::internal(format!("{}: cannot write: {e}", path.display())))?;
         Ok((MetricsLog { path: path.to_path_buf() }, kept))
@@ -52,6 +59,11 @@ impl MetricsLog {
 
     /// Appends one epoch's line.
     pub fn append(&self, r: &EpochRecord) -> CliResult<()> {
+        self.append_line(r)
+    }
+
+    /// Appends any record as one line (`--log-stats` records).
+    pub fn append_line<T: Serialize>(&self, r: &T) -> CliResult<()> {
         let line = serde_json::to_string(r).map_err(|e| CliError::internal(e.to_string()))?;
         let mut f = std::fs::OpenOptions::new()
             .append(true)

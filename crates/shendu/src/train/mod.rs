@@ -4,6 +4,7 @@
 mod chart;
 pub mod checkpoint;
 mod config;
+pub mod layer_stats;
 pub mod metrics;
 pub mod numerics_report;
 mod progress;

@@ -15,6 +15,7 @@ use shendu_nn::{clip, Mode, Module, ModuleExt};
 use shendu_vision::zoo::{self, ModelOptions};
 
 use super::checkpoint::{self, Checkpoint, FORMAT};
+use super::layer_stats::StatsProbe;
 use super::metrics::{EpochRecord, MetricsLog};
 use super::numerics_report;
 use super::progress::EpochProgress;
@@ -35,6 +36,8 @@ pub struct TrainOptions {
     /// Stop at the first NaN or infinity in forward or backward, report the op and layer and
     /// write a dump (`--check-numerics`).
     pub check_numerics: bool,
+    /// Log per-layer statistics every this many steps (0: never; `--log-stats`).
+    pub log_stats: usize,
 }
 
 /// What a finished run reports (`--json` prints it).
@@ -127,6 +130,10 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
             let batch = batch?;
             lr = schedule.lr_at(cfg.lr, step);
             optimizer.set_lr(lr);
+            let probe = match opts.log_stats > 0 && step % opts.log_stats == 0 {
+                true => Some(StatsProbe::begin(model.as_ref())?),
+                false => None,
+            };
             let (loss, acc) = match train_step(model.as_ref(), optimizer.as_mut(), &batch.inputs, &batch.targets, cfg.clip_norm) {
                 Ok(v) => v,
                 Err(e) => {
@@ -144,6 +151,9 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
                     epoch + 1,
                     step + 1
                 )));
+            }
+            if let Some(probe) = probe {
+                log.append_line(&probe.finish(model.as_ref(), epoch + 1, step + 1)?)?;
             }
             let n = batch.len();
             loss_sum += loss * n as f64;
