@@ -36,6 +36,8 @@ enum Command {
     Kmeans(cli::kmeans::KMeansArgs),
     /// Draws a run's logs: `plot stats LOG` (per-layer gradient norm and activation std from train --log-stats).
     Plot(cli::plot::PlotArgs),
+    /// Reads a metrics log and names the usual suspects of a run that does not learn, with evidence.
+    Doctor(cli::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Knn(args) => cli::knn::run(args),
         Command::Kmeans(args) => cli::kmeans::run(args),
         Command::Plot(args) => cli::plot::run(args),
+        Command::Doctor(args) => cli::doctor::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
