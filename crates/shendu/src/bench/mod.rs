@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod fma;
+pub mod graph_step;
 pub mod timing;
 pub mod train_step;
 
@@ -142,6 +143,18 @@ fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Resul
         };
         record(name, run());
     }
+    let name = "W4 MLP train (graph)";
+    if opts.wants(name) {
+        let run = || -> Result<Figure> {
+            let mut s = graph_step::GraphStep::mlp()?;
+            let l0 = s.step()?;
+            let secs = timing::bench(opts.reps, || s.step().map(drop))?;
+            let l1 = s.step()?;
+            let extra = format!("{:.1} steps/s; loss {l0:.3}->{l1:.3}; compiled Session", 1.0 / secs);
+            Ok(Figure { workload: name.into(), threads: t, value: s.batch as f64 / secs, unit: "samples/s", pct_of_peak: None, extra })
+        };
+        record(name, run());
+    }
 }
 
 fn sgemm(reps: usize, n: usize, t: usize, peak: Option<f64>) -> Result<Figure> {
@@ -270,9 +283,12 @@ mod tests {
         let opts = Options { threads: vec![1], reps: 1, only: vec!["W4".into()] };
         let out = run(&opts, |_| {}, |_| {});
         assert!(out.failures.is_empty(), "{:?}", out.failures);
-        assert_eq!(out.figures.len(), 1);
-        let f = &out.figures[0];
-        assert_eq!((f.workload.as_str(), f.threads, f.unit), ("W4 MLP train", 1, "samples/s"));
-        assert!(f.value > 0.0 && f.pct_of_peak.is_none());
+        // "W4" selects the eager step and its graph-mode twin.
+        let names: Vec<&str> = out.figures.iter().map(|f| f.workload.as_str()).collect();
+        assert_eq!(names, ["W4 MLP train", "W4 MLP train (graph)"]);
+        for f in &out.figures {
+            assert_eq!((f.threads, f.unit), (1, "samples/s"));
+            assert!(f.value > 0.0 && f.pct_of_peak.is_none());
+        }
     }
 }

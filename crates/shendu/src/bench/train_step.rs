@@ -60,6 +60,16 @@ impl TrainStep {
         Ok(TrainStep { model, opt, x, y, ce: CrossEntropyOpts::default(), batch })
     }
 
+    /// The fixed batch: inputs `[batch, 1, 28, 28]` and i64 labels.
+    pub fn batch_tensors(&self) -> (Tensor, Tensor) {
+        (self.x.clone(), self.y.clone())
+    }
+
+    /// The network being trained.
+    pub fn model(&self) -> &Sequential {
+        &self.model
+    }
+
     /// One training step (clear the gradients, forward, loss, backward, SGD update); returns
     /// the loss before the update.
     ///
