@@ -26,7 +26,8 @@ pub struct Recorded {
     pub path: String,
     /// The layer's type (`Linear`, `Relu`, ...).
     pub type_name: &'static str,
-    /// Its output (detached: recording keeps no graph alive).
+    /// Its output, still part of the step's autograd graph (so a debugger can ask a gradient
+    /// store for its gradient); the graph stays alive until the record is dropped.
     pub output: Tensor,
 }
 
@@ -104,7 +105,7 @@ pub fn run_child<E>(
             path
         });
         if let (Ok(y), true) = (&out, record) {
-            RECORDED.with(|r| r.borrow_mut().push(Recorded { path, type_name, output: y.detach() }));
+            RECORDED.with(|r| r.borrow_mut().push(Recorded { path, type_name, output: y.clone() }));
         }
     }
     out
