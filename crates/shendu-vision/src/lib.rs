@@ -8,5 +8,6 @@
 //! assert_eq!(y.dims(), &[2, 10]);
 //! ```
 
+pub mod darknet;
 pub mod netspec;
 pub mod zoo;

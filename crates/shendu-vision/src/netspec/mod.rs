@@ -31,12 +31,14 @@
 mod layers;
 mod params;
 mod shape;
+mod summary;
 
 pub use layers::{
     Activation, Connected, Conv, CostKind, Crop, Layer, Pool, Region, Reorg, Route, Shortcut, ShortcutWeights, WeightsNormalization, Yolo,
 };
 pub use params::{ParamKind, ParamSpec};
-pub use shape::{Chw, LayerShapes};
+pub use shape::{Chw, LayerShapes, MAX_VALUES};
+pub use summary::{LayerSummary, Summary, DARKNET_HEADER};
 
 use shendu_nn::schedule::DarknetPolicy;
 use shendu_nn::Error;

@@ -11,6 +11,7 @@ pub mod loaded;
 pub mod ml;
 pub mod predict;
 pub mod rademacher;
+pub mod summary;
 pub mod test_cmd;
 pub mod train;
 pub mod weights;
