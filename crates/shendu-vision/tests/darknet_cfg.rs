@@ -82,7 +82,7 @@ fn expand_tabs(line: &str) -> String {
     for ch in line.chars() {
         if ch == '\t' {
             out.push(' ');
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(' ');
             }
         } else {
@@ -182,7 +182,7 @@ fn bad_cfgs_name_file_line_layer_and_problem() {
     let cases: &[(&str, &str, &str)] = &[
         ("[foo]\nx=1\n", "bad.cfg:22: layer 3: unknown section [foo]", "known sections: [convolutional]"),
         ("[route]\ngroups=2\n", "bad.cfg:22: layer 3 [route]: missing required key 'layers'", ""),
-        ("[route]\nlayers=-7\n", "bad.cfg:23: layer 3 [route]: layers=-7 refers to layer -4, which does not exist", "layers 0..2"),
+        ("[route]\nlayers=-7\n", "bad.cfg:23: layer 3 [route]: layers=-7 refers to layer -4, which does not exist", "layers 0 to 2"),
         ("[route]\nlayers=-1,9\n", "bad.cfg:23: layer 3 [route]: layers=9 refers to layer 9, which is not an earlier layer", ""),
         ("[shortcut]\nfrom=0\n", "bad.cfg:22: layer 3 [shortcut]: adds layer 0's output 8 x 16 x 16", "shapes differ"),
         ("[route]\nlayers=0,-1\n", "bad.cfg:22: layer 3 [route]: layer 2's output 8 x 8 x 8", "cannot concatenate"),
@@ -328,7 +328,7 @@ fn exercise(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_real_cfgs_never_panic(

@@ -49,7 +49,7 @@ pub fn read_cfg_unchecked(path: impl AsRef<Path>) -> Result<ParsedCfg> {
 /// let parsed = shendu_vision::darknet::parse_cfg(cfg, Some("tiny.cfg")).unwrap();
 /// assert_eq!(parsed.spec.output_shape().unwrap(), shendu_vision::netspec::Chw::new(8, 8, 8));
 /// let err = shendu_vision::darknet::parse_cfg(&cfg.replace("-1,0", "-1,5"), Some("tiny.cfg")).unwrap_err();
-/// assert!(err.to_string().starts_with("tiny.cfg:10: layer 1 [route]: layers=5 refers to layer 5"), "{err}");
+/// assert!(err.to_string().starts_with("tiny.cfg:11: layer 1 [route]: layers=5 refers to layer 5"), "{err}");
 /// ```
 pub fn parse_cfg(text: &str, origin: Option<&str>) -> Result<ParsedCfg> {
     let parsed = parse_cfg_unchecked(text, origin)?;
@@ -131,6 +131,8 @@ fn context(sections: &[Section]) -> String {
 
 fn lex(text: &str, loc: &Loc) -> Result<Vec<Section>> {
     let mut sections: Vec<Section> = Vec::new();
+    // A byte-order mark would otherwise hide the first `[`.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
         let s = strip(raw);
@@ -267,7 +269,11 @@ impl Opts<'_, '_> {
         } else {
             "which is not an earlier layer".to_string()
         };
-        let before = if i == 0 { "no layer comes before it".to_string() } else { format!("layers 0..{} come before it", i - 1) };
+        let before = match i {
+            0 => "no layer comes before it".to_string(),
+            1 => "only layer 0 comes before it".to_string(),
+            _ => format!("layers 0 to {} come before it", i - 1),
+        };
         Err(self.error(line, &format!("{key}={v} refers to layer {abs}, {why} ({before})")))
     }
 
@@ -443,7 +449,7 @@ fn parse_layer(i: usize, section: &mut Section, loc: &Loc, notes: &mut Vec<Strin
             c.bias = o.flag("bias", true)?;
             (Layer::Connected(c), &[], &[])
         }
-        "maxpool" => (Layer::MaxPool(parse_pool(&mut o)?), MAXPOOL_KNOWN, MAXPOOL_KNOWN),
+        "maxpool" => (Layer::MaxPool(parse_pool(&mut o)?), MAXPOOL_KNOWN, &["maxpool_depth", "antialiasing"]),
         "local_avgpool" => (Layer::LocalAvgPool(parse_pool(&mut o)?), &[], &[]),
         "avgpool" => (Layer::AvgPool, &[], &[]),
         "route" => {
@@ -469,7 +475,7 @@ fn parse_layer(i: usize, section: &mut Section, loc: &Loc, notes: &mut Vec<Strin
                 let at = o.find("probability").map(|(_, l)| l).unwrap_or(line);
                 return Err(o.error(at, &format!("probability={probability} must be in [0, 1)")));
             }
-            (Layer::Dropout { probability }, DROPOUT_KNOWN, DROPOUT_KNOWN)
+            (Layer::Dropout { probability }, DROPOUT_KNOWN, &["dropblock"])
         }
         "softmax" => (Layer::Softmax { groups: o.count("groups", 1)?, temperature: o.float("temperature", 1.0)? }, SOFTMAX_KNOWN, &[]),
         "cost" => {
@@ -695,4 +701,31 @@ fn parse_region(o: &mut Opts) -> Result<Region> {
     let softmax = o.flag("softmax", false)?;
     let anchors = anchors(o, num)?;
     Ok(Region { classes, coords, num, anchors, softmax })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn darknet_lexing_rules() {
+        assert_eq!(strip(" fil ters =\t3 \r"), "filters=3");
+        assert_eq!(parse_int("2147483647"), Ok(i32::MAX as i64));
+        assert!(parse_int("2147483648").unwrap_err().contains("32-bit"));
+        assert_eq!(parse_float(".1"), Ok(0.1));
+        assert!(parse_float("inf").is_err() && parse_float("1e999").is_err());
+        let text = "\u{feff}[net]\n# c\n; c\nwidth = 4\n\n[conv]\nfilters=2\nfilters=3\n";
+        let sections = lex(text, &Loc { origin: None }).unwrap();
+        assert_eq!(sections.len(), 2);
+        assert_eq!((sections[1].name.as_str(), sections[1].line, sections[1].entries.len()), ("[conv]", 6, 2));
+    }
+
+    #[test]
+    fn references_resolve_relative_and_absolute() {
+        let cfg = "[net]\nwidth=4\nheight=4\nchannels=1\n[avgpool]\n[avgpool]\n[route]\nlayers=-1,0,1\n";
+        let spec = parse_cfg(cfg, None).unwrap().spec;
+        assert_eq!(spec.layers[2].layer, Layer::Route(Route::concat(vec![1, 0, 1])));
+        let e = parse_cfg(&cfg.replace("-1,0,1", "2"), None).unwrap_err().to_string();
+        assert!(e.contains("layer 2 [route]: layers=2 refers to layer 2, which is this layer itself"), "{e}");
+    }
 }

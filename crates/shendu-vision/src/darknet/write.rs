@@ -232,3 +232,22 @@ fn write_layer(s: &mut SectionWriter, i: usize, layer: &Layer) {
         Layer::Activation(a) => s.put("activation", a.name()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::darknet::parse_cfg;
+
+    #[test]
+    fn repeated_default_keys_stay_behind_the_first() {
+        // `activation=logistic` is the default (not written) but is repeated: writing only the
+        // repeat would make it the value that counts and drop it from the kept keys.
+        let cfg = "[net]\nwidth=4\nheight=4\nchannels=1\n[convolutional]\nactivation=logistic\npad=1\nsize=3\npad=0\nactivation=relu\n";
+        let first = parse_cfg(cfg, None).unwrap().spec;
+        let written = to_cfg(&first);
+        let again = parse_cfg(&written, None).unwrap().spec;
+        assert_eq!(again.layers[0].layer, first.layers[0].layer, "{written}");
+        assert_eq!(again.layers[0].extra, first.layers[0].extra, "{written}");
+        assert!(written.contains("pad=0\npadding=1\n"), "{written}");
+    }
+}

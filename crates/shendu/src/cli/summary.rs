@@ -55,7 +55,9 @@ pub fn run(args: SummaryArgs) -> CliResult<()> {
             let small = matches!(name.as_str(), "lenet" | "lenet5" | "lenet-5" | "mlp");
             let (c, h, w) = input.unwrap_or(if small { (1, 28, 28) } else { (3, 224, 224) });
             let classes = args.classes.unwrap_or(if small { 10 } else { 1000 });
-            let opts = zoo::ModelOptions { in_channels: c, input_hw: (h, w), classes, dtype: DType::F32, ..zoo::ModelOptions::mnist() };
+            // Field by field, so options the zoo adds keep their defaults.
+            let mut opts = zoo::ModelOptions::mnist();
+            (opts.in_channels, opts.input_hw, opts.classes, opts.dtype) = (c, (h, w), classes, DType::F32);
             (zoo::spec(name, &opts)?, format!("model {name}"))
         }
         (None, None) => return Err(CliError::bad("give --cfg FILE or --model NAME")),
@@ -102,7 +104,7 @@ fn to_json(s: &Summary, source: &str) -> serde_json::Value {
         "buffers": s.buffers,
         "macs": s.macs,
         "activation_bytes": s.activation_bytes,
-        "darknet_total_bflops": format!("{:.3}", s.total_bflops),
+        "darknet_total_bflops": s.total_bflops,
         "darknet_avg_outputs": s.avg_outputs,
         "darknet_table": s.darknet_table(),
     })
