@@ -74,6 +74,8 @@ fn parameter_counts_match_published_weights_files() {
         let params = spec.params().unwrap();
         let values: usize = params.iter().filter(|p| p.kind != ParamKind::Counter).map(|p| p.shape.iter().product::<usize>()).sum();
         assert_eq!(20 + 4 * values as u64, bytes, "{name}");
+        let s = spec.summary().unwrap();
+        assert_eq!(s.params + s.buffers, values, "{name}");
     }
 }
 

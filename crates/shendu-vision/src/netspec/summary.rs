@@ -26,7 +26,8 @@ pub struct LayerSummary {
     pub output: Chw,
     /// Trained values (weights, biases, norm scales and shifts).
     pub params: usize,
-    /// Saved but untrained values (running means and variances, batch counters).
+    /// Saved but untrained values: running means and variances (not the batch counters), so
+    /// that `params + buffers` is the float count of a Darknet `.weights` file.
     pub buffers: usize,
     /// Multiply-accumulates for one image: those of convolutions and connected layers.
     pub macs: u64,
@@ -79,7 +80,8 @@ impl NetSpec {
             let n: usize = p.shape.iter().product();
             match p.kind {
                 ParamKind::Weight => params[p.layer] += n,
-                ParamKind::Buffer | ParamKind::Counter => buffers[p.layer] += n,
+                ParamKind::Buffer => buffers[p.layer] += n,
+                ParamKind::Counter => {}
             }
         }
         // Darknet's `l.w, l.h` of each layer, which decide what avg_outputs averages.
@@ -175,11 +177,11 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "input {} (C x H x W); {} parameters ({} trained, {} buffers); {} MACs; {} of activations (f32, one image)\n",
+            "input {} (C x H x W); {} trained parameters + {} running statistics = {} values; {} MACs; {} of activations (f32, one image)\n",
             self.input,
-            grouped((self.params + self.buffers) as u64),
             grouped(self.params as u64),
             grouped(self.buffers as u64),
+            grouped((self.params + self.buffers) as u64),
             grouped(self.macs),
             mebibytes(self.activation_bytes)
         ));
