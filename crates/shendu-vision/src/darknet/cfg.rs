@@ -14,6 +14,7 @@ use std::path::Path;
 use shendu_nn::schedule::DarknetPolicy;
 use shendu_nn::{Error, Result};
 
+use super::keys::*;
 use crate::netspec::{
     Activation, Connected, Conv, CostKind, Crop, Layer, LayerSpec, NetOptions, NetSpec, Pool, Region, Reorg, Route, Shortcut,
     ShortcutWeights, WeightsNormalization, Yolo,
@@ -332,21 +333,6 @@ fn parse_float(v: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// Keys Darknet reads (quietly) in every layer section; kept in `extra`.
-const GENERIC_KEYS: &[&str] = &[
-    "clip",
-    "onlyforward",
-    "dont_update",
-    "burnin_update",
-    "stopbackward",
-    "train_only_bn",
-    "dontload",
-    "dontloadscales",
-    "learning_rate",
-    "stream",
-    "wait_stream",
-];
-
 fn parse_net(section: &mut Section, loc: &Loc, notes: &mut Vec<String>) -> Result<NetOptions> {
     let line = section.line;
     let context = section.name.clone();
@@ -396,44 +382,6 @@ fn parse_net(section: &mut Section, loc: &Loc, notes: &mut Vec<String>) -> Resul
     // Darknet reports no unused [net] keys: augmentation and the like are all known there.
     n.extra = o.rest(None, &[]);
     Ok(n)
-}
-
-/// The canonical section name of a header (aliases resolved), or an error for a section
-/// shendu does not have.
-fn canonical(name: &str) -> std::result::Result<&'static str, String> {
-    Ok(match name {
-        "[convolutional]" | "[conv]" => "convolutional",
-        "[connected]" | "[conn]" => "connected",
-        "[maxpool]" | "[max]" => "maxpool",
-        "[local_avgpool]" | "[local_avg]" => "local_avgpool",
-        "[avgpool]" | "[avg]" => "avgpool",
-        "[route]" => "route",
-        "[shortcut]" => "shortcut",
-        "[upsample]" => "upsample",
-        "[dropout]" => "dropout",
-        "[softmax]" | "[soft]" => "softmax",
-        "[cost]" => "cost",
-        "[crop]" => "crop",
-        "[scale_channels]" => "scale_channels",
-        "[reorg]" | "[reorg3d]" => "reorg",
-        "[yolo]" => "yolo",
-        "[region]" => "region",
-        "[channel_shuffle]" => "channel_shuffle",
-        "[batchnorm]" => "batchnorm",
-        "[activation]" => "activation",
-        "[net]" | "[network]" => return Err("[net] may only be the first section".to_string()),
-        "[local]" | "[rnn]" | "[gru]" | "[lstm]" | "[crnn]" | "[conv_lstm]" | "[history]" | "[detection]" | "[normalization]" | "[lrn]"
-        | "[sam]" | "[Gaussian_yolo]" | "[contrastive]" | "[implicit]" | "[empty]" | "[silence]" => {
-            return Err(format!("{name} is a Darknet layer shendu does not support"));
-        }
-        _ => {
-            return Err(format!(
-                "unknown section {name}; known sections: [convolutional], [connected], [maxpool], [local_avgpool], [avgpool], \
-                 [route], [shortcut], [upsample], [dropout], [softmax], [cost], [crop], [scale_channels], [reorg], [yolo], \
-                 [region], [channel_shuffle], [batchnorm], [activation]"
-            ))
-        }
-    })
 }
 
 fn parse_layer(i: usize, section: &mut Section, loc: &Loc, notes: &mut Vec<String>) -> Result<LayerSpec> {
@@ -520,84 +468,6 @@ fn parse_layer(i: usize, section: &mut Section, loc: &Loc, notes: &mut Vec<Strin
     let extra = o.rest(Some(known), unsupported);
     Ok(LayerSpec { layer, name, bn_name, line: Some(line), extra })
 }
-
-const CONV_KNOWN: &[&str] = &[
-    "antialiasing",
-    "assisted_excitation",
-    "share_index",
-    "cbn",
-    "binary",
-    "xnor",
-    "bin_output",
-    "sway",
-    "rotate",
-    "stretch",
-    "stretch_sway",
-    "flipped",
-    "dot",
-    "angle",
-    "grad_centr",
-    "reverse",
-    "coordconv",
-];
-const CONV_UNSUPPORTED: &[&str] =
-    &["antialiasing", "share_index", "cbn", "binary", "xnor", "sway", "rotate", "stretch", "stretch_sway", "coordconv", "reverse"];
-const MAXPOOL_KNOWN: &[&str] = &["maxpool_depth", "out_channels", "antialiasing", "maxpool_zero_nonmax"];
-const DROPOUT_KNOWN: &[&str] = &["dropblock", "dropblock_size_rel", "dropblock_size_abs"];
-const SOFTMAX_KNOWN: &[&str] = &["tree", "spatial", "noloss"];
-const CROP_KNOWN: &[&str] = &["angle", "saturation", "exposure", "shift", "noadjust"];
-const YOLO_KNOWN: &[&str] = &[
-    "max",
-    "show_details",
-    "max_delta",
-    "counters_per_class",
-    "label_smooth_eps",
-    "objectness_smooth",
-    "new_coords",
-    "iou_normalizer",
-    "obj_normalizer",
-    "cls_normalizer",
-    "delta_normalizer",
-    "iou_loss",
-    "iou_thresh_kind",
-    "beta_nms",
-    "nms_kind",
-    "jitter",
-    "resize",
-    "focal_loss",
-    "ignore_thresh",
-    "truth_thresh",
-    "iou_thresh",
-    "random",
-    "track_history_size",
-    "sim_thresh",
-    "dets_for_track",
-    "dets_for_show",
-    "track_ciou_norm",
-    "embedding_layer",
-    "map",
-];
-const REGION_KNOWN: &[&str] = &[
-    "max",
-    "log",
-    "sqrt",
-    "focal_loss",
-    "jitter",
-    "resize",
-    "rescore",
-    "thresh",
-    "classfix",
-    "absolute",
-    "random",
-    "coord_scale",
-    "object_scale",
-    "noobject_scale",
-    "mask_scale",
-    "class_scale",
-    "bias_match",
-    "tree",
-    "map",
-];
 
 fn parse_conv(o: &mut Opts) -> Result<Conv> {
     let filters = o.count("filters", 1)?;

@@ -10,6 +10,7 @@
 //! ```
 
 mod cfg;
+mod keys;
 mod write;
 
 pub use cfg::{parse_cfg, parse_cfg_unchecked, read_cfg, read_cfg_unchecked, ParsedCfg};
