@@ -24,6 +24,8 @@ enum Command {
     Predict(cli::predict::PredictArgs),
     /// Inspects, compares and copies weights files (safetensors).
     Weights(cli::weights::WeightsArgs),
+    /// A network's layer table (Darknet's, then parameters, MACs, memory) from a .cfg or a zoo model.
+    Summary(cli::summary::SummaryArgs),
     /// Gradient descent for a linear model by hand: sweep, sgd or batch (the notebook's three variants).
     Gd(cli::gd::GdArgs),
     /// Entropy, cross-entropy, KL and Jensen-Shannon divergences, mutual information.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Test(args) => cli::test_cmd::run(args),
         Command::Predict(args) => cli::predict::run(args),
         Command::Weights(args) => cli::weights::run(args),
+        Command::Summary(args) => cli::summary::run(args),
         Command::Gd(args) => cli::gd::run(args),
         Command::Entropy(args) => cli::entropy::run(args),
         Command::Rademacher(args) => cli::rademacher::run(args),

@@ -32,13 +32,15 @@ mod build;
 mod layers;
 mod params;
 mod shape;
+mod summary;
 
 pub use build::{decode_region, decode_yolo, BBox, Detection, Network};
 pub use layers::{
     Activation, Connected, Conv, CostKind, Crop, Layer, Pool, Region, Reorg, Route, Shortcut, ShortcutWeights, WeightsNormalization, Yolo,
 };
 pub use params::{ParamKind, ParamSpec};
-pub use shape::{Chw, LayerShapes};
+pub use shape::{Chw, LayerShapes, MAX_VALUES};
+pub use summary::{LayerSummary, Summary, DARKNET_HEADER};
 
 use shendu_nn::schedule::DarknetPolicy;
 use shendu_nn::Error;

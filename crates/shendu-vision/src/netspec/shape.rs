@@ -18,9 +18,10 @@ impl Chw {
     pub fn new(c: usize, h: usize, w: usize) -> Chw {
         Chw { c, h, w }
     }
-    /// The number of values (`c * h * w`, Darknet's `outputs`).
+    /// The number of values (`c * h * w`, Darknet's `outputs`; saturating, so an absurd shape
+    /// cannot overflow: [`NetSpec::shapes`] rejects those above [`MAX_VALUES`]).
     pub fn len(&self) -> usize {
-        self.c * self.h * self.w
+        self.c.saturating_mul(self.h).saturating_mul(self.w)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -34,6 +35,10 @@ impl std::fmt::Display for Chw {
     }
 }
 
+/// The most values one activation or weight tensor may hold (2^40, 4 TiB as f32): larger ones
+/// are configuration mistakes, and the bound keeps every size computed from a spec in range.
+pub const MAX_VALUES: usize = 1 << 40;
+
 /// What a layer reads and what it produces. For a route, `input` is its first source's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerShapes {
@@ -45,15 +50,16 @@ pub struct LayerShapes {
 /// each side, the dilated kernel spans `dilation * (size - 1) + 1`; `None` when the kernel does
 /// not fit.
 pub fn conv_out(input: usize, size: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
-    let padded = input + 2 * padding * dilation;
-    let span = dilation * (size.max(1) - 1) + 1;
+    let padded = input.saturating_add(padding.saturating_mul(dilation).saturating_mul(2));
+    let span = dilation.saturating_mul(size.max(1) - 1).saturating_add(1);
     (stride > 0 && padded >= span).then(|| (padded - span) / stride + 1)
 }
 
 /// Darknet's pooling size rule, `(input + padding - size) / stride + 1`; `None` when the window
 /// does not fit.
 pub fn pool_out(input: usize, size: usize, stride: usize, padding: usize) -> Option<usize> {
-    (stride > 0 && size > 0 && input + padding >= size).then(|| (input + padding - size) / stride + 1)
+    let padded = input.saturating_add(padding);
+    (stride > 0 && size > 0 && padded >= size).then(|| (padded - size) / stride + 1)
 }
 
 impl NetSpec {
@@ -78,6 +84,7 @@ impl NetSpec {
             if shapes.output.is_empty() {
                 return Err(self.layer_error(i, format!("output {} is empty (input {})", shapes.output, shapes.input)));
             }
+            self.check_sizes(i, &shapes)?;
             out.push(shapes);
         }
         Ok(out)
@@ -155,7 +162,7 @@ impl NetSpec {
                     return Err(err("stride must not be 0".to_string()));
                 }
                 if *stride > 0 {
-                    Chw::new(x.c, x.h * s, x.w * s)
+                    Chw::new(x.c, x.h.saturating_mul(s), x.w.saturating_mul(s))
                 } else {
                     Chw::new(x.c, x.h / s, x.w / s)
                 }
@@ -195,19 +202,20 @@ impl NetSpec {
                     return Err(err("stride must be at least 1".to_string()));
                 }
                 if r.reverse {
-                    if !x.c.is_multiple_of(s * s) {
-                        return Err(err(format!("reverse reorg by {s} needs channels divisible by {} (input {x})", s * s)));
+                    let s2 = s.saturating_mul(s);
+                    if !x.c.is_multiple_of(s2) {
+                        return Err(err(format!("reverse reorg by {s} needs channels divisible by {s2} (input {x})")));
                     }
-                    Chw::new(x.c / (s * s), x.h * s, x.w * s)
+                    Chw::new(x.c / s2, x.h.saturating_mul(s), x.w.saturating_mul(s))
                 } else {
                     if !x.h.is_multiple_of(s) || !x.w.is_multiple_of(s) {
                         return Err(err(format!("reorg by {s} needs height and width divisible by {s} (input {x})")));
                     }
-                    Chw::new(x.c * s * s, x.h / s, x.w / s)
+                    Chw::new(x.c.saturating_mul(s).saturating_mul(s), x.h / s, x.w / s)
                 }
             }
             Layer::Yolo(y) => {
-                let want = y.mask.len() * (y.classes + 5);
+                let want = y.mask.len().saturating_mul(y.classes.saturating_add(5));
                 if x.c != want {
                     return Err(err(format!(
                         "input has {} channels; {} anchors x ({} classes + 5) need {want}",
@@ -222,7 +230,7 @@ impl NetSpec {
                 x
             }
             Layer::Region(r) => {
-                let want = r.num * (r.classes + r.coords + 1);
+                let want = r.num.saturating_mul(r.classes.saturating_add(r.coords).saturating_add(1));
                 if x.c != want {
                     return Err(err(format!(
                         "input has {} channels; {} anchors x ({} classes + {} coords + 1) need {want}",
@@ -233,6 +241,27 @@ impl NetSpec {
             }
         };
         Ok(LayerShapes { output, ..same })
+    }
+
+    /// Rejects outputs and weight tensors above [`MAX_VALUES`], so that nothing computed from
+    /// the shapes (parameter counts, MACs) can overflow.
+    fn check_sizes(&self, i: usize, s: &LayerShapes) -> Result<()> {
+        let (x, y) = (s.input, s.output);
+        let len = y.c.checked_mul(y.h).and_then(|n| n.checked_mul(y.w));
+        if len.is_none_or(|n| n > MAX_VALUES) {
+            return Err(self.layer_error(i, format!("output {y} is too large (more than 2^40 values; input {x})")));
+        }
+        let weights = match &self.layers[i].layer {
+            Layer::Conv(c) => {
+                c.filters.checked_mul(x.c / c.groups.max(1)).and_then(|n| n.checked_mul(c.size)).and_then(|n| n.checked_mul(c.size))
+            }
+            Layer::Connected(c) => x.len().checked_mul(c.output),
+            _ => Some(0),
+        };
+        if weights.is_none_or(|n| n > MAX_VALUES) {
+            return Err(self.layer_error(i, format!("its weights are too large (more than 2^40 values; input {x})")));
+        }
+        Ok(())
     }
 
     fn route_shapes(&self, i: usize, r: &super::Route, done: &[LayerShapes]) -> Result<LayerShapes> {

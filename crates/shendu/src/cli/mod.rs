@@ -13,6 +13,7 @@ pub mod ml;
 pub mod plot;
 pub mod predict;
 pub mod rademacher;
+pub mod summary;
 pub mod test_cmd;
 pub mod train;
 pub mod weights;

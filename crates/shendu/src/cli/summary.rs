@@ -1,0 +1,111 @@
+//! `shendu summary`: a network's layer table, from a Darknet cfg or a zoo model: Darknet's own
+//! table (AlexeyAB's format, `Total BFLOPS` and `avg_outputs` by Darknet's rules), then shendu's
+//! columns (parameters, MACs, activation memory).
+
+use clap::Args;
+use serde_json::json;
+use shendu_core::DType;
+use shendu_vision::netspec::{Chw, Summary};
+use shendu_vision::{darknet, zoo};
+
+use super::loaded::parse_input;
+use super::ml::print_json;
+use super::{CliError, CliResult};
+
+/// Flags of `shendu summary`.
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    /// A Darknet .cfg file.
+    #[arg(long, value_name = "FILE", conflicts_with = "model", required_unless_present = "model")]
+    pub cfg: Option<String>,
+    /// A zoo model (see `shendu train --help` for the names).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// The input as CxHxW, overriding the cfg's [net] width/height/channels (zoo models: the
+    /// default is 3x224x224, 1x28x28 for lenet and mlp).
+    #[arg(long, value_name = "CxHxW")]
+    pub input: Option<String>,
+    /// Classes of a zoo model (default 1000, 10 for lenet and mlp).
+    #[arg(long, value_name = "N")]
+    pub classes: Option<usize>,
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the summary the flags ask for.
+pub fn run(args: SummaryArgs) -> CliResult<()> {
+    let input = match &args.input {
+        None => None,
+        Some(raw) => Some(parse_input(raw).ok_or_else(|| CliError::bad(format!("--input {raw}: expected CxHxW, e.g. 3x416x416")))?),
+    };
+    let (spec, source) = match (&args.cfg, &args.model) {
+        (Some(path), _) => {
+            let parsed = darknet::read_cfg_unchecked(path)?;
+            for note in &parsed.notes {
+                eprintln!("{note}");
+            }
+            let mut spec = parsed.spec;
+            if let Some((c, h, w)) = input {
+                (spec.net.channels, spec.net.height, spec.net.width) = (c, h, w);
+            }
+            (spec, path.clone())
+        }
+        (None, Some(name)) => {
+            let small = matches!(name.as_str(), "lenet" | "lenet5" | "lenet-5" | "mlp");
+            let (c, h, w) = input.unwrap_or(if small { (1, 28, 28) } else { (3, 224, 224) });
+            let classes = args.classes.unwrap_or(if small { 10 } else { 1000 });
+            // Field by field, so options the zoo adds keep their defaults.
+            let mut opts = zoo::ModelOptions::mnist();
+            (opts.in_channels, opts.input_hw, opts.classes, opts.dtype) = (c, (h, w), classes, DType::F32);
+            (zoo::spec(name, &opts)?, format!("model {name}"))
+        }
+        (None, None) => return Err(CliError::bad("give --cfg FILE or --model NAME")),
+    };
+    let summary = spec.summary()?;
+    if args.json {
+        return print_json(&to_json(&summary, &source));
+    }
+    print!("{}", summary.darknet_table());
+    println!();
+    print!("{}", summary.table());
+    Ok(())
+}
+
+fn chw(s: Chw) -> serde_json::Value {
+    json!([s.c, s.h, s.w])
+}
+
+fn to_json(s: &Summary, source: &str) -> serde_json::Value {
+    let layers: Vec<serde_json::Value> = s
+        .layers
+        .iter()
+        .map(|l| {
+            json!({
+                "index": l.index,
+                "type": l.kind,
+                "name": l.name,
+                "input": chw(l.input),
+                "output": chw(l.output),
+                "params": l.params,
+                "buffers": l.buffers,
+                "macs": l.macs,
+                "activation_bytes": l.activation_bytes,
+                "bflops": l.bflops,
+                "darknet": l.darknet,
+            })
+        })
+        .collect();
+    json!({
+        "source": source,
+        "input": chw(s.input),
+        "layers": layers,
+        "params": s.params,
+        "buffers": s.buffers,
+        "macs": s.macs,
+        "activation_bytes": s.activation_bytes,
+        "darknet_total_bflops": s.total_bflops,
+        "darknet_avg_outputs": s.avg_outputs,
+        "darknet_table": s.darknet_table(),
+    })
+}
