@@ -12,8 +12,12 @@ use crate::train::{self, checkpoint::Checkpoint, TrainConfig, TrainOptions};
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
     /// Model from the zoo: lenet (LeNet-5) or mlp (784-512-512-10) [default: lenet].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "cfg")]
     pub model: Option<String>,
+    /// Train the network a Darknet .cfg describes; its [net] batch, learning_rate, momentum,
+    /// decay, policy, burn_in, power and max_batches apply unless the flags below override them.
+    #[arg(long, value_name = "FILE")]
+    pub cfg: Option<PathBuf>,
     /// Directory with the four MNIST files (train-images-idx3-ubyte etc., plain or .gz)
     /// [default: the 6,000/1,000-image subset built into shendu].
     #[arg(long, value_name = "DIR")]
@@ -107,8 +111,21 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
             serde_json::from_str(&raw)
                 .map_err(|e| CliError::bad(format!("{}: metadata 'config' is not a training configuration: {e}", path.display())))?
         }
-        None => TrainConfig::default(),
+        None => match &args.cfg {
+            Some(path) => {
+                let spec = crate::train::model::read_spec(path)?;
+                let mut base = TrainConfig::default();
+                crate::train::model::apply_net_options(&mut base, &spec);
+                base.cfg = Some(path.display().to_string());
+                base.model = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cfg".into());
+                base
+            }
+            None => TrainConfig::default(),
+        },
     };
+    if args.resume.is_some() && args.cfg.is_some() {
+        return Err(CliError::bad("--cfg: a resumed run rebuilds the network its checkpoint was trained with; drop --cfg"));
+    }
     let config = args.config(base);
     let out = match (&args.out, &args.resume) {
         (Some(dir), _) => dir.clone(),

@@ -14,8 +14,11 @@ pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop"];
 /// A training run's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Zoo model name (`lenet`, `mlp`).
+    /// Zoo model name (`lenet`, `mlp`), or the cfg file's stem with `cfg`.
     pub model: String,
+    /// A Darknet cfg file to train instead of a zoo model (`--cfg`).
+    #[serde(default)]
+    pub cfg: Option<String>,
     /// Directory with the four MNIST files; `None` = the embedded subset.
     pub data: Option<String>,
     pub epochs: usize,
@@ -43,6 +46,7 @@ impl Default for TrainConfig {
     fn default() -> TrainConfig {
         TrainConfig {
             model: "lenet".into(),
+            cfg: None,
             data: None,
             epochs: 8,
             batch: 64,
@@ -85,7 +89,7 @@ impl TrainConfig {
             return bad("--clip-norm", format!("must be zero (off) or positive, got {}", self.clip_norm));
         }
         self.schedule(1)?;
-        if !shendu_vision::zoo::MODELS.iter().any(|(n, _)| *n == self.model) {
+        if self.cfg.is_none() && !shendu_vision::zoo::MODELS.iter().any(|(n, _)| *n == self.model) {
             let known: Vec<&str> = shendu_vision::zoo::MODELS.iter().map(|(n, _)| *n).collect();
             return bad("--model", format!("unknown model '{}'; known models: {}", self.model, known.join(", ")));
         }

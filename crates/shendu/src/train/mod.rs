@@ -6,6 +6,7 @@ pub mod checkpoint;
 mod config;
 pub mod layer_stats;
 pub mod metrics;
+pub mod model;
 pub mod numerics_report;
 mod progress;
 mod trainer;

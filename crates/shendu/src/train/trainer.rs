@@ -12,11 +12,12 @@ use shendu_data::{DataLoader, Dataset, Mnist, Normalize, Split, Subset, MNIST_ME
 use shendu_nn::loss::{cross_entropy, CrossEntropyOpts};
 use shendu_nn::optim::Optimizer;
 use shendu_nn::{clip, Mode, Module, ModuleExt};
-use shendu_vision::zoo::{self, ModelOptions};
+use shendu_vision::zoo::ModelOptions;
 
 use super::checkpoint::{self, Checkpoint, FORMAT};
 use super::layer_stats::StatsProbe;
 use super::metrics::{EpochRecord, MetricsLog};
+use super::model;
 use super::numerics_report;
 use super::progress::EpochProgress;
 use super::{chart, TrainConfig};
@@ -76,7 +77,9 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
     let (train_set, test_set) = load_data(cfg)?;
     let model_opts = model_options(train_set.as_ref())?;
     shendu_core::manual_seed(cfg.seed);
-    let model = zoo::build(&cfg.model, &model_opts)?;
+    let built = model::build(cfg, &model_opts)?;
+    let model = built.module;
+    let netspec_cfg = built.spec.as_ref().map(shendu_vision::darknet::to_cfg);
     let mut optimizer = cfg.build_optimizer(model.trainable_params())?;
     let normalize = Arc::new(Normalize { mean: vec![MNIST_MEAN], std: vec![MNIST_STD] });
     let train_loader = DataLoader::new(train_set, cfg.batch)?.shuffle(true).seed(cfg.seed).prefetch(2).transform(normalize.clone());
@@ -195,7 +198,10 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         if improved {
             best = (test_accuracy, epoch + 1);
         }
-        let meta = metadata(cfg, &model_opts, epoch + 1, step, test_accuracy, best)?;
+        let mut meta = metadata(cfg, &model_opts, epoch + 1, step, test_accuracy, best)?;
+        if let Some(text) = &netspec_cfg {
+            meta.insert("netspec_cfg".into(), text.clone());
+        }
         checkpoint::save(&paths.last, model.as_ref(), &optimizer.state(), &meta)?;
         if improved {
             checkpoint::save(&paths.best, model.as_ref(), &optimizer.state(), &meta)?;
