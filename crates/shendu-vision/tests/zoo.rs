@@ -168,3 +168,54 @@ fn options_and_errors() {
     let e = tiny.shapes().unwrap_err().to_string();
     assert!(e.contains("layer") && e.contains("does not fit"), "{e}");
 }
+
+/// Writes every zoo spec as JSON for `tests/reference/check_zoo_forward.py`, which runs the
+/// specs in PyTorch with the reference models' weights and compares the outputs (a check of
+/// what the layers compute, which names and shapes alone cannot give). Run with
+/// `cargo test -p shendu-vision --test zoo dump_specs -- --ignored` (writes
+/// `target/zoo_specs.json`).
+#[test]
+#[ignore]
+fn dump_specs() {
+    use serde_json::json;
+    use shendu_vision::netspec::Activation;
+    let act = |a: Activation| a.name();
+    let mut models = serde_json::Map::new();
+    for (name, _) in MODELS {
+        let spec = spec(name);
+        let layers: Vec<serde_json::Value> = spec
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let named = json!({"name": spec.layer_name(i), "bn_name": spec.bn_name(i)});
+                let mut v = match &l.layer {
+                    Layer::Conv(c) => json!({"type": "conv", "filters": c.filters, "size": c.size, "stride": c.stride_x,
+                        "padding": c.padding, "groups": c.groups, "dilation": c.dilation, "act": act(c.activation),
+                        "bn": c.batch_normalize, "bias": c.bias, "dirac": c.dirac}),
+                    Layer::Connected(c) => {
+                        json!({"type": "fc", "out": c.output, "act": act(c.activation), "bias": c.bias, "bn": c.batch_normalize})
+                    }
+                    Layer::MaxPool(p) => json!({"type": "maxpool", "size": p.size, "stride": p.stride_x, "padding": p.padding}),
+                    Layer::LocalAvgPool(p) => json!({"type": "local_avgpool", "size": p.size, "stride": p.stride_x, "padding": p.padding}),
+                    Layer::AvgPool => json!({"type": "avgpool"}),
+                    Layer::Route(r) => {
+                        json!({"type": "route", "layers": r.layers, "groups": r.groups, "group_id": r.group_id, "slice": r.slice})
+                    }
+                    Layer::Shortcut(s) => json!({"type": "shortcut", "from": s.from, "act": act(s.activation)}),
+                    Layer::Dropout { .. } => json!({"type": "dropout"}),
+                    Layer::BatchNorm => json!({"type": "batchnorm"}),
+                    Layer::Activation(a) => json!({"type": "activation", "act": act(*a)}),
+                    Layer::ChannelShuffle { groups } => json!({"type": "channel_shuffle", "groups": groups}),
+                    other => panic!("{name}: layer {i} [{}] is not dumped", other.section()),
+                };
+                v.as_object_mut().unwrap().extend(named.as_object().unwrap().clone());
+                v
+            })
+            .collect();
+        let input = spec.net.input_shape();
+        models.insert(name.to_string(), json!({"input": [input.c, input.h, input.w], "layers": layers}));
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/zoo_specs.json");
+    std::fs::write(path, serde_json::to_string(&models).unwrap()).unwrap();
+}
