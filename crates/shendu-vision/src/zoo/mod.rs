@@ -130,8 +130,8 @@ pub fn build(name: &str, opts: &ModelOptions) -> Result<Box<dyn Module>> {
         "lenet" | "lenet5" | "lenet-5" => Box::new(lenet5(opts)?),
         "mlp" => Box::new(mlp(opts, &[512, 512])?),
         _ => {
-            let known: Vec<&str> = MODELS.iter().map(|(n, _)| *n).collect();
-            return Err(Error::config("--model", format!("unknown model '{name}'; known models: {}", known.join(", "))));
+            let name = canonical(name)?;
+            return Err(Error::config("--model", format!("model '{name}' is described (zoo::spec) but cannot be built yet; buildable: lenet, mlp")));
         }
     })
 }
