@@ -1,5 +1,10 @@
-//! The model zoo: each model a constructor with options, and [`build`] to pick one by name (what
-//! `shendu train --model NAME` calls).
+//! The model zoo: each model a constructor with options returning its [`NetSpec`], [`spec`] to
+//! pick one by name, and [`build`] (what `shendu train --model NAME` calls).
+//!
+//! Where torchvision has the model, the spec's parameters are torchvision's, name for name and
+//! shape for shape in state-dict order, so its weights load strictly (`tests/zoo.rs` holds every
+//! such model to torchvision's `state_dict()`); the others follow their reference code's names
+//! (timm for DPN, Megvii's for ShuffleNet v1) or torchvision's style.
 
 mod blocks;
 mod cifar_resnet;
@@ -131,7 +136,10 @@ pub fn build(name: &str, opts: &ModelOptions) -> Result<Box<dyn Module>> {
         "mlp" => Box::new(mlp(opts, &[512, 512])?),
         _ => {
             let name = canonical(name)?;
-            return Err(Error::config("--model", format!("model '{name}' is described (zoo::spec) but cannot be built yet; buildable: lenet, mlp")));
+            return Err(Error::config(
+                "--model",
+                format!("model '{name}' is described (zoo::spec) but cannot be built yet; buildable: lenet, mlp"),
+            ));
         }
     })
 }

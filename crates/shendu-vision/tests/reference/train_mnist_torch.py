@@ -57,13 +57,15 @@ def main():
         model.train()
         perm = torch.randperm(len(xtr))
         t0 = time.perf_counter()
-        for i in range(0, len(xtr), args.batch):
+        for step, i in enumerate(range(0, len(xtr), args.batch)):
             b = perm[i : i + args.batch]
             loss = F.cross_entropy(model(xtr[b]), ytr[b])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            if step % 200 == 199:
+                print(f"  step {step + 1}: loss {loss.item():.4f}, {time.perf_counter() - t0:.0f} s", flush=True)
         dt = time.perf_counter() - t0
         model.eval()
         with torch.no_grad():
