@@ -120,7 +120,8 @@ impl ShuffleNetV2Config {
     /// For 28x28 MNIST digits: the 0.5x network with the stem at stride 1 and no max pool, so
     /// the stages run at 14, 7 and 4 pixels (ImageNet's 32x would leave one pixel), and
     /// `conv5` at 512 channels rather than 1024 (at 4x4 it would be a third of the work).
-    /// 7.5 MMACs per image, 0.25M parameters.
+    /// 7.5 MMACs per image, 0.25M parameters; its PyTorch twin reaches 99.37% test accuracy
+    /// after 2 epochs of SGD (`tests/reference/train_mnist_torch.py`).
     pub fn mnist() -> ShuffleNetV2Config {
         ShuffleNetV2Config { repeats: [4, 8, 4], channels: [24, 48, 96, 192, 512], stem_stride: 1, max_pool: false }
     }
