@@ -85,7 +85,7 @@ impl MobileNetV2Config {
     /// and the 160-channel stage at stride 1, so only three stages downsample (28, 14, 7, 4).
     /// At 32x (ImageNet's factor) a 28x28 digit would shrink to one pixel by the fourth stage;
     /// here the last eleven blocks still see a 4x4 map. Width 0.5 and a 512-channel last conv
-    /// (1280 would add 2 MMACs) keep it at 11 MMACs and 0.57M parameters per image, so an epoch
+    /// (1280 would add 2 MMACs) keep it at 11 MMACs per image and 0.57M parameters, so an epoch
     /// of MNIST takes minutes on two cores. Its PyTorch twin (`tests/reference/torch_zoo.py`)
     /// reaches 99.25% test accuracy after 2 epochs of SGD (`train_mnist_torch.py`).
     pub fn mnist() -> MobileNetV2Config {
