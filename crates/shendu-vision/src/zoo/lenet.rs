@@ -5,7 +5,9 @@ use shendu_core::Padding;
 use shendu_nn::layers::{Conv2dConfig, Flatten, Linear, MaxPool2d, Relu};
 use shendu_nn::{Error, Result, Sequential};
 
+use super::blocks::{no_options, Net};
 use super::ModelOptions;
+use crate::netspec::{Activation, Conv, NetSpec};
 
 /// `features` (conv 6@5x5 pad 2, ReLU, max pool 2, conv 16@5x5, ReLU, max pool 2), `flatten`,
 /// `classifier` (fc 120, ReLU, fc 84, ReLU, fc classes). Parameter names:
@@ -33,4 +35,20 @@ pub fn lenet5(opts: &ModelOptions) -> Result<Sequential> {
         .push(Relu)
         .push(Linear::new(84, opts.classes, dt)?);
     Ok(Sequential::new().push_named("features", features).push_named("flatten", Flatten::new()).push_named("classifier", classifier))
+}
+
+/// LeNet-5 as a [`NetSpec`], layer for layer the network [`lenet5`] builds and with the same
+/// parameter names (a layer's name is its place in `features` / `classifier`).
+pub fn lenet5_spec(opts: &ModelOptions) -> Result<NetSpec> {
+    no_options("lenet", opts, false, false)?;
+    let relu = Activation::Relu;
+    let mut n = Net::new(opts);
+    n.conv("features.0", Conv::new(6, 5, 1).padding(2).activation(relu));
+    n.max_pool(2, 2, 0);
+    n.conv("features.3", Conv::new(16, 5, 1).activation(relu));
+    n.max_pool(2, 2, 0);
+    n.fc("classifier.0", 120, relu);
+    n.fc("classifier.2", 84, relu);
+    n.fc("classifier.4", opts.classes, Activation::Linear);
+    Ok(n.finish())
 }

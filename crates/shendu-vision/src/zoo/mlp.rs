@@ -3,7 +3,9 @@
 use shendu_nn::layers::{Flatten, Linear, Relu};
 use shendu_nn::{Result, Sequential};
 
+use super::blocks::{no_options, Net};
 use super::ModelOptions;
+use crate::netspec::{Activation, NetSpec};
 
 /// `flatten`, then for each hidden width a Linear + ReLU, then a Linear to the classes.
 /// With `hidden = [512, 512]` on MNIST this is BENCH.md's W4 network, 784-512-512-10; its
@@ -18,6 +20,18 @@ pub fn mlp(opts: &ModelOptions, hidden: &[usize]) -> Result<Sequential> {
     }
     layers = layers.push(Linear::new(width, opts.classes, opts.dtype)?);
     Ok(Sequential::new().push_named("flatten", Flatten::new()).push_named("layers", layers))
+}
+
+/// The MLP as a [`NetSpec`]: fully connected layers named `layers.0`, `layers.2`, ... like
+/// [`mlp`]'s.
+pub fn mlp_spec(opts: &ModelOptions, hidden: &[usize]) -> Result<NetSpec> {
+    no_options("mlp", opts, false, false)?;
+    let mut n = Net::new(opts);
+    for (i, &h) in hidden.iter().enumerate() {
+        n.fc(&format!("layers.{}", 2 * i), h, Activation::Relu);
+    }
+    n.fc(&format!("layers.{}", 2 * hidden.len()), opts.classes, Activation::Linear);
+    Ok(n.finish())
 }
 
 #[cfg(test)]
