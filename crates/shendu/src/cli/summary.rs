@@ -22,15 +22,20 @@ pub struct SummaryArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// The input as CxHxW, overriding the cfg's [net] width/height/channels (zoo models: the
-    /// default is 3x224x224, 1x28x28 for lenet and mlp).
+    /// input the model was designed for: 3x224x224, 3x32x32 for CIFAR models, 1x28x28 for
+    /// lenet, mlp and the *_mnist models).
     #[arg(long, value_name = "CxHxW")]
     pub input: Option<String>,
-    /// Classes of a zoo model (default 1000, 10 for lenet and mlp).
+    /// Classes of a zoo model (default 1000 for ImageNet models, else 10).
     #[arg(long, value_name = "N")]
     pub classes: Option<usize>,
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write the network as a Darknet .cfg to FILE (zoo models become cfg files that
+    /// `shendu train --cfg` trains and that read back to the same network).
+    #[arg(long, value_name = "FILE")]
+    pub write_cfg: Option<std::path::PathBuf>,
 }
 
 /// Prints the summary the flags ask for.
@@ -52,17 +57,23 @@ pub fn run(args: SummaryArgs) -> CliResult<()> {
             (spec, path.clone())
         }
         (None, Some(name)) => {
-            let small = matches!(name.as_str(), "lenet" | "lenet5" | "lenet-5" | "mlp");
-            let (c, h, w) = input.unwrap_or(if small { (1, 28, 28) } else { (3, 224, 224) });
-            let classes = args.classes.unwrap_or(if small { 10 } else { 1000 });
-            // Field by field, so options the zoo adds keep their defaults.
-            let mut opts = zoo::ModelOptions::mnist();
-            (opts.in_channels, opts.input_hw, opts.classes, opts.dtype) = (c, (h, w), classes, DType::F32);
+            // The input and classes the model was designed for, unless the flags say otherwise.
+            let mut opts = zoo::ModelOptions::for_model(name)?;
+            if let Some((c, h, w)) = input {
+                (opts.in_channels, opts.input_hw) = (c, (h, w));
+            }
+            opts.classes = args.classes.unwrap_or(opts.classes);
+            opts.dtype = DType::F32;
             (zoo::spec(name, &opts)?, format!("model {name}"))
         }
         (None, None) => return Err(CliError::bad("give --cfg FILE or --model NAME")),
     };
     let summary = spec.summary()?;
+    if let Some(path) = &args.write_cfg {
+        let text = format!("# {source}, written by `shendu summary --write-cfg`\n{}", darknet::to_cfg(&spec));
+        std::fs::write(path, text).map_err(|e| CliError::bad(format!("--write-cfg {}: cannot write: {e}", path.display())))?;
+        eprintln!("wrote {}", path.display());
+    }
     if args.json {
         return print_json(&to_json(&summary, &source));
     }
