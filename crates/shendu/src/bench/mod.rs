@@ -123,12 +123,18 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut
 }
 
 /// Builds a training-step workload.
-type StepBuilder = fn() -> Result<train_step::TrainStep>;
+type StepBuilder = Box<dyn Fn() -> Result<train_step::TrainStep>>;
 
 /// W4 and W5: samples per second of one whole training step.
 fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Result<Figure>)) {
-    let workloads: [(&str, StepBuilder); 2] =
-        [("W4 MLP train", train_step::TrainStep::mlp), ("W5 LeNet train", train_step::TrainStep::lenet)];
+    let zoo = |name: &'static str, batch: usize| -> StepBuilder { Box::new(move || train_step::TrainStep::zoo(name, batch)) };
+    let workloads: [(&str, StepBuilder); 5] = [
+        ("W4 MLP train", Box::new(train_step::TrainStep::mlp)),
+        ("W5 LeNet train", Box::new(train_step::TrainStep::lenet)),
+        ("Z1 ResNet-20 train", zoo("resnet20", 32)),
+        ("Z2 MobileNetV2-28 train", zoo("mobilenet_v2_mnist", 64)),
+        ("Z3 ShuffleNetV2-28 train", zoo("shufflenet_v2_mnist", 64)),
+    ];
     for (name, build) in workloads {
         if !opts.wants(name) {
             continue;

@@ -1,4 +1,5 @@
-//! W4 (MLP training step) and W5 (LeNet-5 training step) of BENCH.md.
+//! W4 (MLP training step) and W5 (LeNet-5 training step) of BENCH.md, and the zoo models'
+//! training steps of issue 5 (Z1 ResNet-20, Z2 MobileNet v2 28x28, Z3 ShuffleNet v2 28x28).
 //!
 //! Both build their network with the zoo, the loss with `shendu_nn::loss::cross_entropy` and the
 //! update with `shendu_nn::optim::Sgd`, so the step timed here is the step `shendu train` runs.
@@ -6,7 +7,7 @@
 use shendu_core::{DType, Result, Rng, Tensor};
 use shendu_nn::loss::{cross_entropy, CrossEntropyOpts};
 use shendu_nn::optim::{Optimizer, Sgd, SgdConfig};
-use shendu_nn::{Mode, Module, ModuleExt, Sequential};
+use shendu_nn::{Mode, Module, ModuleExt};
 use shendu_vision::zoo::{self, ModelOptions};
 
 /// W4's batch size.
@@ -18,7 +19,7 @@ pub const LR: f64 = 0.01;
 
 /// One of the two training workloads, ready to step.
 pub struct TrainStep {
-    model: Sequential,
+    model: Box<dyn Module>,
     opt: Sgd,
     x: Tensor,
     y: Tensor,
@@ -40,20 +41,30 @@ impl TrainStep {
     pub fn mlp() -> Result<TrainStep> {
         shendu_core::manual_seed(0);
         let model = zoo::mlp(&ModelOptions::mnist(), &[512, 512]).map_err(nn_err)?;
-        TrainStep::new(model, MLP_BATCH)
+        TrainStep::new(Box::new(model), [1, 28, 28], MLP_BATCH)
     }
 
     /// W5: LeNet-5 on 1x28x28, batch 64.
     pub fn lenet() -> Result<TrainStep> {
         shendu_core::manual_seed(0);
         let model = zoo::lenet5(&ModelOptions::mnist()).map_err(nn_err)?;
-        TrainStep::new(model, LENET_BATCH)
+        TrainStep::new(Box::new(model), [1, 28, 28], LENET_BATCH)
+    }
+
+    /// Any zoo model at the input and classes it was designed for (issue 5's benchmarks:
+    /// `resnet20` at batch 32, `mobilenet_v2_mnist` and `shufflenet_v2_mnist` at batch 64).
+    pub fn zoo(name: &str, batch: usize) -> Result<TrainStep> {
+        shendu_core::manual_seed(0);
+        let opts = ModelOptions::for_model(name).map_err(nn_err)?;
+        let model = zoo::build(name, &opts).map_err(nn_err)?;
+        let (h, w) = opts.input_hw;
+        TrainStep::new(model, [opts.in_channels, h, w], batch)
     }
 
     /// A fixed random batch (standard-normal images, uniform labels) from seed 1.
-    fn new(model: Sequential, batch: usize) -> Result<TrainStep> {
+    fn new(model: Box<dyn Module>, [c, h, w]: [usize; 3], batch: usize) -> Result<TrainStep> {
         let mut rng = Rng::new(1);
-        let x = Tensor::randn_with([batch, 1, 28, 28], DType::F32, &mut rng)?;
+        let x = Tensor::randn_with([batch, c, h, w], DType::F32, &mut rng)?;
         let labels: Vec<i64> = (0..batch).map(|_| rng.below(10) as i64).collect();
         let y = Tensor::from_vec(labels, &[batch])?;
         let opt = Sgd::new(model.trainable_params(), SgdConfig { lr: LR, ..Default::default() }).map_err(nn_err)?;
@@ -66,8 +77,8 @@ impl TrainStep {
     }
 
     /// The network being trained.
-    pub fn model(&self) -> &Sequential {
-        &self.model
+    pub fn model(&self) -> &dyn Module {
+        self.model.as_ref()
     }
 
     /// One training step (clear the gradients, forward, loss, backward, SGD update); returns
