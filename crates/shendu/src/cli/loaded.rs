@@ -76,8 +76,8 @@ impl LoadedModel {
         let ckpt = Checkpoint::load(path)?;
         if let (Some(text), None) = (ckpt.metadata.get(NETSPEC_CFG_KEY), model_override) {
             let origin = "<checkpoint>:netspec_cfg";
-            let parsed =
-                darknet::parse_cfg(text, Some(origin)).map_err(|e| CliError::bad(format!("{}: metadata '{NETSPEC_CFG_KEY}': {e}", path.display())))?;
+            let parsed = darknet::parse_cfg(text, Some(origin))
+                .map_err(|e| CliError::bad(format!("{}: metadata '{NETSPEC_CFG_KEY}': {e}", path.display())))?;
             print_notes(&parsed.notes);
             let name = ckpt.metadata.get("model").cloned().unwrap_or_else(|| NETSPEC_CFG_KEY.to_string());
             return Self::from_spec(&parsed.spec, path, path, name, Weights::Checkpoint(ckpt));
@@ -211,7 +211,10 @@ fn metadata_normalize(metadata: &BTreeMap<String, String>, path: &Path) -> CliRe
     match metadata.get("normalize") {
         None => Ok(None),
         Some(raw) => Ok(Some(parse_normalize(raw).ok_or_else(|| {
-            CliError::bad(format!("{}: metadata 'normalize' = '{raw}' is not MEAN,STD with a finite mean and a std above 0", path.display()))
+            CliError::bad(format!(
+                "{}: metadata 'normalize' = '{raw}' is not MEAN,STD with a finite mean and a std above 0",
+                path.display()
+            ))
         })?)),
     }
 }
