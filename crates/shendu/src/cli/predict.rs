@@ -20,11 +20,17 @@ use super::{CliError, CliResult};
     the size the model was trained on (28x28 for MNIST models). Colour images are converted to \
     grayscale for 1-channel models. Scans of dark ink on white paper need --invert.")]
 pub struct PredictArgs {
-    /// Checkpoint or weights file (safetensors); its metadata names the model, the input size
-    /// (`input`, e.g. 1x28x28), the normalization (`normalize` = MEAN,STD) and optionally the
-    /// class names (`labels`, comma separated).
+    /// Checkpoint or weights file: safetensors, whose metadata describes the network
+    /// (`netspec_cfg`, or the zoo `model` with its `input`, e.g. 1x28x28), the normalization
+    /// (`normalize` = MEAN,STD) and optionally the class names (`labels`, comma separated); or,
+    /// with --cfg, a Darknet .weights file (told apart by content).
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
+    /// Darknet .cfg of the network (Darknet's `classifier predict`): its [net] gives the input
+    /// size, its output the classes; pixels are fed as bytes / 255, as Darknet does, unless a
+    /// safetensors file's metadata says `normalize`.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub cfg: Option<PathBuf>,
     /// Zoo model to build instead of the one the file's metadata names (lenet, mlp).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
@@ -37,7 +43,8 @@ pub struct PredictArgs {
     /// Scales images of another size to the model's input size (bilinear) instead of refusing them.
     #[arg(long)]
     pub resize: bool,
-    /// Print only one JSON object: {"predictions": [{"image", "top": [{"label", "class", "probability"}]}], ...}.
+    /// Print only one JSON object: {"predictions": [{"image", "top": [{"label", "class", "probability"}],
+    /// "probabilities": [every class's probability, in class order]}], "labels": [...], ...}.
     #[arg(long)]
     pub json: bool,
     /// PNG or JPEG images to classify.
@@ -52,12 +59,12 @@ pub fn run(args: PredictArgs) -> CliResult<()> {
 }
 
 fn run_inner(args: &PredictArgs) -> CliResult<()> {
-    let loaded = LoadedModel::open(&args.weights, args.model.as_deref())?;
+    let loaded = LoadedModel::open(&args.weights, args.model.as_deref(), args.cfg.as_deref())?;
     let (c, h, w) = loaded.input;
     if c != 1 && c != 3 {
         return Err(CliError::bad(format!(
             "{}: the model takes {} inputs; predict reads grayscale (1 channel) or RGB (3 channels) images",
-            args.weights.display(),
+            loaded.described_by.display(),
             loaded.input_string()
         )));
     }
@@ -70,11 +77,13 @@ fn run_inner(args: &PredictArgs) -> CliResult<()> {
     let probs = {
         let _no_grad = shendu_core::no_grad();
         let x = Tensor::from_vec(pixels, vec![n, c, h, w])?;
+        // Every model returns scores before any softmax (cfg networks: the input of a trailing
+        // [softmax], divided by its temperature), so this is the only softmax applied.
         let logits = loaded.model.forward(&x, Mode::Eval)?;
         if logits.dims() != [n, loaded.classes] {
             return Err(CliError::bad(format!(
                 "{}: the model outputs {:?} for {n} images; expected [{n}, {}] class scores",
-                args.weights.display(),
+                loaded.described_by.display(),
                 logits.dims(),
                 loaded.classes
             )));
@@ -91,7 +100,7 @@ fn run_inner(args: &PredictArgs) -> CliResult<()> {
         order.truncate(k);
         if args.json {
             let top: Vec<_> = order.iter().map(|&i| json!({"label": loaded.labels[i], "class": i, "probability": row[i]})).collect();
-            predictions.push(json!({"image": path.display().to_string(), "top": top}));
+            predictions.push(json!({"image": path.display().to_string(), "top": top, "probabilities": row}));
         } else {
             writeln!(out, "{}", path.display())?;
             for &i in &order {
@@ -103,7 +112,9 @@ fn run_inner(args: &PredictArgs) -> CliResult<()> {
         let obj = json!({
             "command": "predict",
             "weights": args.weights.display().to_string(),
+            "cfg": args.cfg.as_ref().map(|c| c.display().to_string()),
             "model": loaded.name,
+            "labels": loaded.labels,
             "predictions": predictions,
         });
         writeln!(out, "{obj}")?;

@@ -16,11 +16,17 @@ use super::{CliError, CliResult};
 /// Flags of `shendu test`.
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Checkpoint or weights file (safetensors) to evaluate. Its metadata names the model
-    /// (`model`), the input size (`input`, e.g. 1x28x28), the classes and the normalization
-    /// (`normalize` = MEAN,STD, applied to pixels in [0, 1] as in training).
+    /// Checkpoint or weights file to evaluate: safetensors, whose metadata describes the network
+    /// (`netspec_cfg`, or the zoo `model` with its `input`, e.g. 1x28x28, and `classes`) and the
+    /// normalization (`normalize` = MEAN,STD, applied to pixels in [0, 1] as in training); or,
+    /// with --cfg, a Darknet .weights file (told apart by content).
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
+    /// Darknet .cfg of the network (Darknet's `classifier valid`): its [net] gives the input
+    /// size, its output the classes; pixels are fed as bytes / 255, as Darknet does, unless a
+    /// safetensors file's metadata says `normalize`.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub cfg: Option<PathBuf>,
     /// Zoo model to build instead of the one the file's metadata names (lenet, mlp).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
@@ -43,7 +49,7 @@ pub fn run(args: TestArgs) -> CliResult<()> {
 }
 
 fn run_inner(args: &TestArgs) -> CliResult<()> {
-    let loaded = LoadedModel::open(&args.weights, args.model.as_deref())?;
+    let loaded = LoadedModel::open(&args.weights, args.model.as_deref(), args.cfg.as_deref())?;
     let (dataset, source) = match &args.data {
         Some(dir) => {
             if !dir.is_dir() {
@@ -58,7 +64,7 @@ fn run_inner(args: &TestArgs) -> CliResult<()> {
     if shape != [c, h, w] {
         return Err(CliError::bad(format!(
             "{}: the model takes {} inputs but the images of {source} are {}",
-            args.weights.display(),
+            loaded.described_by.display(),
             loaded.input_string(),
             shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
         )));
@@ -66,7 +72,7 @@ fn run_inner(args: &TestArgs) -> CliResult<()> {
     if loaded.classes < dataset.num_classes() {
         return Err(CliError::bad(format!(
             "{}: the model predicts {} classes but MNIST has {}",
-            args.weights.display(),
+            loaded.described_by.display(),
             loaded.classes,
             dataset.num_classes()
         )));
@@ -84,6 +90,7 @@ fn run_inner(args: &TestArgs) -> CliResult<()> {
         let mut obj = eval.to_json();
         obj["command"] = json!("test");
         obj["weights"] = json!(args.weights.display().to_string());
+        obj["cfg"] = json!(args.cfg.as_ref().map(|c| c.display().to_string()));
         obj["model"] = json!(loaded.name);
         obj["data"] = json!(source);
         writeln!(out, "{obj}")?;
