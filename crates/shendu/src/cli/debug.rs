@@ -27,9 +27,17 @@ pub struct DebugArgs {
     /// Samples per batch [default: 64].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
-    /// Learning rate, constant over the session [default: 0.05].
+    /// Base learning rate [default: 0.05].
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub lr: Option<f64>,
+    /// Learning-rate schedule, as `shendu train --schedule` (constant, cosine, step:..., ...)
+    /// [default: cosine, or the cfg's policy].
+    #[arg(long, value_name = "SPEC")]
+    pub schedule: Option<String>,
+    /// The epochs the schedule spans, as `shendu train --epochs` (the session itself runs as
+    /// many steps as asked) [default: 8].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
     /// sgd, adam, adamw or rmsprop [default: sgd].
     #[arg(long, value_name = "NAME")]
     pub optimizer: Option<String>,
@@ -58,17 +66,16 @@ pub struct DebugArgs {
 }
 
 impl DebugArgs {
-    /// The run's configuration: flags over `base`, with a constant learning rate.
+    /// The run's configuration: flags over `base`, as `shendu train` would take them.
     pub fn config(&self, base: TrainConfig) -> TrainConfig {
         let mut c = base;
         macro_rules! over {
             ($($f:ident),*) => { $(if let Some(v) = &self.$f { c.$f = v.clone(); })* };
         }
-        over!(model, batch, lr, optimizer, momentum, weight_decay, clip_norm, limit_train, seed);
+        over!(model, epochs, batch, lr, schedule, optimizer, momentum, weight_decay, clip_norm, limit_train, seed);
         if self.data.is_some() {
             c.data = self.data.clone();
         }
-        c.schedule = "constant".into();
         c
     }
 }

@@ -44,7 +44,7 @@ impl Debugger {
         let s = &self.session;
         let c = &s.config;
         format!(
-            "shendu debug: {} ({} parameters), {} training samples, batch {}, {} lr {} (constant), {} thread(s)\n\
+            "shendu debug: {} ({} parameters), {} training samples, batch {}, {} lr {} ({}), {} thread(s)\n\
              Type `help` for the commands; `run` takes a training step.",
             c.model,
             s.model().param_count(),
@@ -52,6 +52,7 @@ impl Debugger {
             c.batch,
             c.optimizer,
             c.lr,
+            c.schedule,
             shendu_core::num_threads()
         )
     }
@@ -249,11 +250,13 @@ impl Debugger {
         }
         say!(
             out,
-            "model {}: {} parameters; optimizer {}, lr {} (constant), momentum {}, batch {}",
+            "model {}: {} parameters; optimizer {}, lr {} at this step (base {}, schedule {}), momentum {}, batch {}",
             c.model,
             s.model().param_count(),
             s.optimizer_name(),
-            s.lr(),
+            view::num(s.lr()),
+            c.lr,
+            c.schedule,
             c.momentum,
             c.batch
         );

@@ -1,6 +1,7 @@
 //! `shendu debug`: an interactive debugger over a training run, in the role of TensorFlow's
-//! tfdbg. It builds the model, optimizer and data exactly as `shendu train` would (same flags,
-//! same seed, a constant learning rate) and lets you step the training and look inside it:
+//! tfdbg. It builds the model, optimizer, data order and learning-rate schedule exactly as
+//! `shendu train` would from the same flags, so a session retraces the run step for step, and
+//! lets you step the training and look inside it:
 //!
 //! ```text
 //! shendu-debug> run -f has_inf_or_nan

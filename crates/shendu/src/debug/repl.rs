@@ -101,7 +101,9 @@ impl Input {
                     return Ok(None);
                 }
                 let line = line.trim_end_matches(['\n', '\r']).to_string();
-                println!("{PROMPT}{line}");
+                if !emit(&format!("{PROMPT}{line}")) {
+                    return Ok(None);
+                }
                 Ok(Some(line))
             }
         }
@@ -117,10 +119,17 @@ impl Input {
     }
 }
 
+/// Writes a line to stdout; false when stdout is gone (a closed pipe).
+fn emit(line: &str) -> bool {
+    writeln!(io::stdout().lock(), "{line}").is_ok()
+}
+
 /// Reads and runs commands until `quit` or the end of input. A script in which some command
 /// failed ends with an error (after running the rest), so scripted checks notice.
 pub fn repl(debugger: &mut Debugger, mut input: Input) -> CliResult<()> {
-    println!("{}", debugger.banner());
+    if !emit(&debugger.banner()) {
+        return Ok(());
+    }
     let scripted = matches!(input, Input::Script(_));
     let mut failed = 0usize;
     let stdout = io::stdout();
@@ -134,10 +143,15 @@ pub fn repl(debugger: &mut Debugger, mut input: Input) -> CliResult<()> {
             Ok(Flow::Continue) => {}
             Err(e) => {
                 failed += 1;
-                println!("error: {e}");
+                // A reader that went away (`| head`) ends the session quietly.
+                if !emit(&format!("error: {e}")) {
+                    return Ok(());
+                }
             }
         }
-        stdout.lock().flush()?;
+        if stdout.lock().flush().is_err() {
+            return Ok(());
+        }
     }
     match (scripted, failed) {
         (true, n) if n > 0 => Err(CliError::bad(format!("{n} command(s) of the script failed"))),

@@ -9,6 +9,7 @@ use shendu_core::Tensor;
 use shendu_data::{Batch, DataLoader, Normalize, MNIST_MEAN, MNIST_STD};
 use shendu_nn::loss::{cross_entropy, CrossEntropyOpts};
 use shendu_nn::optim::Optimizer;
+use shendu_nn::schedule::Schedule;
 use shendu_nn::{clip, tap, Mode, Module, ModuleExt};
 use shendu_vision::netspec::{Activation, Layer, NetSpec};
 
@@ -61,6 +62,7 @@ pub struct Session {
     pub config: TrainConfig,
     model: Box<dyn Module>,
     optimizer: Box<dyn Optimizer>,
+    schedule: Schedule,
     loader: DataLoader,
     spec: Option<NetSpec>,
     layers: Vec<LayerInfo>,
@@ -85,10 +87,13 @@ impl Session {
         let optimizer = config.build_optimizer(built.module.trainable_params())?;
         let normalize = Arc::new(Normalize { mean: vec![MNIST_MEAN], std: vec![MNIST_STD] });
         let loader = DataLoader::new(train_set, config.batch)?.shuffle(true).seed(config.seed).transform(normalize);
+        // The schedule `shendu train` would follow over its epochs, so a session retraces a run.
+        let schedule = config.schedule(config.epochs * loader.len_batches())?;
         let mut session = Session {
             config,
             model: built.module,
             optimizer,
+            schedule,
             loader,
             spec: built.spec,
             layers: Vec::new(),
@@ -134,8 +139,9 @@ impl Session {
     pub fn optimizer_name(&self) -> &'static str {
         self.optimizer.name()
     }
+    /// The learning rate of the step in progress, or of the next one.
     pub fn lr(&self) -> f64 {
-        self.optimizer.lr()
+        self.schedule.lr_at(self.config.lr, self.steps)
     }
     pub fn batches_per_epoch(&self) -> usize {
         self.loader.len_batches()
@@ -203,6 +209,7 @@ impl Session {
     fn forward(&mut self) -> CliResult<Phase> {
         let per_epoch = self.loader.len_batches().max(1);
         let batch: Batch = self.loader.batch(self.steps / per_epoch, self.steps % per_epoch)?;
+        self.optimizer.set_lr(self.schedule.lr_at(self.config.lr, self.steps));
         self.optimizer.zero_grad();
         let tap = tap::open();
         let logits = self.model.forward(&batch.inputs, Mode::Train);
