@@ -99,6 +99,7 @@ fn command_file_runs_to_the_first_nan_and_shows_the_tensors() {
 
 #[test]
 fn piped_commands_breakpoints_watches_and_errors() {
+    // Piped (not a terminal): commands are read one a line and echoed, as with --commands.
     let mut child = shendu()
         .args(["debug", "--model", "mlp", "--threads", "1", "--limit-train", "256"])
         .stdin(Stdio::piped())
@@ -106,14 +107,32 @@ fn piped_commands_breakpoints_watches_and_errors() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let commands = "break layers.2 backward\nwatch loss\nrun 3\nlist_tensors layers.2\nrun\nfrobnicate\nprint_tensor nothing\n";
+    let commands = "break layers.2 forward\nbreak layers.2 backward\nwatch loss\nrun 3\n\
+                    list_tensors :output\nprint_tensor layers.3:output\nrun\n\
+                    list_tensors layers.2\nunbreak\nrun\nfrobnicate\nprint_tensor nothing\n";
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), commands.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     // A script with failed commands runs to its end, then exits with status 2.
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 command(s) of the script failed"));
-    assert!(text.contains("breakpoint layers.2 backward at step 1: layers.2:grad is ready"), "{text}");
+
+    // The forward breakpoint pauses inside the forward pass: layers.3 and layers.4 have not run.
+    assert!(text.contains("breakpoint layers.2 forward at step 1: layers.2:output is ready; the layers after it have not run"), "{text}");
+    let nested = "shendu-debug [layers.2 forward]> ";
+    let listing = text.split(&format!("{nested}list_tensors :output\n")).nth(1).unwrap_or_else(|| panic!("no nested prompt: {text}"));
+    let listing = listing.split(nested).next().unwrap();
+    for name in ["flatten:output", "layers.0:output", "layers.1:output", "layers.2:output"] {
+        assert!(row(listing, name).is_some(), "no row {name}: {listing}");
+    }
+    assert!(row(listing, "layers.3:output").is_none() && row(listing, "loss").is_none(), "{listing}");
+    assert!(
+        text.contains(&format!("{nested}print_tensor layers.3:output\nerror: print_tensor: no tensor 'layers.3:output' yet")),
+        "{text}"
+    );
+
+    // `run` resumes; the backward breakpoint pauses after the backward pass.
+    assert!(text.contains(&format!("{nested}run\nbreakpoint layers.2 backward at step 1: layers.2:grad is ready")), "{text}");
     let listing = section(&text, "list_tensors layers.2");
     assert!(listing.starts_with("step 1, paused after its backward pass (update pending)"), "{listing}");
     for name in ["layers.2.weight", "layers.2:output", "layers.2:grad", "layers.2.weight:grad"] {

@@ -62,7 +62,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("print_tensor", "NAME [SLICE]", "print a tensor, or a slice of it such as [0, :5] or [0:2, 3] (alias pt)"),
     ("watch", "NAME", "print NAME's statistics after every step (NAME may be a pattern); no NAME lists the watches"),
     ("unwatch", "[NAME]", "stop watching NAME (all without one)"),
-    ("break", "LAYER [forward|backward]", "pause after the pass that makes LAYER's output (forward) or its gradient (backward)"),
+    (
+        "break",
+        "LAYER [forward|backward]",
+        "pause as LAYER makes its output (inside the forward pass) or after the backward pass makes its gradient",
+    ),
     ("unbreak", "[LAYER]", "remove LAYER's breakpoints (all without one)"),
     ("stats", "", "steps, learning rate, and the loss history"),
     ("help", "", "this list"),

@@ -1,13 +1,17 @@
 //! What the commands do: the debugger's state (watches, breakpoints) over a [`Session`].
 
+use std::cell::{Cell, RefCell};
 use std::io::Write;
+use std::rc::Rc;
 
-use shendu_nn::ModuleExt;
+use shendu_nn::{tap, ModuleExt};
 
 use super::commands::{Command, When, COMMANDS};
 use super::filters::Filter;
+use super::pause;
+use super::repl::Input;
 use super::session::{Named, Phase, Session};
-use super::view::{self, stats_line};
+use super::view::{self, in_layer, stats_line};
 use crate::cli::{CliError, CliResult};
 
 /// Losses `stats` shows, at most.
@@ -25,6 +29,9 @@ pub struct Debugger {
     pub session: Session,
     watches: Vec<String>,
     breaks: Vec<(String, When)>,
+    /// Where forward breakpoints read their nested commands; without it they pause after the
+    /// forward pass instead.
+    input: Option<Rc<RefCell<Input>>>,
 }
 
 /// Writes a line to the debugger's output.
@@ -36,7 +43,12 @@ macro_rules! say {
 
 impl Debugger {
     pub fn new(session: Session) -> Debugger {
-        Debugger { session, watches: Vec::new(), breaks: Vec::new() }
+        Debugger { session, watches: Vec::new(), breaks: Vec::new(), input: None }
+    }
+
+    /// Lets forward breakpoints pause inside the forward pass, reading commands from `input`.
+    pub fn attach_input(&mut self, input: Rc<RefCell<Input>>) {
+        self.input = Some(input);
     }
 
     /// The opening lines.
@@ -73,8 +85,8 @@ impl Debugger {
                      step shows what it has made so far, and `run` finishes it."
                 );
             }
-            Command::Run(n) => self.run(out, n, None)?,
-            Command::RunUntil { filter, max } => self.run(out, max, Some(&filter))?,
+            Command::Run(n) => return self.run(out, n, None),
+            Command::RunUntil { filter, max } => return self.run(out, max, Some(&filter)),
             Command::ListTensors(pattern) => {
                 say!(out, "{}", self.where_we_are());
                 say!(out, "{}", view::table(self.session.tensors(), pattern.as_deref())?);
@@ -116,6 +128,7 @@ impl Debugger {
                     self.breaks.push((layer.clone(), when));
                 }
                 let what = match when {
+                    When::Forward if self.input.is_some() => "inside the forward pass, as soon as it makes its output",
                     When::Forward => "after the forward pass that makes its output",
                     When::Backward => "after the backward pass that makes its gradient",
                 };
@@ -133,17 +146,25 @@ impl Debugger {
 
     /// Advances until `n` steps have completed, a breakpoint is hit or `filter` trips; with a
     /// filter, `n` is the most steps to take.
-    fn run(&mut self, out: &mut dyn Write, n: usize, filter: Option<&Filter>) -> CliResult<()> {
+    fn run(&mut self, out: &mut dyn Write, n: usize, filter: Option<&Filter>) -> CliResult<Flow> {
         let mut completed = 0;
         loop {
             let before = self.session.tensors().len();
-            let phase = match self.session.advance() {
+            let quit = self.pause_inside_forward();
+            let advanced = self.session.advance();
+            if quit.is_some() {
+                tap::set_hook(None);
+            }
+            let phase = match advanced {
                 Ok(p) => p,
                 Err(e) => {
                     self.session.abandon_step();
                     return Err(CliError::bad(format!("step {} failed: {e}", self.session.current_step() + 1)));
                 }
             };
+            if quit.is_some_and(|q| q.get()) {
+                return Ok(Flow::Quit);
+            }
             let step = self.session.current_step();
             if phase == Phase::Update {
                 // The update changed the parameters: a filter looks at them again.
@@ -158,7 +179,7 @@ impl Debugger {
                     );
                     say!(out, "  {}: {}", t.name, stats_line(&t.tensor)?);
                     say!(out, "the step is complete; `list_tensors` shows its tensors");
-                    return Ok(());
+                    return Ok(Flow::Continue);
                 }
                 let (loss, acc) = (self.session.losses.last().copied(), self.session.accuracies.last().copied());
                 say!(out, "step {step}: loss {} (batch accuracy {:.1}%)", view::num(loss.unwrap_or(f64::NAN)), 100.0 * acc.unwrap_or(0.0));
@@ -168,7 +189,7 @@ impl Debugger {
                     if let Some(f) = filter {
                         say!(out, "{f} did not trip in {n} step(s)");
                     }
-                    return Ok(());
+                    return Ok(Flow::Continue);
                 }
                 continue;
             }
@@ -180,21 +201,35 @@ impl Debugger {
                     say!(out, "{f} tripped at step {step}, {} pass: tensor {}{kind}: {why}", pass(phase), t.name);
                     say!(out, "  {}: {}", t.name, stats_line(&t.tensor)?);
                     say!(out, "{}", paused_note(phase));
-                    return Ok(());
+                    return Ok(Flow::Continue);
                 }
             }
             if let Some((layer, t)) = self.breakpoint_hit(phase, made) {
                 say!(out, "breakpoint {layer} {} at step {step}: {} is ready", pass(phase), t.name);
                 say!(out, "  {}: {}", t.name, stats_line(&t.tensor)?);
                 say!(out, "{}", paused_note(phase));
-                return Ok(());
+                return Ok(Flow::Continue);
             }
         }
+    }
+
+    /// Before a forward pass with forward breakpoints and an input to prompt from: installs the
+    /// tap hook that pauses inside the pass, and returns its quit flag.
+    fn pause_inside_forward(&self) -> Option<Rc<Cell<bool>>> {
+        let input = self.input.as_ref()?;
+        let layers: Vec<String> = self.breaks.iter().filter(|(_, w)| *w == When::Forward).map(|(l, _)| l.clone()).collect();
+        if layers.is_empty() || self.session.paused_after().is_some() {
+            return None;
+        }
+        let params = self.session.parameters();
+        Some(pause::install(input.clone(), layers, params, self.session.steps + 1))
     }
 
     /// The first breakpoint that the tensors just made hit, with the tensor.
     fn breakpoint_hit<'a>(&self, phase: Phase, made: &'a [Named]) -> Option<(String, &'a Named)> {
         let (when, suffix) = match phase {
+            // With an input attached, forward breakpoints pause inside the pass instead.
+            Phase::Forward if self.input.is_some() => return None,
             Phase::Forward => (When::Forward, ":output"),
             Phase::Backward => (When::Backward, ":grad"),
             Phase::Update => return None,
@@ -224,12 +259,7 @@ impl Debugger {
         let Some(t) = self.session.tensors().iter().find(|t| t.name == name) else {
             return Err(CliError::bad(format!("print_tensor: no tensor '{name}' in this step{}", self.suggest(name))));
         };
-        let shown = match slice {
-            Some(s) => view::slice(&t.tensor, s)?,
-            None => t.tensor.clone(),
-        };
-        say!(out, "{}{} (step {}): {}", t.name, slice.unwrap_or(""), self.session.current_step(), stats_line(&shown)?);
-        say!(out, "{shown}");
+        say!(out, "{}", view::print(t, slice, self.session.current_step())?);
         Ok(())
     }
 
@@ -303,11 +333,6 @@ impl Debugger {
     pub fn completion_names(&self) -> (Vec<String>, Vec<String>) {
         (self.session.known_names(), self.session.layers().iter().map(|l| l.path.clone()).collect())
     }
-}
-
-/// Whether `path` is `layer` or inside it (`layers.2` is in `layers`).
-fn in_layer(path: &str, layer: &str) -> bool {
-    path == layer || path.strip_prefix(layer).is_some_and(|rest| rest.starts_with('.'))
 }
 
 fn pass(phase: Phase) -> &'static str {

@@ -22,13 +22,16 @@
 //! and `loss`.
 //!
 //! Granularity: a step runs in three phases, the forward pass, the backward pass and the
-//! optimizer update. Filters and breakpoints are checked after each phase on the tensors it
-//! made, so `run` pauses *between* phases: `break layers.2 forward` pauses once the forward
-//! pass that produced `layers.2:output` has finished (the later layers' outputs exist too;
-//! backward and update are pending), `break layers.2 backward` once the backward pass has made
-//! its gradients (the update is pending). The first tensor to trip a filter is named in the
-//! order the step made them (input, layer outputs, loss, then gradients from the last layer to
-//! the first, then parameter gradients), which is where a NaN first appeared.
+//! optimizer update. `break layers.2 forward` pauses *inside* the forward pass, as soon as
+//! `layers.2` has made its output and before the next layer runs: the tap calls a hook
+//! ([`shendu_nn::tap::set_hook`]) that runs a nested prompt (`shendu-debug [layers.2 forward]> `)
+//! where `list_tensors` and `print_tensor` show the outputs made so far and `run` resumes.
+//! Gradients come out of one backward call, so `break layers.2 backward` and the filters work
+//! *between* phases: after the backward pass that made the layer's gradients (the update
+//! pending), and after each phase on the tensors it made. The first tensor to trip a filter is
+//! named in the order the step made them (input, parameters, layer outputs, loss, then
+//! gradients from the last layer to the first, then parameter gradients, then the updated
+//! parameters), which is where a NaN first appeared.
 //!
 //! On a terminal the prompt has history (up arrow) and tab completion of commands, filters,
 //! layer paths and tensor names (rustyline); from a pipe or `--commands FILE` the commands are
@@ -37,6 +40,7 @@
 mod commands;
 mod exec;
 mod filters;
+mod pause;
 mod repl;
 mod session;
 mod view;

@@ -2,7 +2,9 @@
 //! terminal, else one command a line from a file or a pipe, each echoed after the prompt so a
 //! transcript reads like the interactive session.
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
+use std::rc::Rc;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -85,10 +87,10 @@ impl Input {
         Ok(Input::Terminal(Box::new(editor)))
     }
 
-    /// The next command line; `None` at the end of input (Ctrl-D, end of file).
-    fn read(&mut self) -> CliResult<Option<String>> {
+    /// The next command line after `prompt`; `None` at the end of input (Ctrl-D, end of file).
+    pub fn read(&mut self, prompt: &str) -> CliResult<Option<String>> {
         match self {
-            Input::Terminal(editor) => match editor.readline(PROMPT) {
+            Input::Terminal(editor) => match editor.readline(prompt) {
                 Ok(line) => Ok(Some(line)),
                 // Ctrl-C abandons the line being typed, as in a shell.
                 Err(ReadlineError::Interrupted) => Ok(Some(String::new())),
@@ -101,7 +103,7 @@ impl Input {
                     return Ok(None);
                 }
                 let line = line.trim_end_matches(['\n', '\r']).to_string();
-                if !emit(&format!("{PROMPT}{line}")) {
+                if !emit(&format!("{prompt}{line}")) {
                     return Ok(None);
                 }
                 Ok(Some(line))
@@ -120,23 +122,26 @@ impl Input {
 }
 
 /// Writes a line to stdout; false when stdout is gone (a closed pipe).
-fn emit(line: &str) -> bool {
+pub fn emit(line: &str) -> bool {
     writeln!(io::stdout().lock(), "{line}").is_ok()
 }
 
 /// Reads and runs commands until `quit` or the end of input. A script in which some command
 /// failed ends with an error (after running the rest), so scripted checks notice.
-pub fn repl(debugger: &mut Debugger, mut input: Input) -> CliResult<()> {
+pub fn repl(debugger: &mut Debugger, input: Input) -> CliResult<()> {
     if !emit(&debugger.banner()) {
         return Ok(());
     }
     let scripted = matches!(input, Input::Script(_));
+    // Shared with the debugger, whose forward breakpoints prompt from inside the forward pass.
+    let input = Rc::new(RefCell::new(input));
+    debugger.attach_input(input.clone());
     let mut failed = 0usize;
     let stdout = io::stdout();
     loop {
         let (names, layers) = debugger.completion_names();
-        input.set_names(names, layers);
-        let Some(line) = input.read()? else { break };
+        input.borrow_mut().set_names(names, layers);
+        let Some(line) = input.borrow_mut().read(PROMPT)? else { break };
         let result = Command::parse(&line).and_then(|cmd| debugger.execute(cmd, &mut stdout.lock()));
         match result {
             Ok(Flow::Quit) => break,

@@ -200,6 +200,19 @@ impl Session {
         }
     }
 
+    /// The parameters as tensors (`layers.2.weight`). They share storage with the model, so
+    /// after an update they show the updated values.
+    pub fn parameters(&self) -> Vec<Named> {
+        self.model
+            .named_params()
+            .into_iter()
+            .map(|(name, param)| {
+                let layer = name.rsplit_once('.').map(|(l, _)| l.to_string());
+                Named { name, layer, kind: None, param: true, tensor: param.value() }
+            })
+            .collect()
+    }
+
     /// Drops the step in progress (after a failure): the next `advance` starts the step again.
     pub fn abandon_step(&mut self) {
         self.pending = None;
@@ -218,12 +231,7 @@ impl Session {
         let logits = logits?;
         let loss = cross_entropy(&logits, &batch.targets, &CrossEntropyOpts::default())?;
         let mut tensors = vec![Named { name: "input".into(), layer: None, kind: None, param: false, tensor: batch.inputs.clone() }];
-        // The weights this forward pass used; they share storage, so after the update they
-        // show the updated values.
-        for (name, param) in self.model.named_params() {
-            let layer = name.rsplit_once('.').map(|(l, _)| l.to_string());
-            tensors.push(Named { name, layer, kind: None, param: true, tensor: param.value() });
-        }
+        tensors.extend(self.parameters());
         for r in &recorded {
             tensors.push(Named {
                 name: format!("{}:output", r.path),

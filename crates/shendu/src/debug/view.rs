@@ -118,6 +118,20 @@ pub fn table(tensors: &[Named], pattern: Option<&str>) -> CliResult<String> {
     Ok(lines.join("\n"))
 }
 
+/// What `print_tensor` shows: a header with the statistics, then the values (of `slice`).
+pub fn print(t: &Named, slice: Option<&str>, step: usize) -> CliResult<String> {
+    let shown = match slice {
+        Some(s) => self::slice(&t.tensor, s)?,
+        None => t.tensor.clone(),
+    };
+    Ok(format!("{}{} (step {step}): {}\n{shown}", t.name, slice.unwrap_or(""), stats_line(&shown)?))
+}
+
+/// Whether `path` is `layer` or inside it (`layers.2` is in `layers`).
+pub fn in_layer(path: &str, layer: &str) -> bool {
+    path == layer || path.strip_prefix(layer).is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Whether `name` matches `pattern`: a glob when it has `*` or `?`, else a substring.
 pub fn matches(pattern: &str, name: &str) -> bool {
     if !pattern.contains(['*', '?']) {
