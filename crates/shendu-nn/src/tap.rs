@@ -35,6 +35,29 @@ thread_local! {
     static OPEN: Cell<bool> = const { Cell::new(false) };
     static PATH: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static RECORDED: RefCell<Vec<Recorded>> = const { RefCell::new(Vec::new()) };
+    static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+}
+
+/// A function called with each output as the tap records it.
+pub type Hook = Box<dyn FnMut(&Recorded)>;
+
+/// Sets the function this thread's tap calls with each output as it records it, in the middle
+/// of the forward pass (before the next layer runs): a debugger pauses there. Returns the hook
+/// it replaces; `None` removes it. A hook that sets another hook replaces itself.
+pub fn set_hook(hook: Option<Hook>) -> Option<Hook> {
+    HOOK.with(|h| std::mem::replace(&mut *h.borrow_mut(), hook))
+}
+
+fn call_hook(rec: &Recorded) {
+    // Out of the cell while it runs, so that it may record or set hooks itself.
+    let Some(mut hook) = HOOK.with(|h| h.borrow_mut().take()) else { return };
+    hook(rec);
+    HOOK.with(|h| {
+        let mut slot = h.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(hook);
+        }
+    });
 }
 
 /// Closes the tap when dropped.
@@ -105,8 +128,44 @@ pub fn run_child<E>(
             path
         });
         if let (Ok(y), true) = (&out, record) {
-            RECORDED.with(|r| r.borrow_mut().push(Recorded { path, type_name, output: y.clone() }));
+            let rec = Recorded { path, type_name, output: y.clone() };
+            RECORDED.with(|r| r.borrow_mut().push(rec.clone()));
+            call_hook(&rec);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use shendu_core::{DType, Tensor};
+
+    use super::*;
+    use crate::layers::{Linear, Relu};
+    use crate::Sequential;
+
+    #[test]
+    fn the_hook_sees_each_output_before_the_next_layer_runs() {
+        let net = Sequential::new().push(Linear::new(3, 4, DType::F32).unwrap()).push(Relu).push(Linear::new(4, 2, DType::F32).unwrap());
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = seen.clone();
+        // Each call also counts how many outputs were recorded by then: only those up to its own.
+        set_hook(Some(Box::new(move |r: &Recorded| {
+            let recorded = RECORDED.with(|x| x.borrow().len());
+            log.borrow_mut().push((r.path.clone(), r.output.dims().to_vec(), recorded));
+        })));
+        let tap = open();
+        net.forward(&Tensor::ones(&[5, 3], DType::F32).unwrap(), Mode::Train).unwrap();
+        drop(tap);
+        assert!(set_hook(None).is_some());
+        let seen = seen.borrow();
+        assert_eq!(*seen, [("0".to_string(), vec![5, 4], 1), ("1".to_string(), vec![5, 4], 2), ("2".to_string(), vec![5, 2], 3)]);
+        // Without a tap, no calls.
+        set_hook(Some(Box::new(|_: &Recorded| panic!("called without a tap"))));
+        net.forward(&Tensor::ones(&[1, 3], DType::F32).unwrap(), Mode::Eval).unwrap();
+        set_hook(None);
+    }
 }

@@ -4,5 +4,6 @@
 
 pub mod bench;
 pub mod cli;
+pub mod debug;
 pub mod examples_support;
 pub mod train;

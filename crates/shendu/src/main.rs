@@ -38,6 +38,8 @@ enum Command {
     Kmeans(cli::kmeans::KMeansArgs),
     /// Draws a run's logs: `plot stats LOG` (per-layer gradient norm and activation std from train --log-stats).
     Plot(cli::plot::PlotArgs),
+    /// Steps through a training run interactively: run until a NaN, list and print activations and gradients, breakpoints.
+    Debug(Box<cli::debug::DebugArgs>),
     /// Reads a metrics log and names the usual suspects of a run that does not learn, with evidence.
     Doctor(cli::doctor::DoctorArgs),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Kmeans(args) => cli::kmeans::run(args),
         Command::Plot(args) => cli::plot::run(args),
         Command::Doctor(args) => cli::doctor::run(args),
+        Command::Debug(args) => cli::debug::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

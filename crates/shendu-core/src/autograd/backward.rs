@@ -41,9 +41,30 @@ impl Tensor {
         self.backward_with_grad(&seed, false)
     }
 
+    /// [`backward`](Tensor::backward) that also keeps the gradients of the non-leaf tensors in
+    /// `keep` (layer outputs, say) in the returned store, as PyTorch's `retain_grad` does: a
+    /// debugger's view of the gradient flowing through each activation. A kept tensor that the
+    /// loss does not depend on gets no entry. Only the store holds them; `.grad()` of `Var`s is
+    /// accumulated as usual.
+    pub fn backward_keeping(&self, keep: &[&Tensor]) -> Result<GradStore> {
+        if self.elem_count() != 1 {
+            return Err(Error::autograd(
+                "backward_keeping",
+                format!("output has shape {}; backward without a seed needs a single element", self.shape()),
+            ));
+        }
+        let keep: HashSet<TensorId> = keep.iter().map(|t| t.id()).collect();
+        self.run_backward(&self.ones_like()?, false, &keep)
+    }
+
     /// Backward with an explicit output gradient. With `create_graph` the gradients are
     /// themselves recorded, so they can be differentiated again.
     pub fn backward_with_grad(&self, grad: &Tensor, create_graph: bool) -> Result<GradStore> {
+        self.run_backward(grad, create_graph, &HashSet::new())
+    }
+
+    /// The backward pass; the gradients of the non-leaf tensors in `keep` go into the store too.
+    fn run_backward(&self, grad: &Tensor, create_graph: bool, keep: &HashSet<TensorId>) -> Result<GradStore> {
         if !self.requires_grad() {
             return Err(Error::autograd(
                 "backward",
@@ -69,6 +90,10 @@ impl Tensor {
                 store.0.insert(node.id(), g);
                 continue;
             };
+            if keep.contains(&node.id()) {
+                // Complete: the topological order ran every consumer of `node` already.
+                store.0.insert(node.id(), g.clone());
+            }
             let inputs: Vec<&Tensor> = grad_fn.inputs.iter().collect();
             let checking = crate::numerics::enabled();
             let guard = checking.then(|| crate::numerics::in_backward(grad_fn.op.name(), grad_fn.scope.as_deref().unwrap_or("")));
@@ -132,4 +157,38 @@ fn topological_order(root: &Tensor) -> Vec<Tensor> {
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Tensor, Var};
+
+    #[test]
+    fn backward_keeping_returns_the_gradients_of_chosen_intermediates() {
+        let w = Var::new(Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap());
+        let x = Tensor::from_vec(vec![0.5f64, 1.0, 2.0], &[3]).unwrap();
+        let h = w.mul(&x).unwrap(); // h = w * x
+        let r = h.relu().unwrap(); // used twice below: gradients of reuses add up
+        let loss = r.mul(&r).unwrap().sum_all().unwrap().add(&r.sum_all().unwrap()).unwrap();
+        let unrelated = w.exp().unwrap();
+        let grads = loss.backward_keeping(&[&h, &r, &unrelated]).unwrap();
+        // d loss / d r = 2r + 1, r = [0.5, 0, 6]; d loss / d h = that where h > 0.
+        assert_eq!(grads.get(&r).unwrap().to_vec::<f64>().unwrap(), [2.0, 1.0, 13.0]);
+        assert_eq!(grads.get(&h).unwrap().to_vec::<f64>().unwrap(), [2.0, 0.0, 13.0]);
+        assert!(grads.get(&unrelated).is_none());
+        // Leaves are unchanged: d loss / d w = x * d loss / d h.
+        assert_eq!(grads.get(&w).unwrap().to_vec::<f64>().unwrap(), [1.0, 0.0, 26.0]);
+        // The plain backward keeps leaves only.
+        let again = w.mul(&x).unwrap().sum_all().unwrap();
+        let plain = again.backward().unwrap();
+        assert_eq!(plain.len(), 1);
+    }
+
+    #[test]
+    fn backward_keeping_needs_a_scalar() {
+        let w = Var::new(Tensor::ones(&[2], DType::F32).unwrap());
+        let y = w.mul(&w).unwrap();
+        let err = y.backward_keeping(&[&y]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("backward_keeping") && err.contains("[2]"), "{err}");
+    }
 }

@@ -2,6 +2,7 @@
 //! and a `run` function; this module holds what they share: the error type with its exit code.
 
 pub mod bench;
+pub mod debug;
 pub mod doctor;
 pub mod entropy;
 pub mod eval;

@@ -99,6 +99,17 @@ impl TrainArgs {
     }
 }
 
+/// The defaults of a run of the Darknet cfg at `path`: its `[net]` training options, the model
+/// named after the file.
+pub(crate) fn cfg_base(path: &std::path::Path) -> CliResult<TrainConfig> {
+    let spec = crate::train::model::read_spec(path)?;
+    let mut base = TrainConfig::default();
+    crate::train::model::apply_net_options(&mut base, &spec);
+    base.cfg = Some(path.display().to_string());
+    base.model = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cfg".into());
+    Ok(base)
+}
+
 /// Trains as the flags say.
 pub fn run(args: TrainArgs) -> CliResult<()> {
     if let Some(t) = args.threads {
@@ -112,14 +123,7 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
                 .map_err(|e| CliError::bad(format!("{}: metadata 'config' is not a training configuration: {e}", path.display())))?
         }
         None => match &args.cfg {
-            Some(path) => {
-                let spec = crate::train::model::read_spec(path)?;
-                let mut base = TrainConfig::default();
-                crate::train::model::apply_net_options(&mut base, &spec);
-                base.cfg = Some(path.display().to_string());
-                base.model = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cfg".into());
-                base
-            }
+            Some(path) => cfg_base(path)?,
             None => TrainConfig::default(),
         },
     };

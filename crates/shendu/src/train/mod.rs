@@ -12,4 +12,5 @@ mod progress;
 mod trainer;
 
 pub use config::{TrainConfig, OPTIMIZERS};
+pub(crate) use trainer::{load_data, model_options};
 pub use trainer::{train, train_step, TrainOptions, TrainSummary};

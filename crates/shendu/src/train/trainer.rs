@@ -265,7 +265,9 @@ pub fn train_step(
     Ok((loss.to_f64()?, acc))
 }
 
-fn load_data(cfg: &TrainConfig) -> CliResult<(Arc<dyn Dataset>, Arc<dyn Dataset>)> {
+/// The training and test sets `cfg` names (the embedded subset without `--data`), the training
+/// set cut to `--limit-train`.
+pub(crate) fn load_data(cfg: &TrainConfig) -> CliResult<(Arc<dyn Dataset>, Arc<dyn Dataset>)> {
     let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match &cfg.data {
         Some(dir) => (Arc::new(Mnist::load(dir, Split::Train)?), Arc::new(Mnist::load(dir, Split::Test)?)),
         None => (Arc::new(Mnist::embedded(Split::Train)?), Arc::new(Mnist::embedded(Split::Test)?)),
@@ -277,7 +279,8 @@ fn load_data(cfg: &TrainConfig) -> CliResult<(Arc<dyn Dataset>, Arc<dyn Dataset>
     Ok((train, test))
 }
 
-fn model_options(data: &dyn Dataset) -> CliResult<ModelOptions> {
+/// Model options (channels, image size, classes) that fit `data`'s samples.
+pub(crate) fn model_options(data: &dyn Dataset) -> CliResult<ModelOptions> {
     match data.input_shape()[..] {
         [c, h, w] => Ok(ModelOptions { in_channels: c, input_hw: (h, w), classes: data.num_classes(), ..ModelOptions::mnist() }),
         ref other => Err(CliError::bad(format!("--data: samples of shape {other:?} are not images (C x H x W)"))),
