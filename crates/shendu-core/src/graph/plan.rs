@@ -273,6 +273,16 @@ impl Plan {
         let mut removed = vec![false; nsteps];
         // The step whose buffer holds each value.
         let mut step_of: HashMap<usize, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.out_val, i)).collect();
+        // `var -= lr * g` scales inside the update (one pass over `g`) rather than as an
+        // epilogue of g's producer (a second pass), so such scales stay for the commits below.
+        let update_scale: Vec<bool> = self
+            .steps
+            .iter()
+            .map(|s| {
+                matches!(s.kind, StepKind::Unary(Unary::Affine { add, .. }) if add == 0.0)
+                    && commits.iter().any(|c| c.value == s.out_val && c.mode != AssignMode::Set)
+            })
+            .collect();
         #[allow(clippy::needless_range_loop)] // steps before `i` change while `i` is visited
         for i in 0..nsteps {
             let in_vals = self.steps[i].in_vals.clone();
@@ -282,6 +292,7 @@ impl Plan {
                     match step_of.get(&v) {
                         Some(&p)
                             if single(v)
+                                && !update_scale[i]
                                 && self.steps[i].inputs[0].layout == self.steps[p].out.layout
                                 && self.steps[p].kind.takes_epilogue()
                                 && self.steps[i].inputs[0].base == self.steps[p].out.base =>
