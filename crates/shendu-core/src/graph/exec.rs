@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::kernels::{apply_epi, binary_k, commit_k, copy_k, epi_k, softmax_k, sum_k, unary_k, CHUNK};
-use super::narrow::small_matmul;
+use super::narrow::small_matmul_par;
 use super::plan::Plan;
 use super::{AssignMode, GraphOp, Node};
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
@@ -35,7 +35,8 @@ pub(crate) struct Loc {
 #[derive(Clone)]
 pub(crate) enum StepKind {
     Unary(Unary),
-    Binary(Binary),
+    /// With a unary op applied to one operand (its index) as it is read.
+    Binary(Binary, Option<(usize, Unary)>),
     /// `inputs[0] · inputs[1]`, plus the row bias `inputs[b]` when fused.
     Matmul {
         bias: Option<usize>,
@@ -80,7 +81,8 @@ impl Step {
     pub(crate) fn describe(&self) -> String {
         let base = match &self.kind {
             StepKind::Unary(u) => format!("{u:?}"),
-            StepKind::Binary(b) => format!("{b:?}"),
+            StepKind::Binary(b, None) => format!("{b:?}"),
+            StepKind::Binary(b, Some((k, u))) => format!("{b:?} of {u:?}(input {k})"),
             StepKind::Matmul { bias: None } => "matmul".into(),
             StepKind::Matmul { bias: Some(_) } => "matmul+bias".into(),
             StepKind::Sum { .. } => "sum".into(),
@@ -147,7 +149,7 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
     } else if (n < NARROW || mm * n * k < SMALL_MACS) && (b.layout.strides()[1] == 1 || b.layout.strides()[0] == 1) {
         let ap = (m.ptr::<T>(a).add(a.layout.offset()) as *const T, a.layout.strides()[0], a.layout.strides()[1]);
         let bp = (m.ptr::<T>(b).add(b.layout.offset()) as *const T, b.layout.strides()[0], b.layout.strides()[1]);
-        small_matmul(mm, n, k, out, accumulate, ap, bp);
+        small_matmul_par(mm, n, k, out, accumulate, ap, bp);
     } else {
         let st = |l: &Layout| (l.strides()[0] as isize, l.strides()[1] as isize);
         let ((ars, acs), (brs, bcs)) = (st(&a.layout), st(&b.layout));
@@ -176,7 +178,7 @@ fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step, bases: &[Tensor]) -> Result<
     unsafe {
         match &s.kind {
             StepKind::Unary(u) => unary_k::<T>(m, s, *u),
-            StepKind::Binary(b) => binary_k::<T>(m, s, *b),
+            StepKind::Binary(b, pre) => binary_k::<T>(m, s, *b, *pre),
             StepKind::Matmul { bias } => matmul_k::<T>(m, s, *bias),
             StepKind::Sum { scale, acc } => sum_k::<T>(m, s, *scale, acc),
             StepKind::Softmax { log } => softmax_k::<T>(m, s, *log),

@@ -136,9 +136,10 @@ impl<T: Float> SimdKernel for UnaryRun<'_, T> {
 }
 
 /// A run of `n` output elements of a binary step; each operand advances by its stride (0 or
-/// 1) and is `dst` itself or disjoint from it.
+/// 1) and is `dst` itself or disjoint from it; `pre` maps one operand as it is read.
 struct BinaryRun<'a, T> {
     b: Binary,
+    pre: Option<(usize, Unary)>,
     x: (*const T, usize),
     y: (*const T, usize),
     dst: *mut T,
@@ -160,9 +161,13 @@ impl<T: Float> SimdKernel for BinaryRun<'_, T> {
             // operand overlapping the output starts where it does (the planner's rule); a
             // scratch chunk is read only where it was just written.
             unsafe {
-                let arg = |(p, st): (*const T, usize), tmp: *mut T| {
+                let arg = |i: usize, (p, st): (*const T, usize), tmp: *mut T| {
+                    let pre = self.pre.filter(|&(o, _)| o == i).map(|(_, u)| u);
                     if st == 0 {
-                        Arg::C(*p)
+                        Arg::C(pre.map_or(*p, |u| u.eval(*p)))
+                    } else if let Some(u) = pre {
+                        map_unary(u, Some(std::slice::from_raw_parts(p.add(k), c)), std::slice::from_raw_parts_mut(tmp, c));
+                        Arg::S(std::slice::from_raw_parts(tmp as *const T, c))
                     } else if std::ptr::eq(p, self.dst) {
                         std::ptr::copy_nonoverlapping(p.add(k), tmp, c);
                         Arg::S(std::slice::from_raw_parts(tmp as *const T, c))
@@ -170,7 +175,7 @@ impl<T: Float> SimdKernel for BinaryRun<'_, T> {
                         Arg::S(std::slice::from_raw_parts(p.add(k), c))
                     }
                 };
-                let (x, y) = (arg(self.x, tx.as_mut_ptr() as *mut T), arg(self.y, ty.as_mut_ptr() as *mut T));
+                let (x, y) = (arg(0, self.x, tx.as_mut_ptr() as *mut T), arg(1, self.y, ty.as_mut_ptr() as *mut T));
                 let d = std::slice::from_raw_parts_mut(self.dst.add(k), c);
                 map_binary(self.b, x, y, d);
                 apply_epi(self.epi, d);
@@ -213,7 +218,7 @@ pub(super) unsafe fn unary_k<T: Float>(m: &Mem, s: &Step, u: Unary) {
     });
 }
 
-pub(super) unsafe fn binary_k<T: Float>(m: &Mem, s: &Step, b: Binary) {
+pub(super) unsafe fn binary_k<T: Float>(m: &Mem, s: &Step, b: Binary, pre: Option<(usize, Unary)>) {
     let (a, bb, out) = (&s.inputs[0], &s.inputs[1], m.ptr::<T>(&s.out));
     let (ap, bp) = (m.ptr::<T>(a) as *const T, m.ptr::<T>(bb) as *const T);
     let epi = &s.epi[..];
@@ -221,18 +226,22 @@ pub(super) unsafe fn binary_k<T: Float>(m: &Mem, s: &Step, b: Binary) {
         let (ap, bp, out) = (SendPtr(ap.add(ra.start) as *mut T), SendPtr(bp.add(rb.start) as *mut T), SendPtr(out));
         par_ranges(ra.len(), PAR_CHUNK, |p| {
             let (x, y) = ((ap.get().add(p.start) as *const T, 1), (bp.get().add(p.start) as *const T, 1));
-            dispatch(BinaryRun { b, x, y, dst: out.get().add(p.start), n: p.len(), epi });
+            dispatch(BinaryRun { b, pre, x, y, dst: out.get().add(p.start), n: p.len(), epi });
         });
         return;
     }
+    let pre_on = |i: usize, v: T| match pre {
+        Some((k, u)) if k == i => u.eval(v),
+        _ => v,
+    };
     let mut o = 0;
     for_each_row_n([&a.layout, &bb.layout], |[ao, bo], [as_, bs], len| {
         let dst = out.add(o);
         if as_ <= 1 && bs <= 1 {
-            dispatch(BinaryRun { b, x: (ap.add(ao), as_), y: (bp.add(bo), bs), dst, n: len, epi });
+            dispatch(BinaryRun { b, pre, x: (ap.add(ao), as_), y: (bp.add(bo), bs), dst, n: len, epi });
         } else {
             for j in 0..len {
-                *dst.add(j) = b.eval(*ap.add(ao + j * as_), *bp.add(bo + j * bs));
+                *dst.add(j) = b.eval(pre_on(0, *ap.add(ao + j * as_)), pre_on(1, *bp.add(bo + j * bs)));
             }
             for k in (0..len).step_by(CHUNK) {
                 apply_epi(epi, std::slice::from_raw_parts_mut(dst.add(k), CHUNK.min(len - k)));

@@ -5,6 +5,8 @@
 //! is added to the output when accumulating, as the gemm crate's kernels do: graph and eager
 //! results agree to the bit at these sizes, whichever kernel below runs.
 
+use super::kernels::par_ranges;
+use crate::cpu::elementwise::SendPtr;
 use crate::dtype::Float;
 
 /// Output columns up to which f32 products with contiguous `b` rows run the AVX2 kernel (two
@@ -13,6 +15,26 @@ pub(crate) const NARROW_MAX: usize = 16;
 
 /// A strided operand: pointer to element (0, 0), row stride, column stride (in elements).
 pub(crate) type Operand<T> = (*const T, usize, usize);
+
+/// Products with at least this many multiply-adds split their rows over the thread pool (as
+/// `cpu::gemm` does).
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// [`small_matmul`] with the rows of large products split over threads (each output element is
+/// still one thread's sum, in order, so the bits do not depend on the split).
+///
+/// # Safety
+/// As for [`small_matmul`].
+pub(crate) unsafe fn small_matmul_par<T: Float>(m: usize, n: usize, k: usize, out: *mut T, accumulate: bool, a: Operand<T>, b: Operand<T>) {
+    if m * n * k < PARALLEL_MIN_MACS {
+        return small_matmul(m, n, k, out, accumulate, a, b);
+    }
+    let (o, ap, bp) = (SendPtr(out), SendPtr(a.0 as *mut T), SendPtr(b.0 as *mut T));
+    par_ranges(m, (PARALLEL_MIN_MACS / 2 / (n * k).max(1)).max(1), |r| {
+        let a = (ap.get().add(r.start * a.1) as *const T, a.1, a.2);
+        small_matmul(r.len(), n, k, o.get().add(r.start * n), accumulate, a, (bp.get() as *const T, b.1, b.2));
+    });
+}
 
 /// `out[m x n] (+)= a · b` (`out` contiguous, `b` with contiguous rows or columns).
 ///

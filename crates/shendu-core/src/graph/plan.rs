@@ -200,7 +200,7 @@ impl Plan {
             } else if let Some(u) = op.downcast_ref::<Unary>() {
                 StepKind::Unary(*u)
             } else if let Some(b) = op.downcast_ref::<Binary>() {
-                StepKind::Binary(*b)
+                StepKind::Binary(*b, None)
             } else if op.is::<Matmul>() && ins[0].layout.dims().len() == 2 && ins[1].layout.dims().len() == 2 {
                 StepKind::Matmul { bias: None }
             } else if let Some(keep) = sum_keep(op, &x_shape, &val.shape) {
@@ -215,7 +215,7 @@ impl Plan {
             };
             // Binary inputs are read through layouts of the output's shape.
             let ins = match &kind {
-                StepKind::Binary(_) => ins
+                StepKind::Binary(..) => ins
                     .into_iter()
                     .map(|l| Ok(Loc { layout: l.layout.broadcast_as(&val.shape, "graph")?, ..l }))
                     .collect::<Result<Vec<_>>>()?,
@@ -303,7 +303,7 @@ impl Plan {
                         _ => None,
                     }
                 }
-                StepKind::Binary(Binary::Add) => {
+                StepKind::Binary(Binary::Add, None) => {
                     let mut hit = None;
                     for (mi, bi) in [(0, 1), (1, 0)] {
                         let Some(&p) = step_of.get(&in_vals[mi]) else { continue };
@@ -343,6 +343,8 @@ impl Plan {
                 }
                 self.fetch.iter_mut().flatten().for_each(|l| remap(l, from, to));
                 locs.iter_mut().flatten().for_each(|l| remap(l, from, to));
+            } else if let StepKind::Binary(b, None) = self.steps[i].kind {
+                self.fuse_prologue(i, b, &mut removed, &step_of, &single, commits, locs);
             }
         }
         let mut planned = Vec::new();
@@ -376,6 +378,56 @@ impl Plan {
             !removed[i - 1]
         });
         Ok(planned)
+    }
+
+    /// Folds a single-use unary step into the binary step `i` that reads it, applied to that
+    /// operand as it is loaded (the relu gradient's `step(x) * g` reads `x` and `g` once and
+    /// writes once, where two steps write and read the mask between them).
+    #[allow(clippy::too_many_arguments)]
+    fn fuse_prologue(
+        &mut self,
+        i: usize,
+        b: Binary,
+        removed: &mut [bool],
+        step_of: &HashMap<usize, usize>,
+        single: &dyn Fn(usize) -> bool,
+        commits: &[Commit],
+        locs: &[Option<Loc>],
+    ) {
+        for k in 0..2 {
+            let v = self.steps[i].in_vals[k];
+            let Some(&p) = step_of.get(&v) else { continue };
+            let StepKind::Unary(u) = self.steps[p].kind else { continue };
+            let (pin, pout) = (&self.steps[p].inputs[0], &self.steps[p].out);
+            let fits = !removed[p]
+                && self.steps[p].out_val == v
+                && self.steps[p].epi.is_empty()
+                && single(v)
+                && self.steps[i].inputs[k].layout == pout.layout
+                && self.steps[i].inputs[k].base == pout.base
+                && pin.layout.shape() == pout.layout.shape();
+            // The unary's result is never written: nothing else may read its buffer (a view
+            // of it is another value, with uses of its own).
+            let base = pout.base;
+            let elsewhere = self
+                .steps
+                .iter()
+                .enumerate()
+                .any(|(j, st)| !removed[j] && st.inputs.iter().enumerate().any(|(q, l)| l.base == base && !(j == i && q == k)))
+                || self.fetch.iter().flatten().any(|l| l.base == base)
+                || commits.iter().any(|c| locs[c.value].as_ref().is_some_and(|l| l.base == base));
+            if fits && !elsewhere {
+                let (input, in_val) = (pin.clone(), self.steps[p].in_vals[0]);
+                let names = std::mem::take(&mut self.steps[p].names);
+                let st = &mut self.steps[i];
+                st.inputs[k] = input;
+                st.in_vals[k] = in_val;
+                st.kind = StepKind::Binary(b, Some((k, u)));
+                st.names.splice(0..0, names);
+                removed[p] = true;
+                return;
+            }
+        }
     }
 
     /// How many steps, fetches and assigns read each value.
@@ -424,7 +476,7 @@ impl Plan {
             let Base::Val(r) = s.out.base else { continue };
             let (need, dtype) = (s.out.layout.elem_count().max(1), s.out.dtype);
             let mut released = Vec::new();
-            if matches!(s.kind, StepKind::Unary(_) | StepKind::Binary(_)) {
+            if matches!(s.kind, StepKind::Unary(_) | StepKind::Binary(..)) {
                 for l in &s.inputs {
                     if let Base::Val(ri) = l.base {
                         // Every read of that buffer in this step must be position-aligned.
