@@ -87,7 +87,8 @@ fn kernels_match_eager_bitwise() {
         let got = sess.run(&[&s], &[(&p, &a)]).unwrap()[0].to_vec::<f32>().unwrap();
         assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs())));
     }
-    // The relu gradient's mask multiply is one fused step.
+    // The relu gradient's mask multiply is one fused step, reading the relu's output, so the
+    // relu runs as the matmul's epilogue.
     let g = Graph::new();
     let x = g.placeholder("x", DType::F32, &[Some(4), Some(5)]);
     let w = g.variable("w", Tensor::ones(&[5, 3], DType::F32).unwrap());
@@ -95,5 +96,6 @@ fn kernels_match_eager_bitwise() {
     let gw = g.gradients(&[&loss], &[&w]).unwrap()[0].clone().unwrap();
     let mut sess = Session::new(&g);
     sess.run(&[&loss, &gw], &[(&x, &Tensor::randn(&[4, 5], DType::F32).unwrap())]).unwrap();
-    assert!(sess.explain().contains("of Step"), "{}", sess.explain());
+    let plan = sess.explain();
+    assert!(plan.contains("Mul of Step") && plan.contains("matmul +Relu"), "{plan}");
 }
