@@ -109,3 +109,37 @@ fn w4_mlp_step_eager_vs_graph() {
         );
     }
 }
+
+/// The W4 plan in words (which steps, fusions and buffers), for profiling.
+#[test]
+#[ignore]
+fn w4_plan_explain() {
+    let (xs, ys) = data();
+    let (g, x, y, loss, train) = graph_step();
+    let mut sess = Session::new(&g);
+    sess.run(&[&loss, &train], &[(&x, &xs), (&y, &ys)]).unwrap();
+    println!("{}", sess.explain());
+}
+
+/// Steps of one mode only, for `perf record` / `perf stat`: SHENDU_PROFILE_STEPS steps (default
+/// 300) of SHENDU_PROFILE_MODE (`graph`, the default, or `eager`).
+#[test]
+#[ignore]
+fn w4_profile() {
+    let steps = std::env::var("SHENDU_PROFILE_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let (xs, ys) = data();
+    if std::env::var("SHENDU_PROFILE_MODE").is_ok_and(|m| m == "eager") {
+        let params: Vec<(Var, Var)> = init().into_iter().map(|(w, b)| (Var::new(w), Var::new(b))).collect();
+        for _ in 0..steps {
+            eager_step(&params, &xs, &ys);
+        }
+        return;
+    }
+    let (g, x, y, loss, train) = graph_step();
+    let mut sess = Session::new(&g);
+    let mut out = vec![Tensor::zeros((), DType::F32).unwrap(), Tensor::zeros(0, DType::F32).unwrap()];
+    let feeds = [(&x, &xs), (&y, &ys)];
+    for _ in 0..steps {
+        sess.run_into(&[&loss, &train], &feeds, &mut out).unwrap();
+    }
+}

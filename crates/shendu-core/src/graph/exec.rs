@@ -3,19 +3,18 @@
 
 use std::sync::Arc;
 
+use super::kernels::{apply_epi, binary_k, commit_k, copy_k, epi_k, softmax_k, sum_k, unary_k, CHUNK};
+use super::narrow::small_matmul_par;
 use super::plan::Plan;
 use super::{AssignMode, GraphOp, Node};
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
 use crate::dtype::Float;
-use crate::layout::for_each_row_n;
 use crate::ops::binary::Binary;
 use crate::ops::unary::Unary;
 use crate::{DType, Error, Layout, Result, Storage, Tensor};
 
 /// Layouts up to this rank are walked without allocating.
 pub(crate) const MAX_RANK: usize = 8;
-/// Elements per chunk of a fused elementwise pass (stays in L1 between the fused ops).
-const CHUNK: usize = 1024;
 
 /// Where a value's elements live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +35,8 @@ pub(crate) struct Loc {
 #[derive(Clone)]
 pub(crate) enum StepKind {
     Unary(Unary),
-    Binary(Binary),
+    /// With a unary op applied to one operand (its index) as it is read.
+    Binary(Binary, Option<(usize, Unary)>),
     /// `inputs[0] · inputs[1]`, plus the row bias `inputs[b]` when fused.
     Matmul {
         bias: Option<usize>,
@@ -81,7 +81,8 @@ impl Step {
     pub(crate) fn describe(&self) -> String {
         let base = match &self.kind {
             StepKind::Unary(u) => format!("{u:?}"),
-            StepKind::Binary(b) => format!("{b:?}"),
+            StepKind::Binary(b, None) => format!("{b:?}"),
+            StepKind::Binary(b, Some((k, u))) => format!("{b:?} of {u:?}(input {k})"),
             StepKind::Matmul { bias: None } => "matmul".into(),
             StepKind::Matmul { bias: Some(_) } => "matmul+bias".into(),
             StepKind::Sum { .. } => "sum".into(),
@@ -95,21 +96,6 @@ impl Step {
             Base::Val(v) => format!("value {v}"),
         };
         format!("{base}{epi} {} {} into {buf}", self.out.layout.shape(), self.out.dtype)
-    }
-}
-
-fn apply_epi<T: Float>(epi: &[Unary], chunk: &mut [T]) {
-    // The common ops get loops of their own (vectorised); the rest go through `eval`.
-    for &u in epi {
-        match u {
-            Unary::Relu => chunk.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
-            Unary::Neg => chunk.iter_mut().for_each(|v| *v = -*v),
-            Unary::Affine { mul, add } => {
-                let (m, a) = (T::from_f64(mul), T::from_f64(add));
-                chunk.iter_mut().for_each(|v| *v = *v * m + a)
-            }
-            u => chunk.iter_mut().for_each(|v| *v = u.eval(*v)),
-        }
     }
 }
 
@@ -127,12 +113,12 @@ fn base_ptr(t: &Tensor) -> usize {
 }
 
 /// Raw access to the planned buffers of one run.
-struct Mem<'a> {
+pub(super) struct Mem<'a> {
     ptrs: &'a [usize],
 }
 
 impl Mem<'_> {
-    fn ptr<T>(&self, l: &Loc) -> *mut T {
+    pub(super) fn ptr<T>(&self, l: &Loc) -> *mut T {
         match l.base {
             Base::Ext(i) => self.ptrs[i] as *mut T,
             Base::Val(_) => std::ptr::null_mut(),
@@ -140,64 +126,8 @@ impl Mem<'_> {
     }
 }
 
-// SAFETY (for all kernels below): the planner gives every step an output buffer of at least
-// its element count, disjoint from its inputs except for elementwise steps whose output
-// position i reads only input position i; the layouts were checked against the buffers' sizes
-// when the trace ran the same ops on the same shapes.
-
-unsafe fn unary_k<T: Float>(m: &Mem, s: &Step, u: Unary) {
-    let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
-    let xp = m.ptr::<T>(x);
-    let mut o = 0;
-    for_each_row_n([&x.layout], |[xo], [xs], len| {
-        let mut k = 0;
-        while k < len {
-            let c = CHUNK.min(len - k);
-            let dst = std::slice::from_raw_parts_mut(out.add(o), c);
-            for (j, d) in dst.iter_mut().enumerate() {
-                let v = *xp.add(xo + (k + j) * xs);
-                *d = match u {
-                    Unary::Relu => v.max(T::ZERO),
-                    u => u.eval(v),
-                };
-            }
-            apply_epi(&s.epi, dst);
-            o += c;
-            k += c;
-        }
-    });
-}
-
-unsafe fn binary_k<T: Float>(m: &Mem, s: &Step, b: Binary) {
-    let (a, bb, out) = (&s.inputs[0], &s.inputs[1], m.ptr::<T>(&s.out));
-    let (ap, bp) = (m.ptr::<T>(a), m.ptr::<T>(bb));
-    let mut o = 0;
-    for_each_row_n([&a.layout, &bb.layout], |[ao, bo], [as_, bs], len| {
-        let mut k = 0;
-        while k < len {
-            let c = CHUNK.min(len - k);
-            let dst = std::slice::from_raw_parts_mut(out.add(o), c);
-            macro_rules! go {
-                ($f:expr) => {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        let (x, y) = (*ap.add(ao + (k + j) * as_), *bp.add(bo + (k + j) * bs));
-                        *d = $f(x, y);
-                    }
-                };
-            }
-            match b {
-                Binary::Add => go!(|x: T, y: T| x + y),
-                Binary::Sub => go!(|x: T, y: T| x - y),
-                Binary::Mul => go!(|x: T, y: T| x * y),
-                Binary::Div => go!(|x: T, y: T| x / y),
-                b => go!(|x: T, y: T| b.eval(x, y)),
-            }
-            apply_epi(&s.epi, dst);
-            o += c;
-            k += c;
-        }
-    });
-}
+// SAFETY: see the note in `kernels`; the matmul operands are the planned layouts, of the
+// shapes the trace checked.
 
 unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) {
     let (a, b, out) = (&s.inputs[0], &s.inputs[1], m.ptr::<T>(&s.out));
@@ -219,7 +149,7 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
     } else if (n < NARROW || mm * n * k < SMALL_MACS) && (b.layout.strides()[1] == 1 || b.layout.strides()[0] == 1) {
         let ap = (m.ptr::<T>(a).add(a.layout.offset()) as *const T, a.layout.strides()[0], a.layout.strides()[1]);
         let bp = (m.ptr::<T>(b).add(b.layout.offset()) as *const T, b.layout.strides()[0], b.layout.strides()[1]);
-        small_matmul(mm, n, k, out, accumulate, ap, bp);
+        small_matmul_par(mm, n, k, out, accumulate, ap, bp);
     } else {
         let st = |l: &Layout| (l.strides()[0] as isize, l.strides()[1] as isize);
         let ((ars, acs), (brs, bcs)) = (st(&a.layout), st(&b.layout));
@@ -234,11 +164,7 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
             true,
         );
     }
-    if !s.epi.is_empty() {
-        for c in std::slice::from_raw_parts_mut(out, mm * n).chunks_mut(CHUNK) {
-            apply_epi(&s.epi, c);
-        }
-    }
+    epi_k(&s.epi, out, mm * n);
 }
 
 /// Products with fewer output columns than this, or fewer multiply-adds than `SMALL_MACS`,
@@ -247,251 +173,12 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
 const NARROW: usize = 16;
 const SMALL_MACS: usize = 1 << 19;
 
-/// `out[m x n] (+)= a · b` for operands given as (pointer, row stride, column stride); `b` has
-/// contiguous rows (axpy of `a[i, p] * b[p, :]` into each output row, in registers when
-/// narrow) or contiguous columns (a dot product per output element). Each element accumulates
-/// over `p` in order with fused multiply-adds where the CPU has them, as the gemm crate's
-/// kernels do, so graph and eager results agree to the bit at these sizes.
-unsafe fn small_matmul<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    out: *mut T,
-    accumulate: bool,
-    a: (*const T, usize, usize),
-    b: (*const T, usize, usize),
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        return small_matmul_fma(m, n, k, out, accumulate, a, b);
-    }
-    small_matmul_body(m, n, k, out, accumulate, a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn small_matmul_fma<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    out: *mut T,
-    accumulate: bool,
-    a: (*const T, usize, usize),
-    b: (*const T, usize, usize),
-) {
-    small_matmul_body(m, n, k, out, accumulate, a, b)
-}
-
-#[inline(always)]
-unsafe fn small_matmul_body<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    out: *mut T,
-    accumulate: bool,
-    a: (*const T, usize, usize),
-    b: (*const T, usize, usize),
-) {
-    let (ap, ars, acs) = a;
-    let (bp, brs, bcs) = b;
-    let mut acc = [T::ZERO; NARROW];
-    for i in 0..m {
-        let row = std::slice::from_raw_parts_mut(out.add(i * n), n);
-        if bcs == 1 && n < NARROW {
-            acc[..n].fill(T::ZERO);
-            for p in 0..k {
-                let x = *ap.add(i * ars + p * acs);
-                let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
-                acc[..n].iter_mut().zip(brow).for_each(|(c, &y)| *c = x.mul_add(y, *c));
-            }
-            if accumulate {
-                row.iter_mut().zip(&acc[..n]).for_each(|(o, &c)| *o += c);
-            } else {
-                row.copy_from_slice(&acc[..n]);
-            }
-        } else if bcs == 1 {
-            if accumulate {
-                // Rare (a bias-fused small product): sum into the output directly.
-                for p in 0..k {
-                    let x = *ap.add(i * ars + p * acs);
-                    let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
-                    row.iter_mut().zip(brow).for_each(|(c, &y)| *c = x.mul_add(y, *c));
-                }
-                continue;
-            }
-            row.fill(T::ZERO);
-            for p in 0..k {
-                let x = *ap.add(i * ars + p * acs);
-                let brow = std::slice::from_raw_parts(bp.add(p * brs), n);
-                row.iter_mut().zip(brow).for_each(|(c, &y)| *c = x.mul_add(y, *c));
-            }
-        } else {
-            for (j, o) in row.iter_mut().enumerate() {
-                let col = std::slice::from_raw_parts(bp.add(j * bcs), k);
-                let mut t = T::ZERO;
-                for (p, &y) in col.iter().enumerate() {
-                    t = (*ap.add(i * ars + p * acs)).mul_add(y, t);
-                }
-                *o = if accumulate { *o + t } else { t };
-            }
-        }
-    }
-}
-
-/// Eager's contiguous sum: 8 independent accumulators (see `ops::reduce`), copied so that
-/// graph and eager sums agree to the bit.
-fn lane_sum<T: Float>(row: &[T]) -> T {
-    let mut acc = [T::ZERO; 8];
-    let chunks = row.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..8 {
-            acc[i] += c[i];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &v in rest {
-        s += v;
-    }
-    s
-}
-
-unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout) {
-    let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
-    let n = s.out.layout.elem_count();
-    let dst = std::slice::from_raw_parts_mut(out, n);
-    dst.fill(T::ZERO);
-    let xp = m.ptr::<T>(x);
-    // Reduced dims that are the contiguous tail of the input: one lane sum per output.
-    let total = x.layout.elem_count();
-    let (dims, st) = (x.layout.dims(), acc.strides());
-    let (mut reduced, mut suffix) = (false, true);
-    for (&d, &s) in dims.iter().zip(st) {
-        if d == 1 {
-            continue;
-        }
-        if s == 0 {
-            reduced = true;
-        } else if reduced {
-            suffix = false;
-        }
-    }
-    let block = total / n.max(1);
-    if x.layout.is_contiguous() && reduced && suffix && block > 1 {
-        let xs = std::slice::from_raw_parts(xp.add(x.layout.offset()), total);
-        for (o, chunk) in dst.iter_mut().zip(xs.chunks_exact(block)) {
-            *o = lane_sum(chunk);
-        }
-        finish_sum(dst, scale, &s.epi);
-        return;
-    }
-    for_each_row_n([&x.layout, acc], |[xo, ao], [xs, as_], len| {
-        if as_ == 0 {
-            let mut t = T::ZERO;
-            for j in 0..len {
-                t += *xp.add(xo + j * xs);
-            }
-            *out.add(ao) += t;
-        } else {
-            for j in 0..len {
-                *out.add(ao + j * as_) += *xp.add(xo + j * xs);
-            }
-        }
-    });
-    finish_sum(dst, scale, &s.epi);
-}
-
-fn finish_sum<T: Float>(dst: &mut [T], scale: f64, epi: &[Unary]) {
-    if scale != 1.0 {
-        let c = T::from_f64(scale);
-        dst.iter_mut().for_each(|v| *v *= c);
-    }
-    for c in dst.chunks_mut(CHUNK) {
-        apply_epi(epi, c);
-    }
-}
-
-unsafe fn softmax_k<T: Float>(m: &Mem, s: &Step, log: bool) {
-    let x = &s.inputs[0];
-    let n = *x.layout.dims().last().unwrap_or(&1);
-    let total = x.layout.elem_count();
-    if n == 0 || total == 0 {
-        return;
-    }
-    let xs = std::slice::from_raw_parts(m.ptr::<T>(x).add(x.layout.offset()), total);
-    let os = std::slice::from_raw_parts_mut(m.ptr::<T>(&s.out), total);
-    for (row_o, row_x) in os.chunks_mut(n).zip(xs.chunks(n)) {
-        let mx = row_x.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
-        let mx = if mx.is_finite() { mx } else { T::ZERO };
-        let mut sum = T::ZERO;
-        for (o, &v) in row_o.iter_mut().zip(row_x) {
-            let e = (v - mx).exp();
-            *o = e;
-            sum += e;
-        }
-        if log {
-            let ls = sum.ln() + mx;
-            row_o.iter_mut().zip(row_x).for_each(|(o, &v)| *o = v - ls);
-        } else {
-            let inv = T::ONE / sum;
-            row_o.iter_mut().for_each(|o| *o *= inv);
-        }
-        apply_epi(&s.epi, row_o);
-    }
-}
-
-unsafe fn copy_k<T: Float>(m: &Mem, s: &Step) {
-    let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
-    let xp = m.ptr::<T>(x);
-    let mut o = 0;
-    for_each_row_n([&x.layout], |[xo], [xs], len| {
-        for j in 0..len {
-            *out.add(o + j) = *xp.add(xo + j * xs);
-        }
-        o += len;
-    });
-    for c in std::slice::from_raw_parts_mut(out, o).chunks_mut(CHUNK) {
-        apply_epi(&s.epi, c);
-    }
-}
-
-/// `var (op)= scale * value`, in place.
-unsafe fn commit_k<T: Float>(var: *mut T, value: *const T, l: &Layout, mode: AssignMode, scale: f64) {
-    let c = T::from_f64(scale);
-    let mut o = 0;
-    for_each_row_n([l], |[vo], [vs], len| {
-        let dst = std::slice::from_raw_parts_mut(var.add(o), len);
-        if vs == 1 {
-            let src = std::slice::from_raw_parts(value.add(vo), len);
-            let pairs = dst.iter_mut().zip(src);
-            match (mode, scale == 1.0) {
-                (AssignMode::Set, true) => dst.copy_from_slice(src),
-                (AssignMode::Sub, true) => pairs.for_each(|(d, &v)| *d = *d - v),
-                (AssignMode::Add, true) => pairs.for_each(|(d, &v)| *d += v),
-                (AssignMode::Set, false) => pairs.for_each(|(d, &v)| *d = v * c),
-                (AssignMode::Sub, false) => pairs.for_each(|(d, &v)| *d = *d - v * c),
-                (AssignMode::Add, false) => pairs.for_each(|(d, &v)| *d += v * c),
-            }
-        } else {
-            for (j, d) in dst.iter_mut().enumerate() {
-                let v = *value.add(vo + j * vs) * c;
-                *d = match mode {
-                    AssignMode::Set => v,
-                    AssignMode::Add => *d + v,
-                    AssignMode::Sub => *d - v,
-                };
-            }
-        }
-        o += len;
-    });
-}
-
 fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step, bases: &[Tensor]) -> Result<()> {
     // SAFETY: see the note above the kernels.
     unsafe {
         match &s.kind {
             StepKind::Unary(u) => unary_k::<T>(m, s, *u),
-            StepKind::Binary(b) => binary_k::<T>(m, s, *b),
+            StepKind::Binary(b, pre) => binary_k::<T>(m, s, *b, *pre),
             StepKind::Matmul { bias } => matmul_k::<T>(m, s, *bias),
             StepKind::Sum { scale, acc } => sum_k::<T>(m, s, *scale, acc),
             StepKind::Softmax { log } => softmax_k::<T>(m, s, *log),

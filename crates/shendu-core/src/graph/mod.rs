@@ -26,6 +26,8 @@
 //! liveness) that later runs execute without allocating (`exec.rs`).
 
 mod exec;
+mod kernels;
+mod narrow;
 mod node_ops;
 mod plan;
 mod session;

@@ -200,7 +200,7 @@ impl Plan {
             } else if let Some(u) = op.downcast_ref::<Unary>() {
                 StepKind::Unary(*u)
             } else if let Some(b) = op.downcast_ref::<Binary>() {
-                StepKind::Binary(*b)
+                StepKind::Binary(*b, None)
             } else if op.is::<Matmul>() && ins[0].layout.dims().len() == 2 && ins[1].layout.dims().len() == 2 {
                 StepKind::Matmul { bias: None }
             } else if let Some(keep) = sum_keep(op, &x_shape, &val.shape) {
@@ -215,7 +215,7 @@ impl Plan {
             };
             // Binary inputs are read through layouts of the output's shape.
             let ins = match &kind {
-                StepKind::Binary(_) => ins
+                StepKind::Binary(..) => ins
                     .into_iter()
                     .map(|l| Ok(Loc { layout: l.layout.broadcast_as(&val.shape, "graph")?, ..l }))
                     .collect::<Result<Vec<_>>>()?,
@@ -268,11 +268,22 @@ impl Plan {
     /// kernel, a row-bias add into a matmul), and `var -= lr * g` into the update.
     fn fuse(&mut self, commits: &[Commit], locs: &mut [Option<Loc>], var_base: &HashMap<usize, usize>) -> Result<Vec<PlannedCommit>> {
         let nsteps = self.steps.len();
+        self.step_reads_relu();
         let uses = self.use_counts(commits);
         let single = |v: usize| uses.get(&v).copied().unwrap_or(0) == 1;
         let mut removed = vec![false; nsteps];
         // The step whose buffer holds each value.
         let mut step_of: HashMap<usize, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.out_val, i)).collect();
+        // `var -= lr * g` scales inside the update (one pass over `g`) rather than as an
+        // epilogue of g's producer (a second pass), so such scales stay for the commits below.
+        let update_scale: Vec<bool> = self
+            .steps
+            .iter()
+            .map(|s| {
+                matches!(s.kind, StepKind::Unary(Unary::Affine { add, .. }) if add == 0.0)
+                    && commits.iter().any(|c| c.value == s.out_val && c.mode != AssignMode::Set)
+            })
+            .collect();
         #[allow(clippy::needless_range_loop)] // steps before `i` change while `i` is visited
         for i in 0..nsteps {
             let in_vals = self.steps[i].in_vals.clone();
@@ -282,6 +293,7 @@ impl Plan {
                     match step_of.get(&v) {
                         Some(&p)
                             if single(v)
+                                && !update_scale[i]
                                 && self.steps[i].inputs[0].layout == self.steps[p].out.layout
                                 && self.steps[p].kind.takes_epilogue()
                                 && self.steps[i].inputs[0].base == self.steps[p].out.base =>
@@ -292,7 +304,7 @@ impl Plan {
                         _ => None,
                     }
                 }
-                StepKind::Binary(Binary::Add) => {
+                StepKind::Binary(Binary::Add, None) => {
                     let mut hit = None;
                     for (mi, bi) in [(0, 1), (1, 0)] {
                         let Some(&p) = step_of.get(&in_vals[mi]) else { continue };
@@ -332,6 +344,8 @@ impl Plan {
                 }
                 self.fetch.iter_mut().flatten().for_each(|l| remap(l, from, to));
                 locs.iter_mut().flatten().for_each(|l| remap(l, from, to));
+            } else if let StepKind::Binary(b, None) = self.steps[i].kind {
+                self.fuse_prologue(i, b, &mut removed, &step_of, &single, commits, locs);
             }
         }
         let mut planned = Vec::new();
@@ -365,6 +379,81 @@ impl Plan {
             !removed[i - 1]
         });
         Ok(planned)
+    }
+
+    /// `step(x)` reads `relu(x)` where both are computed: the same values for every `x` (relu
+    /// maps NaN to 0, which step maps to 0 as it does NaN), and `x` is left to the relu alone,
+    /// which can then run as an epilogue of x's producer (the relu gradient's mask otherwise
+    /// keeps the pre-activation alive and the relu a pass of its own).
+    fn step_reads_relu(&mut self) {
+        for si in 0..self.steps.len() {
+            let s = &self.steps[si];
+            if !matches!(s.kind, StepKind::Unary(Unary::Step)) || !s.epi.is_empty() {
+                continue;
+            }
+            let same_x = |r: &Step| {
+                matches!(r.kind, StepKind::Unary(Unary::Relu))
+                    && r.epi.is_empty()
+                    && r.in_vals[0] == s.in_vals[0]
+                    && r.inputs[0].layout == s.inputs[0].layout
+                    && r.inputs[0].base == s.inputs[0].base
+            };
+            if let Some(r) = self.steps[..si].iter().position(same_x) {
+                let (loc, v) = (self.steps[r].out.clone(), self.steps[r].out_val);
+                self.steps[si].inputs[0] = loc;
+                self.steps[si].in_vals[0] = v;
+            }
+        }
+    }
+
+    /// Folds a single-use unary step into the binary step `i` that reads it, applied to that
+    /// operand as it is loaded (the relu gradient's `step(x) * g` reads `x` and `g` once and
+    /// writes once, where two steps write and read the mask between them).
+    #[allow(clippy::too_many_arguments)]
+    fn fuse_prologue(
+        &mut self,
+        i: usize,
+        b: Binary,
+        removed: &mut [bool],
+        step_of: &HashMap<usize, usize>,
+        single: &dyn Fn(usize) -> bool,
+        commits: &[Commit],
+        locs: &[Option<Loc>],
+    ) {
+        for k in 0..2 {
+            let v = self.steps[i].in_vals[k];
+            let Some(&p) = step_of.get(&v) else { continue };
+            let StepKind::Unary(u) = self.steps[p].kind else { continue };
+            let (pin, pout) = (&self.steps[p].inputs[0], &self.steps[p].out);
+            let fits = !removed[p]
+                && self.steps[p].out_val == v
+                && self.steps[p].epi.is_empty()
+                && single(v)
+                && self.steps[i].inputs[k].layout == pout.layout
+                && self.steps[i].inputs[k].base == pout.base
+                && pin.layout.shape() == pout.layout.shape();
+            // The unary's result is never written: nothing else may read its buffer (a view
+            // of it is another value, with uses of its own).
+            let base = pout.base;
+            let elsewhere = self
+                .steps
+                .iter()
+                .enumerate()
+                .any(|(j, st)| !removed[j] && st.inputs.iter().enumerate().any(|(q, l)| l.base == base && !(j == i && q == k)))
+                || self.fetch.iter().flatten().any(|l| l.base == base)
+                || commits.iter().any(|c| locs[c.value].as_ref().is_some_and(|l| l.base == base));
+            if fits && !elsewhere {
+                let (input, in_val) = (pin.clone(), self.steps[p].in_vals[0]);
+                let names = std::mem::take(&mut self.steps[p].names);
+                let st = &mut self.steps[i];
+                st.inputs[k] = input;
+                st.in_vals[k] = in_val;
+                st.kind = StepKind::Binary(b, Some((k, u)));
+                st.names.splice(0..0, names);
+                removed[p] = true;
+                return;
+            }
+        }
     }
 
     /// How many steps, fetches and assigns read each value.
@@ -413,7 +502,7 @@ impl Plan {
             let Base::Val(r) = s.out.base else { continue };
             let (need, dtype) = (s.out.layout.elem_count().max(1), s.out.dtype);
             let mut released = Vec::new();
-            if matches!(s.kind, StepKind::Unary(_) | StepKind::Binary(_)) {
+            if matches!(s.kind, StepKind::Unary(_) | StepKind::Binary(..)) {
                 for l in &s.inputs {
                     if let Base::Val(ri) = l.base {
                         // Every read of that buffer in this step must be position-aligned.
