@@ -219,3 +219,44 @@ fn dump_specs() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/zoo_specs.json");
     std::fs::write(path, serde_json::to_string(&models).unwrap()).unwrap();
 }
+
+/// A safetensors file with torchvision's resnet18 state dict (names and shapes from the
+/// reference, values made up per tensor, `num_batches_tracked` as i64 scalars as PyTorch writes
+/// them) loads strictly into the built network, and the values land where their names say.
+#[test]
+fn resnet18_torchvision_state_dict_loads_strictly() {
+    use shendu_core::{DType, Tensor};
+    let reference = reference();
+    let entries = reference["models"]["resnet18"]["state_dict"].as_array().unwrap();
+    let mut tensors = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let name = e["name"].as_str().unwrap().to_string();
+        let shape: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let t = if name.ends_with("num_batches_tracked") {
+            Tensor::scalar(i as i64)
+        } else {
+            Tensor::full(&shape[..], i as f64 / 100.0, DType::F32).unwrap()
+        };
+        tensors.push((name, t));
+    }
+    let dir = std::env::temp_dir().join(format!("shendu-zoo-resnet18-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("resnet18.safetensors");
+    shendu_nn::state::save_safetensors(&path, &tensors, &Default::default()).unwrap();
+
+    let net = zoo::build("resnet18", &ModelOptions::for_model("resnet18").unwrap()).unwrap();
+    let report = shendu_nn::state::load_module(&path, &net, true).unwrap();
+    assert!(report.is_exact(), "{report:?}");
+    let params = net.named_params();
+    for (i, (name, _)) in tensors.iter().enumerate().filter(|(_, (n, _))| !n.ends_with("num_batches_tracked")) {
+        let (_, p) = params.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} not in the network"));
+        let v = p.value().to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec::<f64>().unwrap();
+        assert!(v.iter().all(|&x| (x - i as f64 / 100.0).abs() < 1e-6), "{name} did not receive its values");
+    }
+    // One name missing: strict loading refuses and names it.
+    let fewer: Vec<_> = tensors.iter().filter(|(n, _)| n != "layer3.1.bn2.running_var").cloned().collect();
+    shendu_nn::state::save_safetensors(&path, &fewer, &Default::default()).unwrap();
+    let err = shendu_nn::state::load_module(&path, &net, true).unwrap_err().to_string();
+    assert!(err.contains("layer3.1.bn2.running_var"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
