@@ -97,24 +97,33 @@ impl StatsProbe {
                 *acc += v;
             }
         }
+        // Parameters of no recorded layer (a cfg conv's batch norm, `3.bn`) get a row right after
+        // the layer whose parameters come before theirs, so rows stay in network order.
+        let mut after: Option<usize> = None;
         for (layer, [g, w, u, b]) in sums {
-            let row = match layers.iter_mut().position(|l| l.layer == layer) {
-                Some(i) => &mut layers[i],
+            let i = match layers.iter().position(|l| l.layer == layer) {
+                Some(i) => i,
                 None => {
-                    layers.push(LayerStats {
-                        layer: layer.clone(),
-                        type_name: "parameters".into(),
-                        act_mean: None,
-                        act_std: None,
-                        act_zero_fraction: None,
-                        act_nonfinite: None,
-                        grad_norm: None,
-                        weight_norm: None,
-                        update_ratio: None,
-                    });
-                    layers.last_mut().ok_or_else(|| CliError::internal("stats: empty list"))?
+                    let i = after.map_or(0, |a| a + 1);
+                    layers.insert(
+                        i,
+                        LayerStats {
+                            layer: layer.clone(),
+                            type_name: "parameters".into(),
+                            act_mean: None,
+                            act_std: None,
+                            act_zero_fraction: None,
+                            act_nonfinite: None,
+                            grad_norm: None,
+                            weight_norm: None,
+                            update_ratio: None,
+                        },
+                    );
+                    i
                 }
             };
+            after = Some(i);
+            let row = &mut layers[i];
             row.grad_norm = Some(g.sqrt());
             row.weight_norm = Some(w.sqrt());
             row.update_ratio = Some(if b > 0.0 { (u / b).sqrt() } else { u.sqrt() });
