@@ -525,3 +525,17 @@ fn winograd_reads_strided_inputs() {
     let (ga, gb) = (op.forward(&[&x, &gy]).unwrap(), op.forward(&[&xc, &gy]).unwrap());
     close(&ga.to_vec::<f64>().unwrap(), &gb.to_vec::<f64>().unwrap(), 1e-12, "weight grad");
 }
+
+/// Regression (found by the gradcheck proptest): a transposed conv whose dilated taps shift
+/// whole columns into the cut padding took col2im's flat path past the plane's start and
+/// panicked. Every output here comes from the one tap kx = 1: out[oy] = sum_c x[c] w[c, 0, oy, 1].
+#[test]
+fn conv_transpose_with_taps_wholly_in_the_padding() {
+    let x = Tensor::from_vec(vec![1.0f64, 2.0], &[1, 2, 1, 1]).unwrap();
+    let w = Tensor::from_vec((0..12).map(|v| v as f64).collect::<Vec<_>>(), &[2, 1, 3, 2]).unwrap();
+    let p = ConvTranspose2dParams { padding: (0, 0, 2, 0), dilation: (1, 2), ..Default::default() };
+    let y = x.conv_transpose2d(&w, &p).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 3, 1]);
+    let want: Vec<f64> = (0..3).map(|oy| 1.0 * (oy * 2 + 1) as f64 + 2.0 * (6 + oy * 2 + 1) as f64).collect();
+    assert_eq!(y.flatten_all().unwrap().to_vec::<f64>().unwrap(), want);
+}

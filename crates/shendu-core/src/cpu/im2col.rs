@@ -152,10 +152,13 @@ pub fn col2im<T: Copy + Default + std::ops::AddAssign>(col: &mut [T], g: &ColGeo
                     }
                     let start = ((ylo + i * g.dh - g.pt) * g.w + j * g.dw) as isize - g.pl as isize;
                     let end = start + band.len() as isize;
-                    let (s0, e0) = (start.max(0) as usize, (end.min((g.h * g.w) as isize)) as usize);
-                    let skip = (s0 as isize - start) as usize;
-                    for (d, &s) in plane[s0..e0].iter_mut().zip(&band[skip..skip + (e0 - s0)]) {
-                        *d += s;
+                    let (s0, e0) = (start.max(0), end.min((g.h * g.w) as isize));
+                    // As in im2col: a tap wholly in the padding shifts the band off the plane.
+                    if e0 > s0 {
+                        let (skip, s0, e0) = ((s0 - start) as usize, s0 as usize, e0 as usize);
+                        for (d, &s) in plane[s0..e0].iter_mut().zip(&band[skip..skip + (e0 - s0)]) {
+                            *d += s;
+                        }
                     }
                 } else {
                     if xlo == xhi {
