@@ -34,3 +34,37 @@ fn steady_training_loop_reuses_buffers() {
     assert!(after.hits > before.hits + 100, "pool hits {} -> {}", before.hits, after.hits);
     assert!(after.misses - before.misses <= 2, "system allocations in steady state: {}", after.misses - before.misses);
 }
+
+#[test]
+fn a_shorter_request_reuses_a_longer_buffer_within_half_again() {
+    use pool::PooledVec;
+    // Lengths no other test uses, so the buffers seen are this test's.
+    let full = 1_234_567;
+    let ptr = {
+        let v = PooledVec::<f32>::uninit(full);
+        v.as_slice().as_ptr()
+    };
+    // A short last batch (here 75%) runs in the full batch's buffer, at its own length.
+    let short = PooledVec::<f32>::uninit(full * 3 / 4);
+    assert_eq!(short.len(), full * 3 / 4);
+    assert_eq!(short.as_slice().as_ptr(), ptr, "the pooled buffer was not reused");
+    drop(short);
+    // A request under two thirds of it would waste over a third: it gets its own buffer.
+    let small = PooledVec::<f32>::uninit(full / 2);
+    assert_ne!(small.as_slice().as_ptr(), ptr);
+    // Growing back to the full length within the capacity keeps the buffer.
+    let again = PooledVec::<f32>::uninit(full);
+    assert_eq!((again.len(), again.as_slice().as_ptr()), (full, ptr));
+}
+
+#[test]
+fn vec_with_capacity_takes_a_pooled_buffer() {
+    let len = 765_431;
+    let ptr = {
+        let t = Tensor::from_vec(vec![1.0f64; len], len).unwrap();
+        t.with_contiguous::<f64, _>("test", |s| s.as_ptr()).unwrap()
+    };
+    let v: Vec<f64> = pool::vec_with_capacity(len);
+    assert!(v.is_empty() && v.capacity() >= len);
+    assert_eq!(v.as_ptr(), ptr, "the tensor's buffer, back in the pool, was not reused");
+}

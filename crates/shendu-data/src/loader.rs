@@ -221,7 +221,7 @@ impl Plan {
         let base_shape = self.dataset.input_shape();
         let mut batch_shape: Option<Vec<usize>> = None;
         let mut inputs = Vec::new();
-        let mut targets = Vec::with_capacity(indices.len());
+        let mut targets = shendu_core::pool::vec_with_capacity(indices.len());
         for &i in &indices {
             let sample = self.dataset.get(i)?;
             let mut x = sample.input;
@@ -246,7 +246,7 @@ impl Plan {
             }
             match &batch_shape {
                 None => {
-                    inputs.reserve(x.len() * indices.len());
+                    inputs = shendu_core::pool::vec_with_capacity(x.len() * indices.len());
                     batch_shape = Some(shape);
                 }
                 Some(s) if *s != shape => {

@@ -2,6 +2,7 @@
 //! `shendu train`, the benchmark suite behind `shendu bench`, and the shared logic of the
 //! repository's example programs (so that tests can check it).
 
+pub mod alloc;
 pub mod bench;
 pub mod cli;
 pub mod debug;

@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    shendu::alloc::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => cli::train::run(*args),

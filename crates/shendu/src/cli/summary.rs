@@ -5,12 +5,13 @@
 use clap::Args;
 use serde_json::json;
 use shendu_core::DType;
-use shendu_vision::netspec::{Chw, Summary};
+use shendu_vision::netspec::{Chw, NetSpec, Summary};
 use shendu_vision::{darknet, zoo};
 
 use super::loaded::parse_input;
 use super::ml::print_json;
 use super::{CliError, CliResult};
+use crate::train::mem_report::{self, MemPlan};
 
 /// Flags of `shendu summary`.
 #[derive(Args, Debug)]
@@ -36,6 +37,17 @@ pub struct SummaryArgs {
     /// `shendu train --cfg` trains and that read back to the same network).
     #[arg(long, value_name = "FILE")]
     pub write_cfg: Option<std::path::PathBuf>,
+    /// Also print the training memory per layer at --batch (parameters, gradients, optimizer
+    /// state, activations kept for backward) and the predicted peak, measured on one probe
+    /// training step on zeros, as `shendu train --mem-report` does.
+    #[arg(long)]
+    pub memory: bool,
+    /// Batch size of the --memory section.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Optimizer of the --memory section: sgd (with momentum), adam, adamw or rmsprop.
+    #[arg(long, value_name = "NAME", default_value = "sgd")]
+    pub optimizer: String,
 }
 
 /// Prints the summary the flags ask for.
@@ -74,13 +86,45 @@ pub fn run(args: SummaryArgs) -> CliResult<()> {
         std::fs::write(path, text).map_err(|e| CliError::bad(format!("--write-cfg {}: cannot write: {e}", path.display())))?;
         eprintln!("wrote {}", path.display());
     }
+    let memory = match args.memory {
+        true => Some(memory_plan(&spec, &args)?),
+        false => None,
+    };
     if args.json {
-        return print_json(&to_json(&summary, &source));
+        let mut value = to_json(&summary, &source);
+        if let Some(plan) = &memory {
+            value["memory"] = serde_json::to_value(plan).map_err(|e| CliError::internal(e.to_string()))?;
+            value["memory"]["predicted_peak_bytes"] = json!(plan.predicted_peak());
+        }
+        return print_json(&value);
     }
     print!("{}", summary.darknet_table());
     println!();
     print!("{}", summary.table());
+    if let Some(plan) = &memory {
+        println!();
+        print!("{}", mem_report::render_plan(plan, &source));
+    }
     Ok(())
+}
+
+/// The `--memory` section: one probe training step of the built network at `--batch`.
+fn memory_plan(spec: &NetSpec, args: &SummaryArgs) -> CliResult<MemPlan> {
+    if !crate::train::OPTIMIZERS.contains(&args.optimizer.as_str()) {
+        return Err(CliError::bad(format!(
+            "--optimizer: unknown optimizer '{}'; choose one of {}",
+            args.optimizer,
+            crate::train::OPTIMIZERS.join(", ")
+        )));
+    }
+    let mut net = spec.build(DType::F32)?;
+    // The probe's loss takes logits: a trailing [softmax] is left to it, as in training.
+    net.set_logits_output(true);
+    let input = spec.net.input_shape();
+    let batch = args.batch as usize;
+    let factor = mem_report::optimizer_state_factor(&args.optimizer, 0.9);
+    // No data loader here: the prediction is the network's alone.
+    MemPlan::probe(&net, &[input.c, input.h, input.w], (batch, batch), factor, 0)
 }
 
 fn chw(s: Chw) -> serde_json::Value {

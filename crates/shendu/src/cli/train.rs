@@ -82,6 +82,11 @@ pub struct TrainArgs {
     /// ratio into metrics.jsonl ("kind": "stats" lines); draw them with `shendu plot stats`.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub log_stats: usize,
+    /// Predict the run's memory per layer (parameters, gradients, optimizer state, activations
+    /// at the batch) from a probe forward pass, measure the buffer pool's peak per step and the
+    /// peak resident set, and print both at the end (with --json: a "memory" object).
+    #[arg(long)]
+    pub mem_report: bool,
 }
 
 impl TrainArgs {
@@ -143,6 +148,7 @@ pub fn run(args: TrainArgs) -> CliResult<()> {
         quiet: args.quiet,
         check_numerics: args.check_numerics,
         log_stats: args.log_stats,
+        mem_report: args.mem_report,
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&summary).map_err(|e| CliError::internal(e.to_string()))?);

@@ -5,6 +5,7 @@ mod chart;
 pub mod checkpoint;
 mod config;
 pub mod layer_stats;
+pub mod mem_report;
 pub mod metrics;
 pub mod model;
 pub mod numerics_report;

@@ -16,6 +16,7 @@ use shendu_vision::zoo::ModelOptions;
 
 use super::checkpoint::{self, Checkpoint, FORMAT};
 use super::layer_stats::StatsProbe;
+use super::mem_report::{self, MemMeasured, MemPlan};
 use super::metrics::{EpochRecord, MetricsLog};
 use super::model;
 use super::numerics_report;
@@ -23,6 +24,9 @@ use super::progress::EpochProgress;
 use super::{chart, TrainConfig};
 use crate::cli::eval::evaluate;
 use crate::cli::{CliError, CliResult};
+
+/// Batches each data loader prepares ahead on its worker threads.
+const PREFETCH: usize = 2;
 
 /// How to run: the configuration plus where outputs go.
 #[derive(Clone, Debug)]
@@ -39,6 +43,8 @@ pub struct TrainOptions {
     pub check_numerics: bool,
     /// Log per-layer statistics every this many steps (0: never; `--log-stats`).
     pub log_stats: usize,
+    /// Predict and measure the run's memory, and print both at the end (`--mem-report`).
+    pub mem_report: bool,
 }
 
 /// What a finished run reports (`--json` prints it).
@@ -60,6 +66,9 @@ pub struct TrainSummary {
     pub best_checkpoint: PathBuf,
     pub metrics_log: PathBuf,
     pub chart: PathBuf,
+    /// `--mem-report`'s prediction and measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<serde_json::Value>,
 }
 
 /// Where a resumed run picks up.
@@ -76,15 +85,24 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
     // Everything that can fail on bad input happens before the output directory is touched.
     let (train_set, test_set) = load_data(cfg)?;
     let model_opts = model_options(train_set.as_ref())?;
+    let mut mem = opts.mem_report.then(MemMeasured::default);
     shendu_core::manual_seed(cfg.seed);
     let built = model::build(cfg, &model_opts)?;
     let model = built.module;
     let netspec_cfg = built.spec.as_ref().map(shendu_vision::darknet::to_cfg);
     let mut optimizer = cfg.build_optimizer(model.trainable_params())?;
     let normalize = Arc::new(Normalize { mean: vec![MNIST_MEAN], std: vec![MNIST_STD] });
-    let train_loader = DataLoader::new(train_set, cfg.batch)?.shuffle(true).seed(cfg.seed).prefetch(2).transform(normalize.clone());
-    let test_loader = DataLoader::new(test_set, cfg.batch.max(256))?.prefetch(2).transform(normalize);
+    let train_loader = DataLoader::new(train_set, cfg.batch)?.shuffle(true).seed(cfg.seed).prefetch(PREFETCH).transform(normalize.clone());
+    let test_loader = DataLoader::new(test_set, cfg.batch.max(256))?.prefetch(PREFETCH).transform(normalize);
     let steps_per_epoch = train_loader.len_batches();
+    let mem_plan = match mem {
+        Some(_) => {
+            let input = [model_opts.in_channels, model_opts.input_hw.0, model_opts.input_hw.1];
+            let factor = mem_report::optimizer_state_factor(&cfg.optimizer, cfg.momentum);
+            Some(MemPlan::probe(model.as_ref(), &input, (cfg.batch, test_loader.batch_size()), factor, PREFETCH + 1)?)
+        }
+        None => None,
+    };
     let schedule = cfg.schedule(cfg.epochs * steps_per_epoch)?;
     let start = match &opts.resume {
         Some(path) => restore(path, model.as_ref(), optimizer.as_mut())?,
@@ -137,6 +155,9 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
                 true => Some(StatsProbe::begin(model.as_ref())?),
                 false => None,
             };
+            if let Some(m) = &mem {
+                m.start_phase();
+            }
             let (loss, acc) = match train_step(model.as_ref(), optimizer.as_mut(), &batch.inputs, &batch.targets, cfg.clip_norm) {
                 Ok(v) => v,
                 Err(e) => {
@@ -148,6 +169,9 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
                     });
                 }
             };
+            if let Some(m) = &mut mem {
+                m.end_step();
+            }
             if !loss.is_finite() {
                 return Err(CliError::internal(format!(
                     "training diverged: loss is {loss} at epoch {} step {} (lr {lr}); try a lower --lr, or --check-numerics to find the first op and layer that made it",
@@ -167,7 +191,18 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         }
         progress.finish();
         let seconds = t0.elapsed().as_secs_f64();
+        // The pool keeps buffers by length and evaluation runs at another batch size, so the two
+        // phases share no buffers: free each phase's before the other, making the run's peak the
+        // larger of the two rather than their sum. Costs one re-allocation per epoch.
+        shendu_core::pool::clear();
+        if let Some(m) = &mem {
+            m.start_phase();
+        }
         let eval = evaluate(model.as_ref(), &test_loader, model_opts.classes)?;
+        shendu_core::pool::clear();
+        if let Some(m) = &mut mem {
+            m.end_eval();
+        }
         let (test_loss, test_accuracy) = (eval.mean_loss(), eval.accuracy());
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -218,6 +253,14 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         }
     }
     let last = records.last().cloned().ok_or_else(|| CliError::internal("no epoch was run"))?;
+    let memory = match (&mut mem, &mem_plan) {
+        (Some(m), Some(plan)) => {
+            m.finish();
+            eprint!("{}{}", mem_report::render_plan(plan, &cfg.model), mem_report::render_measured(plan, m));
+            Some(mem_report::to_json(plan, m))
+        }
+        _ => None,
+    };
     say(format!(
         "saved {} (best: {}), log {}, chart {}",
         paths.last.display(),
@@ -242,6 +285,7 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         best_checkpoint: paths.best,
         metrics_log: paths.metrics,
         chart: paths.chart,
+        memory,
     })
 }
 

@@ -7,7 +7,7 @@
 #[repr(C, align(64))]
 pub struct Line([f32; 16]);
 
-/// A reusable, cache-line aligned f32 buffer.
+/// A reusable, cache-line aligned f32 buffer. Its bytes count as the pool's kernel scratch.
 #[derive(Default)]
 pub struct AlignedBuf(Vec<Line>);
 
@@ -16,9 +16,17 @@ impl AlignedBuf {
     pub fn reserve(&mut self, len: usize) -> *mut f32 {
         let lines = len.div_ceil(16);
         if self.0.len() < lines {
+            crate::pool::scratch_released(std::mem::size_of_val(self.0.as_slice()));
             self.0 = vec![Line([0.0; 16]); lines];
+            crate::pool::scratch_grown(std::mem::size_of_val(self.0.as_slice()));
         }
         self.0.as_mut_ptr().cast()
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        crate::pool::scratch_released(std::mem::size_of_val(self.0.as_slice()));
     }
 }
 
