@@ -7,4 +7,5 @@ pub mod bench;
 pub mod cli;
 pub mod debug;
 pub mod examples_support;
+pub mod stats;
 pub mod train;

@@ -3,26 +3,12 @@
 //! step's activations and gradients and prints one; and on a terminal (tmux) the prompt has
 //! history and tab completion.
 
-use std::path::PathBuf;
+mod cli_support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn shendu() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shendu"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shendu-cli-debug-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The number after `key` in `text` (`"step 6"` -> 6).
-fn number_after(text: &str, key: &str) -> usize {
-    let rest = text.split(key).nth(1).unwrap_or_else(|| panic!("no '{key}' in: {text}"));
-    rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
-}
+use cli_support::{command, number_after, TempDir, BIN};
 
 /// What `command` printed: the output after its echo, up to the next prompt.
 fn section<'a>(text: &'a str, command: &str) -> &'a str {
@@ -37,7 +23,7 @@ fn row<'a>(listing: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn command_file_runs_to_the_first_nan_and_shows_the_tensors() {
-    let dir = temp_dir("script");
+    let dir = TempDir::new("debug-script");
     let script = dir.join("commands.txt");
     std::fs::write(
         &script,
@@ -51,7 +37,7 @@ fn command_file_runs_to_the_first_nan_and_shows_the_tensors() {
          quit\n",
     )
     .unwrap();
-    let out = shendu().args(["debug", "--model", "mlp", "--lr", "50", "--threads", "1", "--commands"]).arg(&script).output().unwrap();
+    let out = command().args(["debug", "--model", "mlp", "--lr", "50", "--threads", "1", "--commands"]).arg(&script).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
 
@@ -94,13 +80,12 @@ fn command_file_runs_to_the_first_nan_and_shows_the_tensors() {
     }
     assert!(row(grads, "layers.1:output").is_none(), "{grads}");
     assert!(text.contains(&format!("steps completed: {step} ")), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn piped_commands_breakpoints_watches_and_errors() {
     // Piped (not a terminal): commands are read one a line and echoed, as with --commands.
-    let mut child = shendu()
+    let mut child = command()
         .args(["debug", "--model", "mlp", "--threads", "1", "--limit-train", "256"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -192,9 +177,8 @@ fn terminal_prompt_has_history_and_completion() {
         return;
     }
     let tmux = Tmux { socket: format!("shendu-debug-test-{}", std::process::id()) };
-    let bin = env!("CARGO_BIN_EXE_shendu");
-    let command = format!("'{bin}' debug --model mlp --threads 1 --limit-train 256");
-    let started = tmux.cmd(&["new-session", "-d", "-s", "dbg", "-x", "200", "-y", "50", &command]);
+    let cmdline = format!("'{BIN}' debug --model mlp --threads 1 --limit-train 256");
+    let started = tmux.cmd(&["new-session", "-d", "-s", "dbg", "-x", "200", "-y", "50", &cmdline]);
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     tmux.wait_for("the prompt", |s| prompt_line(s) == "shendu-debug>");
 

@@ -2,39 +2,23 @@
 //! the first op that made a NaN or infinity, its layer path and step, and the dump it writes
 //! loads in `shendu weights inspect`.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod cli_support;
 
-fn shendu() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shendu"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shendu-cli-numerics-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The number after `key` in `text` (`"step 6"` -> 6).
-fn number_after(text: &str, key: &str) -> usize {
-    let rest = text.split(key).nth(1).unwrap_or_else(|| panic!("no '{key}' in: {text}"));
-    rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
-}
+use cli_support::{command, number_after, TempDir};
 
 #[test]
 fn lr_50_divergence_is_traced_to_op_layer_and_step() {
-    let dir = temp_dir("lr50");
+    let dir = TempDir::new("numerics-lr50");
     let args = ["train", "--model", "mlp", "--lr", "50", "--epochs", "1", "--threads", "1", "--quiet"];
 
     // Without the check the run only notices a NaN loss, some steps later.
-    let plain = shendu().args(args).arg("--out").arg(dir.join("plain")).output().unwrap();
+    let plain = command().args(args).arg("--out").arg(dir.join("plain")).output().unwrap();
     let plain_err = String::from_utf8_lossy(&plain.stderr);
     assert!(!plain.status.success() && plain_err.contains("training diverged"), "{plain_err}");
     let diverged_at = number_after(&plain_err, " step ");
 
     let out_dir = dir.join("checked");
-    let checked = shendu().args(args).arg("--out").arg(&out_dir).arg("--check-numerics").output().unwrap();
+    let checked = command().args(args).arg("--out").arg(&out_dir).arg("--check-numerics").output().unwrap();
     let err = String::from_utf8_lossy(&checked.stderr);
     assert_eq!(checked.status.code(), Some(1), "{err}");
     let line = err.lines().find(|l| l.contains("check-numerics:")).unwrap_or_else(|| panic!("no report: {err}"));
@@ -48,7 +32,7 @@ fn lr_50_divergence_is_traced_to_op_layer_and_step() {
 
     // The dump holds the op's inputs, and the layer's parameters when it has any.
     let dump = out_dir.join("numerics-dump.safetensors");
-    let inspect = shendu().args(["weights", "inspect"]).arg(&dump).output().unwrap();
+    let inspect = command().args(["weights", "inspect"]).arg(&dump).output().unwrap();
     let listing = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
     assert!(listing.contains("input.0"), "{listing}");
@@ -56,13 +40,12 @@ fn lr_50_divergence_is_traced_to_op_layer_and_step() {
     if matches!(layer, "layers.0" | "layers.2" | "layers.4") {
         assert!(listing.contains(&format!("{layer}.weight")), "{listing}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn log_stats_lines_and_their_plot() {
-    let dir = temp_dir("stats");
-    let run = shendu()
+    let dir = TempDir::new("numerics-stats");
+    let run = command()
         .args(["train", "--model", "mlp", "--epochs", "1", "--limit-train", "640", "--log-stats", "3", "--quiet", "--out"])
         .arg(&dir)
         .output()
@@ -91,13 +74,12 @@ fn log_stats_lines_and_their_plot() {
     assert!(zeros > 0.2 && zeros < 0.8, "ReLU zero fraction {zeros}");
 
     let png = dir.join("stats.png");
-    let plot = shendu().args(["plot", "stats"]).arg(dir.join("metrics.jsonl")).output().unwrap();
+    let plot = command().args(["plot", "stats"]).arg(dir.join("metrics.jsonl")).output().unwrap();
     assert!(plot.status.success(), "{}", String::from_utf8_lossy(&plot.stderr));
     assert!(std::fs::metadata(&png).map(|m| m.len() > 10_000).unwrap_or(false));
     let empty = dir.join("empty.jsonl");
     std::fs::write(&empty, "{\"epoch\": 1}\n").unwrap();
-    let none = shendu().args(["plot", "stats"]).arg(&empty).output().unwrap();
+    let none = command().args(["plot", "stats"]).arg(&empty).output().unwrap();
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("--log-stats"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

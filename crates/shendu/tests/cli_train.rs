@@ -1,19 +1,12 @@
 //! `shendu train` through the binary: the default run, checkpoints that survive SIGKILL,
 //! bit-identical resume, and bad input.
 
-use std::path::{Path, PathBuf};
+mod cli_support;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn shendu() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shendu"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shendu-cli-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use cli_support::{command, TempDir};
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
@@ -29,8 +22,8 @@ fn json_summary(out: &Output) -> serde_json::Value {
 /// The README's main command: no flags at all, LeNet-5 on the embedded subset.
 #[test]
 fn default_run_reaches_95_percent_and_writes_its_files() {
-    let dir = temp_dir("default");
-    let out = run_ok(shendu().arg("train").current_dir(&dir));
+    let dir = TempDir::new("train-default");
+    let out = run_ok(command().arg("train").current_dir(&dir));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let acc: f64 = stdout.split("test accuracy ").nth(1).and_then(|s| s.split('%').next()).and_then(|s| s.parse().ok()).unwrap();
     assert!(acc >= 95.0, "test accuracy {acc}% below 95%: {stdout}");
@@ -42,11 +35,10 @@ fn default_run_reaches_95_percent_and_writes_its_files() {
     assert_eq!(log.lines().count(), 8);
     let png = std::fs::read(run.join("chart.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn small_run(out: &Path) -> Command {
-    let mut c = shendu();
+    let mut c = command();
     c.args(["train", "--quiet", "--json", "--threads", "1", "--limit-train", "640", "--batch", "32", "--schedule", "constant"])
         .arg("--out")
         .arg(out);
@@ -56,12 +48,12 @@ fn small_run(out: &Path) -> Command {
 /// 4 epochs straight and 2 + resume 2 give the same bytes of weights and optimizer state.
 #[test]
 fn resume_is_bit_identical() {
-    let dir = temp_dir("resume");
+    let dir = TempDir::new("train-resume");
     let (a, b) = (dir.join("a"), dir.join("b"));
     run_ok(small_run(&a).args(["--epochs", "4", "--model", "mlp"]));
     run_ok(small_run(&b).args(["--epochs", "2", "--model", "mlp"]));
     let resumed = run_ok(
-        shendu().args(["train", "--quiet", "--json", "--threads", "1", "--epochs", "4", "--resume"]).arg(b.join("last.safetensors")),
+        command().args(["train", "--quiet", "--json", "--threads", "1", "--epochs", "4", "--resume"]).arg(b.join("last.safetensors")),
     );
     assert_eq!(json_summary(&resumed)["epochs"], 4);
     let (ta, ma) = shendu_nn::state::load_safetensors(a.join("last.safetensors")).unwrap();
@@ -74,7 +66,6 @@ fn resume_is_bit_identical() {
     assert_eq!(ma.get("step"), mb.get("step"));
     assert_eq!(ma.get("rng_state"), mb.get("rng_state"));
     assert_eq!(std::fs::read_to_string(b.join("metrics.jsonl")).unwrap().lines().count(), 4);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// SIGKILL while the second checkpoint is being written: the first stays loadable, and the
@@ -83,7 +74,7 @@ fn resume_is_bit_identical() {
 #[test]
 fn sigkill_during_checkpoint_write_keeps_the_previous_one() {
     use std::io::{BufRead, BufReader};
-    let dir = temp_dir("kill");
+    let dir = TempDir::new("train-kill");
     let mut child = small_run(&dir)
         .args(["--epochs", "3", "--model", "mlp"])
         .env("SHENDU_TEST_CHECKPOINT_PAUSE_MS", "60000")
@@ -103,14 +94,13 @@ fn sigkill_during_checkpoint_write_keeps_the_previous_one() {
     let (tensors, meta) = shendu_nn::state::load_safetensors(&last).unwrap();
     assert_eq!(meta.get("epoch").map(String::as_str), Some("1"));
     assert!(tensors.iter().any(|(n, _)| n == "layers.0.weight"));
-    let resumed = run_ok(shendu().args(["train", "--quiet", "--json", "--threads", "1", "--resume"]).arg(&last));
+    let resumed = run_ok(command().args(["train", "--quiet", "--json", "--threads", "1", "--resume"]).arg(&last));
     assert_eq!(json_summary(&resumed)["epochs"], 3);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn bad_input_exits_2_with_one_line_and_no_output() {
-    let dir = temp_dir("bad");
+    let dir = TempDir::new("train-bad");
     let out_dir = dir.join("out");
     let truncated = dir.join("mnist");
     std::fs::create_dir_all(&truncated).unwrap();
@@ -138,7 +128,7 @@ fn bad_input_exits_2_with_one_line_and_no_output() {
         (vec!["--schedule".into(), "zigzag".into()], "--schedule"),
     ];
     for (args, needle) in cases {
-        let out = shendu().arg("train").args(&args).arg("--out").arg(&out_dir).output().unwrap();
+        let out = command().arg("train").args(&args).arg("--out").arg(&out_dir).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
@@ -146,5 +136,4 @@ fn bad_input_exits_2_with_one_line_and_no_output() {
         assert!(stderr.contains(needle), "{args:?}: '{needle}' not named in {stderr}");
         assert!(!out_dir.exists(), "{args:?}: left {out_dir:?} behind");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,14 +2,17 @@
 //! ignored by default): `cargo test --release -p shendu --test full_mnist -- --ignored`.
 //! MLP 784-512-512-10 at least 98.0% and LeNet-5 at least 99.0% test accuracy within 10 epochs.
 
+mod cli_support;
+
 use std::path::Path;
-use std::process::Command;
+
+use cli_support::{command, TempDir};
 
 fn train_full(model: &str, min_accuracy: f64) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
     assert!(data.exists(), "full MNIST not found at {}", data.display());
-    let out = std::env::temp_dir().join(format!("shendu-full-mnist-{model}-{}", std::process::id()));
-    let result = Command::new(env!("CARGO_BIN_EXE_shendu"))
+    let out = TempDir::new(&format!("full-mnist-{model}"));
+    let result = command()
         .args(["train", "--quiet", "--json", "--epochs", "10", "--model", model])
         .arg("--data")
         .arg(&data)
@@ -22,7 +25,6 @@ fn train_full(model: &str, min_accuracy: f64) {
     let acc = summary["test_accuracy"].as_f64().unwrap();
     println!("{model}: {:.2}% test accuracy in {:.0} s", 100.0 * acc, summary["seconds"].as_f64().unwrap());
     assert!(acc >= min_accuracy, "{model}: {acc} below {min_accuracy}");
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod rademacher;
 pub mod summary;
 pub mod test_cmd;
 pub mod train;
+pub mod train_settings;
 pub mod weights;
 pub mod weights_copy;
 

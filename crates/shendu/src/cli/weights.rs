@@ -13,6 +13,7 @@ use shendu_nn::state::{self, Metadata, NamedTensors};
 use super::loaded::single_line;
 use super::weights_copy::{self, CopyArgs};
 use super::{CliError, CliResult};
+use crate::stats::TensorStats;
 
 /// Flags of `shendu weights`.
 #[derive(Args, Debug)]
@@ -79,34 +80,6 @@ pub(crate) fn read(path: &Path) -> CliResult<(NamedTensors, Metadata)> {
     Ok(state::load_safetensors(path)?)
 }
 
-/// Summary statistics of one tensor over its finite values, with the count of the others.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorStats {
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub mean: Option<f64>,
-    /// Population standard deviation (divides by n).
-    pub std: Option<f64>,
-    /// NaN and infinite values, left out of the statistics.
-    pub nonfinite: usize,
-}
-
-/// The statistics of `t`'s values (any dtype, read as f64).
-pub fn tensor_stats(t: &Tensor) -> CliResult<TensorStats> {
-    let values = t.to_vec_f64()?;
-    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let nonfinite = values.len() - finite.len();
-    if finite.is_empty() {
-        return Ok(TensorStats { min: None, max: None, mean: None, std: None, nonfinite });
-    }
-    let n = finite.len() as f64;
-    let mean = finite.iter().sum::<f64>() / n;
-    let var = finite.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Ok(TensorStats { min: Some(min), max: Some(max), mean: Some(mean), std: Some(var.sqrt()), nonfinite })
-}
-
 /// A number for a table: fixed point for everyday magnitudes, scientific otherwise.
 pub(crate) fn num(v: f64) -> String {
     let a = v.abs();
@@ -163,27 +136,29 @@ fn inspect(args: &InspectArgs) -> CliResult<()> {
     let mut records = Vec::with_capacity(tensors.len());
     let (mut total_numel, mut total_bytes) = (0usize, 0usize);
     for (name, t) in &tensors {
-        let s = tensor_stats(t)?;
+        let s = TensorStats::of(t)?;
+        // No finite value, no statistics: "-" in the table, null in JSON.
+        let [min, max, mean, sd] = [s.min, s.max, s.mean, s.std].map(|v| (s.finite > 0).then_some(v));
         let numel = t.elem_count();
         total_numel += numel;
         total_bytes += numel * t.dtype().size_in_bytes();
-        let mut std = opt_num(s.std);
-        if s.nonfinite > 0 {
-            std.push_str(&format!(" ({} non-finite)", s.nonfinite));
+        let mut std = opt_num(sd);
+        if s.nonfinite() > 0 {
+            std.push_str(&format!(" ({} non-finite)", s.nonfinite()));
         }
         rows.push(vec![
             name.clone(),
             t.dtype().to_string(),
             shape_str(t.dims()),
             numel.to_string(),
-            opt_num(s.min),
-            opt_num(s.max),
-            opt_num(s.mean),
+            opt_num(min),
+            opt_num(max),
+            opt_num(mean),
             std,
         ]);
         records.push(json!({
             "name": name, "dtype": t.dtype().to_string(), "shape": t.dims(), "numel": numel,
-            "min": s.min, "max": s.max, "mean": s.mean, "std": s.std, "nonfinite": s.nonfinite,
+            "min": min, "max": max, "mean": mean, "std": sd, "nonfinite": s.nonfinite(),
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -339,8 +314,8 @@ mod tests {
     #[test]
     fn stats_and_diff() {
         let t = Tensor::from_vec(vec![1.0f32, 3.0, f32::NAN], &[3]).unwrap();
-        let s = tensor_stats(&t).unwrap();
-        assert_eq!((s.min, s.max, s.mean, s.std, s.nonfinite), (Some(1.0), Some(3.0), Some(2.0), Some(1.0), 1));
+        let s = TensorStats::of(&t).unwrap();
+        assert_eq!((s.min, s.max, s.mean, s.std, s.nonfinite()), (1.0, 3.0, 2.0, 1.0, 1));
         let a = Tensor::from_vec(vec![3.0f32, 4.0], &[2]).unwrap();
         let b = Tensor::from_vec(vec![3.0f64, 4.5], &[2]).unwrap();
         let d = tensor_diff(&a, &b).unwrap();

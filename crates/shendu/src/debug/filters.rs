@@ -5,8 +5,9 @@
 use std::fmt;
 
 use super::session::Named;
-use super::view::{num, Stats};
+use super::view::num;
 use crate::cli::{CliError, CliResult};
+use crate::stats::TensorStats;
 
 /// The filters' names, for help and completion.
 pub const FILTERS: &[&str] = &["has_inf_or_nan", "large_grad", "dead_relu"];
@@ -57,17 +58,19 @@ impl Filter {
         if !applies {
             return Ok(None);
         }
-        let s = Stats::of(&t.tensor)?;
+        let s = TensorStats::of(&t.tensor)?;
         Ok(match self {
-            Filter::HasInfOrNan if s.nonfinite > 0 => {
-                Some(format!("{} of its {} values are NaN or infinite", s.nonfinite, t.tensor.elem_count()))
+            Filter::HasInfOrNan if s.nonfinite() > 0 => {
+                Some(format!("{} of its {} values are NaN or infinite", s.nonfinite(), t.tensor.elem_count()))
             }
-            Filter::LargeGrad(limit) if s.norm > *limit || s.nonfinite > 0 => Some(if s.nonfinite > 0 {
-                format!("its norm is not finite ({} NaN or infinite values)", s.nonfinite)
+            Filter::LargeGrad(limit) if s.norm > *limit || s.nonfinite() > 0 => Some(if s.nonfinite() > 0 {
+                format!("its norm is not finite ({} NaN or infinite values)", s.nonfinite())
             } else {
                 format!("its L2 norm {} is above {}", num(s.norm), num(*limit))
             }),
-            Filter::DeadRelu if s.zero_fraction > DEAD_FRACTION => Some(format!("{:.2}% of its values are zero", 100.0 * s.zero_fraction)),
+            Filter::DeadRelu if s.zero_fraction() > DEAD_FRACTION => {
+                Some(format!("{:.2}% of its values are zero", 100.0 * s.zero_fraction()))
+            }
             _ => None,
         })
     }

@@ -50,4 +50,3 @@ pub use exec::{Debugger, Flow};
 pub use filters::Filter;
 pub use repl::{repl, DebugHelper, Input, PROMPT};
 pub use session::{LayerInfo, Named, Phase, Session};
-pub use view::Stats;

@@ -5,51 +5,11 @@ use shendu_core::Tensor;
 
 use super::session::Named;
 use crate::cli::{CliError, CliResult};
-
-/// What `list_tensors` shows of a tensor. Min, max, mean and std are over its finite values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stats {
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-    pub std: f64,
-    /// Fraction of exact zeros among all elements.
-    pub zero_fraction: f64,
-    /// NaN and infinite elements.
-    pub nonfinite: usize,
-    /// L2 norm of the finite values.
-    pub norm: f64,
-}
-
-impl Stats {
-    pub fn of(t: &Tensor) -> CliResult<Stats> {
-        let v = t.to_vec_f64()?;
-        let (mut n, mut sum, mut sq, mut zeros, mut bad) = (0usize, 0.0f64, 0.0f64, 0usize, 0usize);
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &x in &v {
-            if !x.is_finite() {
-                bad += 1;
-                continue;
-            }
-            n += 1;
-            sum += x;
-            sq += x * x;
-            zeros += usize::from(x == 0.0);
-            min = min.min(x);
-            max = max.max(x);
-        }
-        let mean = if n > 0 { sum / n as f64 } else { f64::NAN };
-        let var = if n > 0 { (sq / n as f64 - mean * mean).max(0.0) } else { f64::NAN };
-        if n == 0 {
-            (min, max) = (f64::NAN, f64::NAN);
-        }
-        Ok(Stats { min, max, mean, std: var.sqrt(), zero_fraction: zeros as f64 / v.len().max(1) as f64, nonfinite: bad, norm: sq.sqrt() })
-    }
-}
+use crate::stats::TensorStats;
 
 /// One line of statistics: `[64, 512] f32 min .. max .. mean .. std .. zeros 51.2% non-finite 0`.
 pub fn stats_line(t: &Tensor) -> CliResult<String> {
-    let s = Stats::of(t)?;
+    let s = TensorStats::of(t)?;
     Ok(format!(
         "{} {} min {} max {} mean {} std {} zeros {:.1}% non-finite {}",
         t.shape(),
@@ -58,8 +18,8 @@ pub fn stats_line(t: &Tensor) -> CliResult<String> {
         num(s.max),
         num(s.mean),
         num(s.std),
-        100.0 * s.zero_fraction,
-        s.nonfinite
+        100.0 * s.zero_fraction(),
+        s.nonfinite()
     ))
 }
 
@@ -87,7 +47,7 @@ pub fn table(tensors: &[Named], pattern: Option<&str>) -> CliResult<String> {
     let header = ["name", "shape", "dtype", "min", "max", "mean", "std", "zeros", "non-finite"];
     let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
     for t in tensors.iter().filter(|t| pattern.is_none_or(|p| matches(p, &t.name))) {
-        let s = Stats::of(&t.tensor)?;
+        let s = TensorStats::of(&t.tensor)?;
         rows.push([
             t.name.clone(),
             t.tensor.shape().to_string(),
@@ -96,8 +56,8 @@ pub fn table(tensors: &[Named], pattern: Option<&str>) -> CliResult<String> {
             num(s.max),
             num(s.mean),
             num(s.std),
-            format!("{:.1}%", 100.0 * s.zero_fraction),
-            s.nonfinite.to_string(),
+            format!("{:.1}%", 100.0 * s.zero_fraction()),
+            s.nonfinite().to_string(),
         ]);
     }
     if rows.len() == 1 {
@@ -249,14 +209,6 @@ mod tests {
         assert!(slice(&t, "[0, 0, 0, 0]").is_err());
         assert!(slice(&t, "0, 1").is_err());
         assert!(slice(&t, "[a]").is_err());
-    }
-
-    #[test]
-    fn stats_skip_nonfinite_values() {
-        let t = Tensor::from_vec(vec![0.0f32, 2.0, f32::NAN, f32::INFINITY, -2.0], &[5]).unwrap();
-        let s = Stats::of(&t).unwrap();
-        assert_eq!((s.min, s.max, s.mean, s.nonfinite), (-2.0, 2.0, 0.0, 2));
-        assert!((s.zero_fraction - 0.2).abs() < 1e-12);
     }
 
     #[test]

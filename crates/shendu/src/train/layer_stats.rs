@@ -3,10 +3,11 @@
 //! learn (vanishing or exploding gradients, dead units, updates too large for the weights).
 
 use serde::{Deserialize, Serialize};
-use shendu_core::{DType, Tensor};
+use shendu_core::Tensor;
 use shendu_nn::{tap, Module, ModuleExt, ParamKind};
 
 use crate::cli::{CliError, CliResult};
+use crate::stats::TensorStats;
 
 /// One `--log-stats` line of `metrics.jsonl` (`"kind": "stats"` tells it from epoch lines).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,14 +62,17 @@ impl StatsProbe {
     pub fn finish(self, model: &dyn Module, epoch: usize, step: usize) -> CliResult<StatsRecord> {
         let mut layers: Vec<LayerStats> = Vec::new();
         for rec in tap::take() {
-            let a = summarize(&rec.output)?;
+            let a = TensorStats::of(&rec.output)?;
+            // Over the finite values, and 0 (not null) when there are none.
+            let finite = a.finite.max(1) as f64;
+            let or_zero = |v: f64| if a.finite == 0 { 0.0 } else { v };
             layers.push(LayerStats {
                 layer: rec.path,
                 type_name: rec.type_name.to_string(),
-                act_mean: Some(a.mean),
-                act_std: Some(a.std),
-                act_zero_fraction: Some(a.zero_fraction),
-                act_nonfinite: Some(a.nonfinite),
+                act_mean: Some(or_zero(a.mean)),
+                act_std: Some(or_zero(a.std)),
+                act_zero_fraction: Some(a.zeros as f64 / finite),
+                act_nonfinite: Some(a.nonfinite()),
                 grad_norm: None,
                 weight_norm: None,
                 update_ratio: None,
@@ -144,38 +148,9 @@ fn owning_layer(name: &str, layers: &[LayerStats]) -> String {
         .unwrap_or_else(|| name.rsplit_once('.').map(|(l, _)| l.to_string()).unwrap_or_default())
 }
 
-struct Summary {
-    mean: f64,
-    std: f64,
-    zero_fraction: f64,
-    nonfinite: usize,
-}
-
-fn values(t: &Tensor) -> CliResult<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec::<f64>()?)
-}
-
-/// Mean, standard deviation and zero fraction over the finite values.
-fn summarize(t: &Tensor) -> CliResult<Summary> {
-    let v = values(t)?;
-    let (mut n, mut sum, mut sq, mut zeros, mut bad) = (0usize, 0.0, 0.0, 0usize, 0usize);
-    for x in v {
-        if !x.is_finite() {
-            bad += 1;
-            continue;
-        }
-        n += 1;
-        sum += x;
-        sq += x * x;
-        zeros += usize::from(x == 0.0);
-    }
-    let m = n.max(1) as f64;
-    let mean = sum / m;
-    Ok(Summary { mean, std: (sq / m - mean * mean).max(0.0).sqrt(), zero_fraction: zeros as f64 / m, nonfinite: bad })
-}
-
+/// Sum of squares of all the values: a NaN or infinity shows in the norm.
 fn sum_sq(t: &Tensor) -> CliResult<f64> {
-    Ok(values(t)?.iter().map(|x| x * x).sum())
+    Ok(t.to_vec_f64()?.iter().map(|x| x * x).sum())
 }
 
 #[cfg(test)]

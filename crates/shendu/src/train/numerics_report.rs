@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use shendu_core::numerics::Failure;
-use shendu_core::{DType, Tensor};
+use shendu_core::Tensor;
 use shendu_nn::{Module, ModuleExt};
 
 use crate::cli::{CliError, CliResult};
+use crate::stats::TensorStats;
 
 /// The dump's file name inside the run's output directory.
 pub const DUMP_FILE: &str = "numerics-dump.safetensors";
@@ -54,27 +55,11 @@ pub fn report(failure: &Failure, model: &dyn Module, at: &At, dir: &Path) -> Cli
 /// `[64, 512] f32: min .. max .. mean .. (finite values), 3 NaN, 0 Inf`.
 fn describe(t: &Tensor) -> String {
     let head = format!("{} {}", t.shape(), t.dtype());
-    let values = match t.to_dtype(DType::F64).and_then(|v| v.flatten_all()).and_then(|v| v.to_vec::<f64>()) {
-        Ok(v) => v,
-        Err(_) => return head,
-    };
-    let (mut min, mut max, mut sum, mut finite, mut nan, mut inf) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize, 0usize, 0usize);
-    for v in values {
-        if v.is_nan() {
-            nan += 1;
-        } else if v.is_infinite() {
-            inf += 1;
-        } else {
-            min = min.min(v);
-            max = max.max(v);
-            sum += v;
-            finite += 1;
-        }
+    let Ok(s) = TensorStats::of(t) else { return head };
+    if s.finite == 0 {
+        return format!("{head}: no finite values, {} NaN, {} Inf", s.nan, s.inf);
     }
-    if finite == 0 {
-        return format!("{head}: no finite values, {nan} NaN, {inf} Inf");
-    }
-    format!("{head}: min {min:.4e} max {max:.4e} mean {:.4e} (finite values), {nan} NaN, {inf} Inf", sum / finite as f64)
+    format!("{head}: min {:.4e} max {:.4e} mean {:.4e} (finite values), {} NaN, {} Inf", s.min, s.max, s.mean, s.nan, s.inf)
 }
 
 fn write_dump(path: &Path, failure: &Failure, layer: &str, params: &[(String, Tensor)], at: &At) -> CliResult<()> {

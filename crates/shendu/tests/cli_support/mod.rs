@@ -2,24 +2,34 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use shendu_nn::{state, Module};
 use shendu_vision::zoo::{self, ModelOptions};
 
-/// A directory removed when dropped.
+/// The `shendu` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_shendu");
+
+/// A directory removed when dropped; it derefs to its path, and passes as one (`.arg(&dir)`).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// An empty `shendu-cli-TAG-PID` in the system's temporary directory: tags differ between
+    /// the tests of one file, which run at the same time.
     pub fn new(tag: &str) -> TempDir {
         let d = std::env::temp_dir().join(format!("shendu-cli-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         TempDir(d)
     }
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+    /// Writes `contents` to the file `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
     }
     /// The names of the files in the directory, sorted.
     pub fn files(&self) -> Vec<String> {
@@ -33,6 +43,25 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<OsStr> for TempDir {
+    fn as_ref(&self) -> &OsStr {
+        self.0.as_os_str()
     }
 }
 
@@ -66,13 +95,31 @@ impl Run {
     }
 }
 
-pub fn shendu<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_shendu")).args(args).env("SHENDU_NUM_THREADS", "1").output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
+}
+
+/// The binary, for what [`shendu`] does not set up: a working directory, pipes, environment,
+/// the kernels' default thread count.
+pub fn command() -> Command {
+    Command::new(BIN)
+}
+
+/// Runs `shendu ARGS` to the end, its kernels on one thread.
+pub fn shendu<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    command().args(args).env("SHENDU_NUM_THREADS", "1").output().unwrap().into()
+}
+
+/// The number after `key` in `text` (`"step 6"` -> 6).
+pub fn number_after(text: &str, key: &str) -> usize {
+    let rest = text.split(key).nth(1).unwrap_or_else(|| panic!("no '{key}' in: {text}"));
+    rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
 }
 
 /// The metadata `shendu train` writes for an MNIST model.

@@ -53,6 +53,8 @@ pub struct Network {
     spec: NetSpec,
     shapes: Vec<LayerShapes>,
     nodes: Vec<Node>,
+    /// `names[i]`: layer `i`'s name ([`NetSpec::layer_name`]), made once rather than per forward.
+    names: Vec<String>,
     /// `frees[i]`: the earlier outputs whose last reader is layer `i`.
     frees: Vec<Vec<usize>>,
     /// Whether layer `i`'s output is read by a later layer other than `i + 1`'s plain input.
@@ -120,7 +122,8 @@ impl NetSpec {
             });
         }
         let (frees, kept) = liveness(self);
-        Ok(Network { spec: self.clone(), shapes, nodes, frees, kept, dtype, logits_output: false })
+        let names = (0..self.layers.len()).map(|i| self.layer_name(i)).collect();
+        Ok(Network { spec: self.clone(), shapes, nodes, names, frees, kept, dtype, logits_output: false })
     }
 }
 
@@ -285,8 +288,7 @@ impl Network {
         let mut outputs: Vec<Option<Tensor>> = vec![None; self.spec.layers.len()];
         let mut prev = x.clone();
         for i in 0..end.min(self.spec.layers.len()) {
-            let name = self.spec.layer_name(i);
-            let y = shendu_nn::tap::run_child(&name, self.spec.layers[i].layer.section(), true, || {
+            let y = shendu_nn::tap::run_child(&self.names[i], self.spec.layers[i].layer.section(), true, || {
                 self.layer_forward(i, &prev, &outputs, mode)
             })?;
             for &j in &self.frees[i] {
@@ -357,7 +359,7 @@ impl Module for Network {
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
         for (i, node) in self.nodes.iter().enumerate() {
-            let own = join_name(prefix, &self.spec.layer_name(i));
+            let own = join_name(prefix, &self.names[i]);
             match node {
                 Node::Conv(c) => c.visit(&own, &join_name(prefix, &self.spec.bn_name(i)), f),
                 Node::Connected(c) => c.visit(&own, &join_name(prefix, &self.spec.bn_name(i)), f),
