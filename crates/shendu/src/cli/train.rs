@@ -40,8 +40,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub log_stats: usize,
     /// Predict the run's memory per layer (parameters, gradients, optimizer state, activations
-    /// at the batch) from a probe forward pass, measure the buffer pool's peak per step and the
-    /// peak resident set, and print both at the end (with --json: a "memory" object).
+    /// at the batch) from one probe training step on zeros, measure the buffer pool's peak per
+    /// step and the peak resident set, and print both at the end (--json: a "memory" object).
     #[arg(long)]
     pub mem_report: bool,
 }
