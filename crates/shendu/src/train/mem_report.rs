@@ -106,7 +106,7 @@ impl MemPlan {
         let (mut params, mut grads) = (0, 0);
         for (name, p) in &model.named_params() {
             let bytes = p.shape().elem_count() * p.dtype().size_in_bytes();
-            let trainable = p.kind() == ParamKind::Weight;
+            let trainable = p.is_trainable();
             params += bytes;
             grads += if trainable { bytes } else { 0 };
             // A parameter belongs to the layer whose path prefixes its name (the longest such).
