@@ -13,4 +13,6 @@ pub mod sgemm;
 pub mod simd;
 pub mod threads;
 pub mod winograd;
+#[cfg(target_arch = "x86_64")]
+mod winograd_avx2;
 pub mod winograd_wgrad;
