@@ -2,6 +2,7 @@
 
 pub mod conv;
 mod conv_flat;
+mod conv_threads;
 pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;

@@ -13,10 +13,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
+use crate::cpu::conv_threads::for_items;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
-use crate::cpu::threads;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::winograd_avx2;
 use crate::dtype::Float;
@@ -166,14 +166,14 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     let band_rows = (BAND_TILES / tw).clamp(1, th);
     let bands = th.div_ceil(band_rows);
     let (vl, ml) = (Band::new(g.cin_g(), band_rows * tw), Band::new(g.cout_g(), band_rows * tw));
-    for_items(g.n * g.groups * bands, |r, threads| {
+    for_items(g.n * g.groups * bands, bands, |items, threads| {
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
         let mut p = PooledVec::<T>::filled(g.cin_g() * hp * wp, <T as Float>::ZERO);
         // Zeroed: the product reads the padding tiles of the last 16-tile panel.
         let mut v = PooledVec::<T>::filled(vl.len(), <T as Float>::ZERO);
         let mut m = PooledVec::<T>::uninit(ml.len());
         let mut loaded = None;
-        for item in r {
+        for item in items {
             let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
             if loaded != Some((n, grp)) {
                 load_padded(x, &xv, g, n, grp, hp, wp, p.as_mut_slice());
@@ -202,18 +202,6 @@ pub fn set_item_threads(on: bool) {
 
 pub(crate) fn item_threads() -> bool {
     ITEM_THREADS.load(Ordering::Relaxed)
-}
-
-/// Runs `f(items, allow_gemm_threads)` over `0..total` work items (image, group, band of tile
-/// rows): contiguous ranges per thread when there are enough items, else all of them here with
-/// threaded gemms.
-pub(crate) fn for_items(total: usize, f: impl Fn(Range<usize>, bool) + Sync) {
-    let t = threads::num_threads();
-    if t > 1 && total >= t && ITEM_THREADS.load(Ordering::Relaxed) {
-        threads::parallel_ranges(total, 1, |r| f(r, false));
-    } else {
-        f(0..total, true);
-    }
 }
 
 /// Copies the group's input planes of image `n` into `p` (`c` planes of `hp` rows) at offset

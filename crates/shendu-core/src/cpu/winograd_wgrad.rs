@@ -8,7 +8,8 @@
 
 use std::ops::Range;
 
-use crate::cpu::conv::{sum_over_items, ConvElem, ConvGeom, View4};
+use crate::cpu::conv::{ConvElem, ConvGeom, View4};
+use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
 use crate::cpu::winograd::{input_transform, lanes, load_padded, Band, BAND_TILES, L};
@@ -66,7 +67,7 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
         }
     };
     let mut du = PooledVec::<T>::filled(du_len, <T as Float>::ZERO);
-    sum_over_items(total, du.as_mut_slice(), run);
+    sum_over_items(total, bands, du.as_mut_slice(), run);
     untransform(du.as_slice(), g, gw);
 }
 
