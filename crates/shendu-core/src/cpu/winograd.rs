@@ -216,16 +216,10 @@ pub(crate) fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usi
     #[cfg(target_arch = "x86_64")]
     if xs == 1 {
         if let (Some(x), Some(p)) = (winograd_avx2::as_f32(x), winograd_avx2::as_f32_mut(p)) {
-            let r = winograd_avx2::PadRow { cols, pl: g.pl, wp };
-            for c in 0..g.cin_g() {
-                let src = xv.offset + n * sn + (grp * g.cin_g() + c) * sc;
-                for y in 0..rows {
-                    let d = &mut p[(c * hp + y + g.pt) * wp..][..wp];
-                    // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
-                    unsafe { winograd_avx2::pad_row(&x[src + y * ys..], r, d) };
-                }
-            }
-            return;
+            let (c, pt, pl) = (g.cin_g(), g.pt, g.pl);
+            let r = winograd_avx2::PadPlanes { c, sc, ys, rows, cols, pt, pl, hp, wp };
+            // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
+            return unsafe { winograd_avx2::pad_planes(&x[xv.offset + n * sn + grp * c * sc..], r, p) };
         }
     }
     let half = wp / 2;

@@ -64,50 +64,63 @@ fn interleave(a: __m256, b: __m256) -> (__m256, __m256) {
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn load(s: &[f32]) -> __m256 {
-    let s = &s[..L];
-    // SAFETY: L floats are in bounds.
-    unsafe { _mm256_loadu_ps(s.as_ptr()) }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma")]
 fn store(d: &mut [f32], v: __m256) {
     let d = &mut d[..L];
     // SAFETY: L floats are in bounds.
     unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) }
 }
 
-/// Where one input row goes in its padded, de-interleaved row (see `winograd::load_padded`).
+/// Where the input planes of one group go in the padded, de-interleaved planes (see
+/// `winograd::load_padded`).
 #[derive(Clone, Copy)]
-pub(crate) struct PadRow {
-    /// Input columns copied.
+pub(crate) struct PadPlanes {
+    /// Channels.
+    pub c: usize,
+    /// Input channel and row strides (columns are contiguous).
+    pub sc: usize,
+    pub ys: usize,
+    /// Input rows and columns copied.
+    pub rows: usize,
     pub cols: usize,
-    /// Left pad.
+    /// Top and left pads.
+    pub pt: usize,
     pub pl: usize,
-    /// Padded row width (even).
+    /// Padded plane height and (even) width.
+    pub hp: usize,
     pub wp: usize,
 }
 
-/// Copies `src[..cols]` to padded column `k + pl` of the row `dst` (`wp` floats: the `wp/2` even
-/// columns, then the odd ones). Input elements 0, 2, 4... land in one half from index `pl/2`,
-/// elements 1, 3, 5... in the other from `(pl+1)/2`.
+/// Copies input row `y` of channel `c` (at `x[c*sc + y*ys..][..cols]`) to padded row `y + pt`,
+/// column `k + pl` of plane `c` of `p`, each padded row stored as its `wp/2` even columns then
+/// its odd ones: input elements 0, 2, 4... land in one half from index `pl/2`, elements 1, 3,
+/// 5... in the other from `(pl+1)/2`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn pad_row(src: &[f32], r: PadRow, dst: &mut [f32]) {
-    let PadRow { cols, pl, wp } = r;
-    let (src, dst) = (&src[..cols], &mut dst[..wp]);
+pub(crate) fn pad_planes(x: &[f32], r: PadPlanes, p: &mut [f32]) {
+    let PadPlanes { c, sc, ys, rows, cols, pt, pl, hp, wp } = r;
     let half = wp / 2;
     let (first, second) = if pl.is_multiple_of(2) { (pl / 2, half + pl / 2) } else { (half + pl / 2, pl.div_ceil(2)) };
-    let mut i = 0;
-    while 2 * i + 16 <= cols {
-        let (e, o) = deinterleave(&src[2 * i..]);
-        store(&mut dst[first + i..], e);
-        store(&mut dst[second + i..], o);
-        i += L;
-    }
-    for (k, &v) in src.iter().enumerate().skip(2 * i) {
-        let col = k + pl;
-        dst[if col.is_multiple_of(2) { col / 2 } else { half + col / 2 }] = v;
+    for ci in 0..c {
+        for y in 0..rows {
+            let src = &x[ci * sc + y * ys..][..cols];
+            let dst = &mut p[(ci * hp + y + pt) * wp..][..wp];
+            // Blocks of 16 from even offsets (the parity of an element decides its half); the last
+            // block is shifted back to end at or one before `cols`, overlapping the previous one.
+            let mut s0 = 0;
+            while s0 < cols && cols >= 16 {
+                let s = s0.min((cols - 16) & !1);
+                let (e, o) = deinterleave(&src[s..]);
+                store(&mut dst[first + s / 2..], e);
+                store(&mut dst[second + s / 2..], o);
+                s0 = s + 16;
+                if s0 + 1 >= cols {
+                    break;
+                }
+            }
+            for (k, &v) in src.iter().enumerate().skip(s0) {
+                let col = k + pl;
+                dst[if col.is_multiple_of(2) { col / 2 } else { half + col / 2 }] = v;
+            }
+        }
     }
 }
 
@@ -120,31 +133,48 @@ pub(crate) fn input_transform(p: &[f32], hp: usize, wp: usize, c: usize, ty: Ran
     let stride = vl.xs;
     let v = &mut v[..16 * stride];
     let half = wp / 2;
+    let vp = v.as_mut_ptr();
     for ci in 0..c {
         let plane = &p[ci * hp * wp..(ci + 1) * hp * wp];
         for (bi, y) in ty.clone().enumerate() {
             let rows = &plane[2 * y * wp..(2 * y + 4) * wp];
+            let rp = rows.as_ptr();
             let o = ci * vl.rs + bi * tw;
             let mut k = 0;
             loop {
                 // The last chunk is shifted back to end at tw (recomputing a few tiles).
                 let k0 = k.min(tw - L);
                 // d[r][j] at tiles k0..k0+8: even[k0], odd[k0], even[k0+1], odd[k0+1] of row r.
-                let d = |r: usize, j: usize| load(&rows[r * wp + (j % 2) * half + k0 + j / 2..]);
+                // (A macro, not a closure: LLVM kept the closure out of line.)
+                // SAFETY: r*wp + half + k0 + 1 + 8 <= 3*wp + half + tw + 1 = 4*wp: inside `rows`.
+                macro_rules! d {
+                    ($r:expr, $j:expr) => {
+                        unsafe { _mm256_loadu_ps(rp.add($r * wp + ($j % 2) * half + k0 + $j / 2)) }
+                    };
+                }
                 for i in 0..4 {
                     // s = B^T d, row i: d0 - d2, d1 + d2, d2 - d1, d1 - d3 (over rows).
-                    let s: [__m256; 4] = std::array::from_fn(|j| match i {
-                        0 => _mm256_sub_ps(d(0, j), d(2, j)),
-                        1 => _mm256_add_ps(d(1, j), d(2, j)),
-                        2 => _mm256_sub_ps(d(2, j), d(1, j)),
-                        _ => _mm256_sub_ps(d(1, j), d(3, j)),
-                    });
+                    macro_rules! rows {
+                        ($op:ident, $a:expr, $b:expr) => {
+                            [$op(d!($a, 0), d!($b, 0)), $op(d!($a, 1), d!($b, 1)), $op(d!($a, 2), d!($b, 2)), $op(d!($a, 3), d!($b, 3))]
+                        };
+                    }
+                    let s: [__m256; 4] = match i {
+                        0 => rows!(_mm256_sub_ps, 0, 2),
+                        1 => rows!(_mm256_add_ps, 1, 2),
+                        2 => rows!(_mm256_sub_ps, 2, 1),
+                        _ => rows!(_mm256_sub_ps, 1, 3),
+                    };
                     // V = s B, row i: s0 - s2, s1 + s2, s2 - s1, s1 - s3.
-                    let at = |j: usize| (i * 4 + j) * stride + o + k0;
-                    store(&mut v[at(0)..], _mm256_sub_ps(s[0], s[2]));
-                    store(&mut v[at(1)..], _mm256_add_ps(s[1], s[2]));
-                    store(&mut v[at(2)..], _mm256_sub_ps(s[2], s[1]));
-                    store(&mut v[at(3)..], _mm256_sub_ps(s[1], s[3]));
+                    // SAFETY: ξ = 4i + j < 16 blocks of `stride`, and o + k0 + 8 <= c*rs <= stride
+                    // (asserted above), so the stores stay inside `v`.
+                    unsafe {
+                        let q = vp.add(4 * i * stride + o + k0);
+                        _mm256_storeu_ps(q, _mm256_sub_ps(s[0], s[2]));
+                        _mm256_storeu_ps(q.add(stride), _mm256_add_ps(s[1], s[2]));
+                        _mm256_storeu_ps(q.add(2 * stride), _mm256_sub_ps(s[2], s[1]));
+                        _mm256_storeu_ps(q.add(3 * stride), _mm256_sub_ps(s[1], s[3]));
+                    }
                 }
                 if k0 + L >= tw {
                     break;
@@ -177,7 +207,17 @@ pub(crate) unsafe fn output_transform(
     assert!(tw >= L && ow.div_ceil(2) == tw && oh.div_ceil(2) >= ty.end && ml.rs >= ty.len() * tw && ml.xs >= c * ml.rs);
     let stride = ml.xs;
     let m = &m[..16 * stride];
+    let mp = m.as_ptr();
+    let band = 2 * ty.start * ow..(2 * ty.end).min(oh) * ow;
     for co in 0..c {
+        if co + 1 < c {
+            // The band's rows of each output plane are a short run a plane apart: fetch the next
+            // run's lines ahead of the stores (as in `grad_transform`).
+            let next = base + (co + 1) * oh * ow;
+            for at in band.clone().step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(out.get().wrapping_add(next + at) as *const i8);
+            }
+        }
         for (bi, y) in ty.clone().enumerate() {
             let o = co * ml.rs + bi * tw;
             let row0 = base + (co * oh + 2 * y) * ow;
@@ -188,10 +228,23 @@ pub(crate) unsafe fn output_transform(
             let mut k = 0;
             loop {
                 let k0 = k.min(tw - L);
-                let g = |xi: usize| load(&m[xi * stride + o + k0..]);
+                // SAFETY: ξ < 16 blocks of `stride`, o + k0 + 8 <= c*rs <= stride (asserted above).
+                macro_rules! g {
+                    ($xi:expr) => {
+                        unsafe { _mm256_loadu_ps(mp.add($xi * stride + o + k0)) }
+                    };
+                }
                 // t = A^T m: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3 (rows of m), per column.
-                let t0: [__m256; 4] = std::array::from_fn(|j| _mm256_add_ps(_mm256_add_ps(g(j), g(4 + j)), g(8 + j)));
-                let t1: [__m256; 4] = std::array::from_fn(|j| _mm256_sub_ps(_mm256_sub_ps(g(4 + j), g(8 + j)), g(12 + j)));
+                macro_rules! t {
+                    ($j:expr) => {
+                        (
+                            _mm256_add_ps(_mm256_add_ps(g!($j), g!(4 + $j)), g!(8 + $j)),
+                            _mm256_sub_ps(_mm256_sub_ps(g!(4 + $j), g!(8 + $j)), g!(12 + $j)),
+                        )
+                    };
+                }
+                let (c0, c1, c2, c3) = (t!(0), t!(1), t!(2), t!(3));
+                let (t0, t1) = ([c0.0, c1.0, c2.0, c3.0], [c0.1, c1.1, c2.1, c3.1]);
                 // Y = t A: [t0 + t1 + t2, t1 - t2 - t3] per row.
                 let fin =
                     |t: &[__m256; 4]| (_mm256_add_ps(_mm256_add_ps(t[0], t[1]), t[2]), _mm256_sub_ps(_mm256_sub_ps(t[1], t[2]), t[3]));
@@ -235,9 +288,19 @@ pub(crate) fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Ran
     assert!(ow.div_ceil(2) == tw && oh.div_ceil(2) >= ty.end && zl.rs >= ty.len() * tw && zl.xs >= c * zl.rs);
     let stride = zl.xs;
     let z = &mut z[..16 * stride];
+    let zp = z.as_mut_ptr();
     let zero = _mm256_setzero_ps();
+    let rows = (2 * ty.start).min(oh)..(2 * ty.end).min(oh);
     for ci in 0..c {
         let plane = &gy[ci * oh * ow..(ci + 1) * oh * ow];
+        if ci + 1 < c {
+            // The band's rows of each plane are a short run a plane apart, too short for the
+            // hardware prefetcher to pick up before it ends: ask for the next one now.
+            let next = &gy[(ci + 1) * oh * ow + rows.start * ow..(ci + 1) * oh * ow + rows.end * ow];
+            for line in next.iter().step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(line as *const f32 as *const i8);
+            }
+        }
         for (bi, y) in ty.clone().enumerate() {
             let o = ci * zl.rs + bi * tw;
             let mut k = 0;
@@ -273,11 +336,13 @@ pub(crate) fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Ran
                     for (j, &zv) in zr.iter().enumerate() {
                         let at = (r * 4 + j) * stride + o + k0;
                         if cnt == L {
-                            store(&mut z[at..], zv);
+                            // SAFETY: ξ < 16 blocks of `stride`, o + k0 + 8 <= c*rs <= stride.
+                            unsafe { _mm256_storeu_ps(zp.add(at), zv) };
                         } else {
                             let mut buf = [0f32; L];
                             store(&mut buf, zv);
-                            z[at..at + cnt].copy_from_slice(&buf[..cnt]);
+                            // SAFETY: as above, cnt <= 8.
+                            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), zp.add(at), cnt) };
                         }
                     }
                 }
