@@ -16,10 +16,11 @@
 //! computed as the forward convolution of the output gradient with the flipped kernel (so it
 //! takes the paths above); strided and shrinking ones use a gemm and col2im.
 //!
-//! Threads take contiguous ranges of work items (image, group, band of output rows) when there
-//! are at least as many items as threads: no synchronisation inside an item, measured faster on
-//! 2 threads than threading inside the gemms (`threads` in tests/conv_bench.rs). With fewer items
-//! the gemms thread. Weight gradients sum per-range copies in a fixed order.
+//! Threads take whole work items (image, group, band of output rows), in chunks from a shared
+//! counter, when there are at least as many items as threads: no synchronisation inside an item,
+//! measured faster on 2 threads than threading inside the gemms (`threads` in
+//! tests/conv_bench.rs). With fewer items the gemms thread. Weight gradients sum per-chunk copies
+//! in a fixed order (`conv_threads`).
 
 use crate::cpu::conv_flat::{self, Flat};
 use crate::cpu::conv_threads::{for_items, sum_over_items, Items};

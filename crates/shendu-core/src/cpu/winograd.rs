@@ -6,8 +6,11 @@
 //! gradients.
 //!
 //! Per image: the input group is copied into a zero-padded scratch (so transforms need no bounds
-//! tests), then for each band of tile rows: input transform `V[ξ] [cin, tiles]`, 16 gemms
-//! `M[ξ] = U[ξ] [cout, cin] · V[ξ]`, output transform into the result.
+//! tests), then for each band of tile rows: input transform `V[ξ] [cin, tiles]`, 16 products
+//! `M[ξ] = U[ξ] [cout, cin] · V[ξ]`, output transform into the result. For f32 on CPUs with
+//! AVX2+FMA the copy, the transforms and the products run the kernels of `winograd_avx2` (the
+//! products on weights packed once per call, reading V where the transform wrote it); W2's
+//! forward went from 14.7 to 11-12 ms on one thread with them.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
