@@ -16,17 +16,18 @@
 //! computed as the forward convolution of the output gradient with the flipped kernel (so it
 //! takes the paths above); strided and shrinking ones use a gemm and col2im.
 //!
-//! Threads take contiguous ranges of work items (image, group, band of output rows) when there
-//! are at least as many items as threads: no synchronisation inside an item, measured faster on
-//! 2 threads than threading inside the gemms (`threads` in tests/conv_bench.rs). With fewer items
-//! the gemms thread. Weight gradients sum per-range copies in a fixed order.
+//! Threads take whole work items (image, group, band of output rows), in chunks from a shared
+//! counter, when there are at least as many items as threads: no synchronisation inside an item,
+//! measured faster on 2 threads than threading inside the gemms (`threads` in
+//! tests/conv_bench.rs). With fewer items the gemms thread. Weight gradients sum per-chunk copies
+//! in a fixed order (`conv_threads`).
 
 use crate::cpu::conv_flat::{self, Flat};
+use crate::cpu::conv_threads::{for_items, sum_over_items, Items};
 use crate::cpu::depthwise::{self, DwGeom};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
 use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
-use crate::cpu::threads;
 use crate::cpu::{winograd, winograd_wgrad};
 use crate::dtype::Float;
 use crate::pool::{PoolElem, PooledVec};
@@ -173,15 +174,10 @@ impl ConvGeom {
     }
 }
 
-/// Runs `per_image(n, allow_gemm_threads)` over all images: whole images per thread when there
-/// are enough of them, else one after another with threaded gemms.
-pub(crate) fn over_images(n: usize, per_range: impl Fn(std::ops::Range<usize>, bool) + Sync) {
-    let t = threads::num_threads();
-    if t > 1 && n >= t {
-        threads::parallel_ranges(n, 1, |r| per_range(r, false));
-    } else {
-        per_range(0..n, true);
-    }
+/// Runs `per_images(images, allow_gemm_threads)` over all images: whole images per thread when
+/// there are enough of them, else one after another with threaded gemms.
+pub(crate) fn over_images(n: usize, per_images: impl Fn(&mut Items<'_>, bool) + Sync) {
+    for_items(n, 1, per_images);
 }
 
 /// `out [n, cout, oh, ow]` (contiguous, overwritten) = conv(x, w); `w` contiguous.
@@ -213,10 +209,10 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     // Work items: (image, group, band of output rows), all independent.
     let bands: Vec<(usize, usize)> = if pointwise { vec![(0, g.oh)] } else { g.bands::<T>().collect() };
     let nb = bands.len();
-    winograd::for_items(g.n * g.groups * nb, |r, threads| {
+    for_items(g.n * g.groups * nb, nb, |items, threads| {
         let x_ptr = x_ptr as *const T;
         let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
-        for item in r {
+        for item in items {
             let (n, grp, (y0, y1)) = (item / (g.groups * nb), (item / nb) % g.groups, bands[item % nb]);
             let wg = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: k as isize, cs: 1 };
             // SAFETY: `out` holds n*cout*ohw elements; this writes rows y0..y1 of image n, group grp.
@@ -286,9 +282,9 @@ pub fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, gx: &mut [T])
     let gx_ptr = SendPtr(gx.as_mut_ptr());
     let pointwise = g.pointwise();
     let cg = g.col_geom();
-    over_images(g.n, |r, threads| {
+    over_images(g.n, |images, threads| {
         let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
-        for n in r {
+        for n in images {
             for grp in 0..g.groups {
                 // w_g^T: [k, cout_g] viewed in the row-major [cout_g, k] weight.
                 let wt = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: 1, cs: k as isize };
@@ -353,7 +349,7 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     let cg = g.col_geom();
     let bands: Vec<(usize, usize)> = if pointwise { vec![(0, g.oh)] } else { g.bands::<T>().collect() };
     let nb = bands.len();
-    sum_over_items(g.n * g.groups * nb, gw, |r, threads, acc| {
+    sum_over_items(g.n * g.groups * nb, nb, gw, |r, threads, acc| {
         let x_ptr = x_ptr as *const T;
         let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
         for item in r {
@@ -374,31 +370,4 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
             unsafe { gemm(cout_g, k, ncols, dst, true, gyg, cols_t, threads) };
         }
     });
-}
-
-/// Runs `run(items, allow_gemm_threads, acc)` over the work items `0..total`, each range
-/// summing into its own zeroed copy of `out` (`out` itself for the first), then adds the copies
-/// into `out` in range order, so the result does not depend on scheduling.
-pub(crate) fn sum_over_items<T: ConvElem>(total: usize, out: &mut [T], run: impl Fn(std::ops::Range<usize>, bool, &mut [T]) + Sync) {
-    let t = threads::num_threads();
-    if t <= 1 || total < t || !winograd::item_threads() {
-        return run(0..total, true, out);
-    }
-    let per = total.div_ceil(t);
-    let len = out.len();
-    let mut partials: Vec<PooledVec<T>> = (1..t).map(|_| PooledVec::filled(len, <T as Float>::ZERO)).collect();
-    let ptrs: Vec<SendPtr<T>> =
-        std::iter::once(SendPtr(out.as_mut_ptr())).chain(partials.iter_mut().map(|p| SendPtr(p.as_mut_slice().as_mut_ptr()))).collect();
-    threads::parallel_ranges(t, 1, |cr| {
-        for c in cr {
-            // SAFETY: range c owns buffer c, of `len` elements.
-            let acc = unsafe { ptrs[c].slice_mut(0..len) };
-            run((c * per).min(total)..((c + 1) * per).min(total), false, acc);
-        }
-    });
-    for p in &partials {
-        for (d, &s) in out.iter_mut().zip(p.as_slice()) {
-            *d += s;
-        }
-    }
 }

@@ -11,7 +11,6 @@
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
-use crate::cpu::winograd;
 use crate::dtype::Float;
 use crate::pool::PooledVec;
 
@@ -127,12 +126,12 @@ pub(crate) fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, f:
     let nb = bands.len();
     let max_cols = f.cols(g, 0, bands[0].1 - bands[0].0);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    winograd::for_items(g.n * g.groups * nb, |r, threads| {
+    crate::cpu::conv_threads::for_items(g.n * g.groups * nb, nb, |items, threads| {
         let mut col = PooledVec::<T>::uninit(k * max_cols);
         let mut tmp = PooledVec::<T>::uninit(cout_g * max_cols);
         let mut pad = PooledVec::<T>::filled(if f.direct { 0 } else { g.cin_g() * f.plane_len() }, <T as Float>::ZERO);
         let mut loaded = None;
-        for item in r {
+        for item in items {
             let (n, grp, (y0, y1)) = (item / (g.groups * nb), (item / nb) % g.groups, bands[item % nb]);
             let nc = f.cols(g, y0, y1);
             let c = &mut col.as_mut_slice()[..k * nc];
@@ -170,7 +169,7 @@ pub(crate) fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &Con
     let bands = f.bands::<T>(g);
     let nb = bands.len();
     let max_cols = f.cols(g, 0, bands[0].1 - bands[0].0);
-    crate::cpu::conv::sum_over_items(g.n * g.groups * nb, gw, |r, threads, acc| {
+    crate::cpu::conv_threads::sum_over_items(g.n * g.groups * nb, nb, gw, |r, threads, acc| {
         let mut col = PooledVec::<T>::uninit(k * max_cols);
         let mut gf = PooledVec::<T>::uninit(cout_g * max_cols);
         let mut pad = PooledVec::<T>::filled(if f.direct { 0 } else { g.cin_g() * f.plane_len() }, <T as Float>::ZERO);
@@ -208,11 +207,11 @@ pub(crate) fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, f: &Fl
     let max_cols = f.cols(g, 0, bands[0].1 - bands[0].0);
     let gx_ptr = SendPtr(gx.as_mut_ptr());
     let zero = <T as Float>::ZERO;
-    crate::cpu::conv::over_images(g.n, |r, threads| {
+    crate::cpu::conv::over_images(g.n, |images, threads| {
         let mut col = PooledVec::<T>::uninit(k * max_cols);
         let mut gf = PooledVec::<T>::uninit(cout_g * max_cols);
         let mut pad = PooledVec::<T>::uninit(if f.direct { 0 } else { cin_g * f.plane_len() });
-        for n in r {
+        for n in images {
             for grp in 0..g.groups {
                 let base = (n * g.cin + grp * cin_g) * hw;
                 // SAFETY: this range owns images r of gx.

@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 
+use crate::cpu::conv_threads::for_chunks;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::im2col::PlaneView;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
@@ -202,7 +203,7 @@ pub fn forward<T: Float>(x: &[T], xv: PlaneView, sn: usize, w: &[T], g: &DwGeom,
         return;
     }
     let out = SendPtr(out.as_mut_ptr());
-    threads::parallel_ranges(g.n * g.c, 8, |r| dispatch(Fwd { x, xv, sn, w, g, out, r }));
+    for_chunks(g.n * g.c, 8, |r| dispatch(Fwd { x, xv, sn, w, g, out, r }));
 }
 
 struct Fwd<'a, T> {
@@ -253,7 +254,7 @@ pub fn backward_data<T: Float>(gy: &[T], w: &[T], g: &DwGeom, gx: &mut [T]) {
         return;
     }
     let gx = SendPtr(gx.as_mut_ptr());
-    threads::parallel_ranges(g.n * g.c, 8, |r| dispatch(BwdData { gy, w, g, gx, r }));
+    for_chunks(g.n * g.c, 8, |r| dispatch(BwdData { gy, w, g, gx, r }));
 }
 
 struct BwdData<'a, T> {
@@ -450,7 +451,7 @@ pub fn backward_weight<T: Float>(x: &[T], xv: PlaneView, sn: usize, gy: &[T], g:
     let t = threads::num_threads();
     if g.c >= t || g.n < 2 {
         let gw = SendPtr(gw.as_mut_ptr());
-        threads::parallel_ranges(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r, images: 0..g.n }));
+        for_chunks(g.c, 1, |r| dispatch(BwdWeight { x, xv, sn, gy, g, gw, r, images: 0..g.n }));
         return;
     }
     // Fewer channels than threads (LeNet's first layer has one): split the images instead, each

@@ -2,6 +2,7 @@
 
 pub mod conv;
 mod conv_flat;
+mod conv_threads;
 pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
@@ -13,4 +14,6 @@ pub mod sgemm;
 pub mod simd;
 pub mod threads;
 pub mod winograd;
+#[cfg(target_arch = "x86_64")]
+mod winograd_avx2;
 pub mod winograd_wgrad;

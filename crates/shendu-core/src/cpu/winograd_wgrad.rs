@@ -8,10 +8,13 @@
 
 use std::ops::Range;
 
-use crate::cpu::conv::{sum_over_items, ConvElem, ConvGeom, View4};
+use crate::cpu::conv::{ConvElem, ConvGeom, View4};
+use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
-use crate::cpu::winograd::{lanes, load_padded, InputTransform, BAND_TILES, L};
+use crate::cpu::winograd::{input_transform, lanes, load_padded, Band, BAND_TILES, L};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::winograd_avx2;
 use crate::dtype::Float;
 use crate::pool::PooledVec;
 
@@ -24,13 +27,14 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     let band_rows = (BAND_TILES / tw).clamp(1, th);
     let bands = th.div_ceil(band_rows);
     let total = g.n * g.groups * bands;
+    let (vl, zl) = (Band::new(cin_g, band_rows * tw), Band::new(cout_g, band_rows * tw));
     // Each range of (image, group, band) items sums into its own dU; the sums are added in
     // range order.
     let run = |r: Range<usize>, threads: bool, du: &mut [T]| {
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
         let mut p = PooledVec::<T>::filled(cin_g * hp * wp, <T as Float>::ZERO);
-        let mut v = PooledVec::<T>::uninit(16 * cin_g * band_rows * tw);
-        let mut z = PooledVec::<T>::uninit(16 * cout_g * band_rows * tw);
+        let mut v = PooledVec::<T>::uninit(vl.len());
+        let mut z = PooledVec::<T>::uninit(zl.len());
         let mut loaded = None;
         for item in r {
             let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
@@ -41,11 +45,12 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
             let gyg = &gy[(n * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
             let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
             let ntiles = (ty1 - ty0) * tw;
-            dispatch(InputTransform { p: p.as_slice(), hp, wp, c: cin_g, ty: ty0..ty1, tw, v: v.as_mut_slice() });
-            dispatch(GradTransform { gy: gyg, c: cout_g, oh: g.oh, ow: g.ow, ty: ty0..ty1, tw, z: z.as_mut_slice() });
+            input_transform(p.as_slice(), hp, wp, cin_g, ty0..ty1, tw, v.as_mut_slice(), vl);
+            grad_transform(gyg, cout_g, g.oh, g.ow, ty0..ty1, tw, z.as_mut_slice(), zl);
             for xi in 0..16 {
                 let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
-                // SAFETY: Z[ξ] is cout_g x ntiles, V[ξ] cin_g x ntiles (read transposed).
+                // SAFETY: Z[ξ] is cout_g x ntiles (rows zl.rs apart) inside z, V[ξ] cin_g x ntiles
+                // (rows vl.rs apart, read transposed) inside v.
                 unsafe {
                     gemm(
                         cout_g,
@@ -53,8 +58,8 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
                         ntiles,
                         MatMut { ptr: dst.as_mut_ptr(), rs: cin_g as isize, cs: 1 },
                         true,
-                        MatRef { ptr: z.as_slice()[xi * cout_g * ntiles..].as_ptr(), rs: ntiles as isize, cs: 1 },
-                        MatRef { ptr: v.as_slice()[xi * cin_g * ntiles..].as_ptr(), rs: 1, cs: ntiles as isize },
+                        MatRef { ptr: z.as_slice()[xi * zl.xs..].as_ptr(), rs: zl.rs as isize, cs: 1 },
+                        MatRef { ptr: v.as_slice()[xi * vl.xs..].as_ptr(), rs: 1, cs: vl.rs as isize },
                         threads,
                     );
                 }
@@ -62,7 +67,7 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
         }
     };
     let mut du = PooledVec::<T>::filled(du_len, <T as Float>::ZERO);
-    sum_over_items(total, du.as_mut_slice(), run);
+    sum_over_items(total, bands, du.as_mut_slice(), run);
     untransform(du.as_slice(), g, gw);
 }
 
@@ -88,6 +93,17 @@ fn untransform<T: ConvElem>(du: &[T], g: &ConvGeom, gw: &mut [T]) {
     }
 }
 
+/// [`GradTransform`], through the AVX2 kernel where it applies.
+#[allow(clippy::too_many_arguments)]
+fn grad_transform<T: ConvElem>(gy: &[T], c: usize, oh: usize, ow: usize, ty: Range<usize>, tw: usize, z: &mut [T], zl: Band) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(gy), Some(z)) = (winograd_avx2::as_f32(gy), winograd_avx2::as_f32_mut(z)) {
+        // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
+        return unsafe { winograd_avx2::grad_transform(gy, c, oh, ow, ty, tw, z, zl) };
+    }
+    dispatch(GradTransform { gy, c, oh, ow, ty, tw, z, zl });
+}
+
 /// `Z[ξ][c][tile] = (A dY A^T)[ξ]` for the tiles of tile rows `ty`; output positions past
 /// `oh x ow` count as zero.
 struct GradTransform<'a, T> {
@@ -98,15 +114,15 @@ struct GradTransform<'a, T> {
     ty: Range<usize>,
     tw: usize,
     z: &'a mut [T],
+    zl: Band,
 }
 
 impl<T: ConvElem> SimdKernel for GradTransform<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
-        let GradTransform { gy, c, oh, ow, ty, tw, z } = self;
-        let ntiles = ty.len() * tw;
-        let stride = c * ntiles;
+        let GradTransform { gy, c, oh, ow, ty, tw, z, zl } = self;
+        let stride = zl.xs;
         // Two output-gradient rows, de-interleaved and zero-padded to whole chunks.
         let width = tw.max(L);
         let mut rows = vec![<T as Float>::ZERO; 4 * width];
@@ -128,7 +144,7 @@ impl<T: ConvElem> SimdKernel for GradTransform<'_, T> {
                         }
                     }
                 }
-                let o = ci * ntiles + bi * tw;
+                let o = ci * zl.rs + bi * tw;
                 let mut k = 0;
                 loop {
                     let k0 = k.min(width - L);

@@ -1,0 +1,124 @@
+//! The AVX2 f32 Winograd kernels (cpu/winograd_avx2.rs: padded copy, transforms, packed
+//! product) against the portable ones (`set_simd_enabled(false)`), on shapes that reach their
+//! edge cases: odd output widths and heights (clipped tiles), tile rows of 8 to 19 tiles and
+//! narrower ones (portable transforms, packed product), bands whose tile count is not a multiple
+//! of the 16-tile panel, output channel counts that leave a partial 6-channel panel, even and odd
+//! left pads, groups, and inputs with strided rows. Also the thread split of every convolution
+//! path (cpu/conv_threads.rs) against one thread. The SIMD switch and the thread count are
+//! global: the tests take a lock.
+
+use std::sync::Mutex;
+
+use shendu_core::cpu::simd::set_simd_enabled;
+use shendu_core::{set_num_threads, Conv2dParams, DType, Padding, Rng, Tensor, Var};
+
+static GLOBAL: Mutex<()> = Mutex::new(());
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    randn_dt(shape, seed, DType::F32)
+}
+
+fn randn_dt(shape: &[usize], seed: u64, dt: DType) -> Tensor {
+    Tensor::randn_with(shape, DType::F64, &mut Rng::new(seed)).unwrap().to_dtype(dt).unwrap()
+}
+
+/// y, gx and gw of one conv2d with the given output gradient.
+fn run(x: &Tensor, w: &Tensor, p: &Conv2dParams, gy_seed: u64) -> [Vec<f64>; 3] {
+    let (xv, wv) = (Var::new(x.clone()), Var::new(w.clone()));
+    let y = xv.conv2d(&wv, p).unwrap();
+    let gy = randn_dt(y.dims(), gy_seed, x.dtype());
+    let g = y.backward_with_grad(&gy, false).unwrap();
+    [y.to_vec_f64().unwrap(), g.get(&xv).unwrap().to_vec_f64().unwrap(), g.get(&wv).unwrap().to_vec_f64().unwrap()]
+}
+
+fn assert_close(a: &[Vec<f64>; 3], b: &[Vec<f64>; 3], what: &str) {
+    for (name, (a, b)) in ["y", "gx", "gw"].iter().zip(a.iter().zip(b)) {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 2e-5 * scale, "{what} {name}: worst difference {worst} at scale {scale}");
+    }
+}
+
+#[test]
+fn avx2_kernels_match_the_portable_ones() {
+    let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    // (input, weight, pads [top, bottom, left, right], groups, strided input)
+    type Case = ([usize; 4], [usize; 4], [usize; 4], usize, bool);
+    let cases: [Case; 7] = [
+        // tw 14, two bands (112 and 84 tiles), 20 output channels (panels 6, 6, 6, 2)
+        ([2, 16, 28, 28], [20, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        // odd output height, tw 16, left pad 1, groups
+        ([1, 32, 19, 33], [34, 16, 3, 3], [0, 2, 1, 0], 2, false),
+        // odd output width (19: the last tile clipped), tw 10, left pad 2
+        ([3, 16, 21, 17], [16, 16, 3, 3], [2, 1, 2, 2], 1, false),
+        // no padding, tw 19, 17 channels in and out
+        ([1, 17, 9, 40], [17, 17, 3, 3], [0, 0, 0, 0], 1, false),
+        // tw 5: portable transforms, packed product
+        ([2, 16, 10, 10], [24, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        // tw 8 exactly, odd output height
+        ([2, 16, 15, 16], [16, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        // strided input rows: the portable padded copy, AVX2 transforms
+        ([2, 16, 18, 22], [18, 16, 3, 3], [1, 1, 1, 1], 1, true),
+    ];
+    for threads in [1, 2] {
+        set_num_threads(threads);
+        for (k, (xd, wd, pads, groups, strided)) in cases.into_iter().enumerate() {
+            let x = if strided {
+                randn(&[xd[0], xd[1], xd[3], xd[2]], 10 + k as u64).transpose(2, 3).unwrap()
+            } else {
+                randn(&xd, 10 + k as u64)
+            };
+            let w = randn(&wd, 20 + k as u64).affine(0.2, 0.0).unwrap();
+            let p = Conv2dParams::default().with_padding(Padding::explicit(pads[0], pads[1], pads[2], pads[3])).with_groups(groups);
+            set_simd_enabled(true);
+            let fast = run(&x, &w, &p, 30 + k as u64);
+            set_simd_enabled(false);
+            let slow = run(&x, &w, &p, 30 + k as u64);
+            set_simd_enabled(true);
+            assert_close(&fast, &slow, &format!("case {k}, {threads} threads"));
+        }
+    }
+}
+
+/// Two threads against one, per path and at batch sizes below, at and above the thread count
+/// and the weight gradient's chunk count (four per thread): the work items are handed out in
+/// chunks and the weight-gradient partial sums are added per chunk. Two runs on two threads
+/// must agree bit for bit (the chunks, not the scheduling, fix the order of the sums).
+#[test]
+fn two_threads_match_one() {
+    let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    // (channels in, channels out, size, kernel, stride, pad, groups)
+    let paths: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
+        (16, 16, 32, 3, 1, 1, 1), // Winograd, 3 bands of tile rows
+        (16, 24, 14, 3, 1, 1, 1), // Winograd, one band
+        (3, 8, 17, 3, 2, 1, 1),   // im2col + gemm (strided)
+        (6, 16, 14, 5, 1, 0, 1),  // flat columns (LeNet's 5x5 "valid")
+        (8, 8, 12, 3, 1, 1, 8),   // depthwise
+        (12, 10, 9, 1, 1, 0, 1),  // pointwise
+    ];
+    for (k, &(cin, cout, hw, ks, stride, pad, groups)) in paths.iter().enumerate() {
+        for n in [1, 2, 3, 9] {
+            for dt in [DType::F64, DType::F32] {
+                let seed = 100 * k as u64 + n as u64;
+                let x = randn_dt(&[n, cin, hw, hw], seed, dt);
+                let w = randn_dt(&[cout, cin / groups, ks, ks], seed + 1, dt);
+                let p = Conv2dParams::default().with_stride(stride).with_pad(pad).with_groups(groups);
+                set_num_threads(1);
+                let one = run(&x, &w, &p, seed + 2);
+                set_num_threads(2);
+                let two = run(&x, &w, &p, seed + 2);
+                let again = run(&x, &w, &p, seed + 2);
+                set_num_threads(1);
+                let what = format!("path {k}, batch {n}, {dt}");
+                assert_eq!(two, again, "{what}: two runs on two threads differ");
+                let tol = if dt == DType::F64 { 1e-12 } else { 2e-5 };
+                for (name, (a, b)) in ["y", "gx", "gw"].iter().zip(two.iter().zip(&one)) {
+                    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    let worst = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                    assert!(worst <= tol * scale, "{what} {name}: worst difference {worst} at scale {scale}");
+                }
+            }
+        }
+    }
+}
