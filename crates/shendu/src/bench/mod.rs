@@ -125,6 +125,9 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut
 /// Builds a training-step workload.
 type StepBuilder = Box<dyn Fn() -> Result<train_step::TrainStep>>;
 
+/// Builds a graph-mode training step.
+type GraphBuilder = fn() -> Result<graph_step::GraphStep>;
+
 /// W4 and W5: samples per second of one whole training step.
 fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Result<Figure>)) {
     let zoo = |name: &'static str, batch: usize| -> StepBuilder { Box::new(move || train_step::TrainStep::zoo(name, batch)) };
@@ -149,10 +152,14 @@ fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Resul
         };
         record(name, run());
     }
-    let name = "W4 MLP train (graph)";
-    if opts.wants(name) {
+    let graphs: [(&str, GraphBuilder); 2] =
+        [("W4 MLP train (graph)", graph_step::GraphStep::mlp), ("W5 LeNet train (graph)", graph_step::GraphStep::lenet)];
+    for (name, build) in graphs {
+        if !opts.wants(name) {
+            continue;
+        }
         let run = || -> Result<Figure> {
-            let mut s = graph_step::GraphStep::mlp()?;
+            let mut s = build()?;
             let l0 = s.step()?;
             let secs = timing::bench(opts.reps, || s.step().map(drop))?;
             let l1 = s.step()?;
