@@ -292,16 +292,18 @@ mod tests {
     }
 
     #[test]
-    fn runs_w4_once() {
-        let opts = Options { threads: vec![1], reps: 1, only: vec!["W4".into()] };
-        let out = run(&opts, |_| {}, |_| {});
-        assert!(out.failures.is_empty(), "{:?}", out.failures);
-        // "W4" selects the eager step and its graph-mode twin.
-        let names: Vec<&str> = out.figures.iter().map(|f| f.workload.as_str()).collect();
-        assert_eq!(names, ["W4 MLP train", "W4 MLP train (graph)"]);
-        for f in &out.figures {
-            assert_eq!((f.threads, f.unit), (1, "samples/s"));
-            assert!(f.value > 0.0 && f.pct_of_peak.is_none());
+    fn runs_w4_and_w5_once() {
+        for (w, names) in [("W4", ["W4 MLP train", "W4 MLP train (graph)"]), ("W5", ["W5 LeNet train", "W5 LeNet train (graph)"])] {
+            let opts = Options { threads: vec![1], reps: 1, only: vec![w.into()] };
+            let out = run(&opts, |_| {}, |_| {});
+            assert!(out.failures.is_empty(), "{:?}", out.failures);
+            // "W4" selects the eager step and its graph-mode twin, as does "W5".
+            let got: Vec<&str> = out.figures.iter().map(|f| f.workload.as_str()).collect();
+            assert_eq!(got, names);
+            for f in &out.figures {
+                assert_eq!((f.threads, f.unit), (1, "samples/s"));
+                assert!(f.value > 0.0 && f.pct_of_peak.is_none());
+            }
         }
     }
 }
