@@ -38,6 +38,17 @@ fn cases() -> Vec<Case> {
         case!("sum middle", [[7, 300, 9]], |x| x[0].sum(&[1], false)),
         case!("sum leading two", [[7, 30, 90]], |x| x[0].sum(&[0, 1], false)),
         case!("sum all * 0.5", [[300, 257]], |x| x[0].sum_all()?.mul_scalar(0.5)),
+        // Strided steps walk merged rows, split over threads: a per-channel bias over NCHW
+        // (rows of H*W), a transposed and a narrowed operand, strided copies.
+        case!("relu(a + bias)", [[16, 24, 30, 30], [24]], |x| x[0].add(&x[1].reshape(vec![1, 24, 1, 1])?)?.relu()),
+        case!("bias * relu(a)", [[24, 1, 1], [16, 24, 30, 30]], |x| x[0].mul(&x[1].relu()?)),
+        case!("exp(a^T)", [[257, 300]], |x| x[0].t()?.exp()),
+        case!("sqr(narrow a)", [[300, 400]], |x| x[0].narrow(1, 3, 257)?.sqr()),
+        case!("copy a^T", [[257, 300]], |x| x[0].t()?.contiguous()),
+        case!("copy narrow a", [[300, 400]], |x| x[0].narrow(1, 3, 257)?.contiguous()),
+        // A conv bias gradient: kept dims between reduced ones, summed as eager does.
+        case!("sum N, H, W", [[16, 24, 30, 30]], |x| x[0].sum(&[0, 2, 3], true)),
+        case!("sum N, H, W of [N, C, H, 1]", [[16, 24, 30, 1]], |x| x[0].sum(&[0, 2], false)),
     ]
 }
 

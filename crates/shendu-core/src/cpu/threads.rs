@@ -35,12 +35,19 @@ pub fn set_num_threads(n: usize) {
     OVERRIDE.store(n.max(1), Ordering::Relaxed);
 }
 
-/// Runs `f` inside shendu's thread pool so rayon parallel iterators use it.
+/// Runs `f` inside shendu's thread pool so rayon parallel iterators use it, in the caller's
+/// grad mode.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if num_threads() <= 1 {
         return f();
     }
-    pool().install(f)
+    // Grad mode is per thread, and a pool thread waiting inside a `no_grad` kernel may pick up
+    // this job (another thread's training step, say): the job must not inherit that mode.
+    let grad = crate::autograd::is_grad_enabled();
+    pool().install(move || {
+        let _mode = crate::autograd::set_grad_enabled(grad);
+        f()
+    })
 }
 
 /// Splits `0..n` into at most `num_threads()` contiguous ranges of at least `min_chunk` items

@@ -173,7 +173,8 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
 const NARROW: usize = 16;
 const SMALL_MACS: usize = 1 << 19;
 
-fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step, bases: &[Tensor]) -> Result<()> {
+/// Runs a planned kernel (not a fallback).
+fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step) {
     // SAFETY: see the note above the kernels.
     unsafe {
         match &s.kind {
@@ -183,10 +184,9 @@ fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step, bases: &[Tensor]) -> Result<
             StepKind::Sum { scale, acc } => sum_k::<T>(m, s, *scale, acc),
             StepKind::Softmax { log } => softmax_k::<T>(m, s, *log),
             StepKind::Copy => copy_k::<T>(m, s),
-            StepKind::Fallback { .. } => return fallback(s, bases),
+            StepKind::Fallback { .. } => {}
         }
     }
-    Ok(())
 }
 
 fn view_of(l: &Loc, bases: &[Tensor]) -> Result<Tensor> {
@@ -196,8 +196,10 @@ fn view_of(l: &Loc, bases: &[Tensor]) -> Result<Tensor> {
     }
 }
 
-/// An op without a planned kernel: its own forward, copied into the planned buffer.
-fn fallback(s: &Step, bases: &[Tensor]) -> Result<()> {
+/// An op without a planned kernel: its own forward. Its result becomes the planned buffer
+/// when it fills it exactly and nothing else holds it (the buffer it replaces goes back to
+/// the buffer pool, where the op's next forward finds it), else it is copied in.
+fn fallback(s: &Step, bases: &mut [Tensor], ptrs: &mut [usize]) -> Result<()> {
     let StepKind::Fallback { op } = &s.kind else { return Ok(()) };
     let ins = s.inputs.iter().map(|l| view_of(l, bases)).collect::<Result<Vec<_>>>()?;
     let refs: Vec<&Tensor> = ins.iter().collect();
@@ -205,8 +207,33 @@ fn fallback(s: &Step, bases: &[Tensor]) -> Result<()> {
         let _g = crate::no_grad();
         op.forward(&refs).map_err(|e| super::trace::in_node(e, &s.names[0]))?
     };
-    let dst = view_of(&s.out, bases)?;
-    copy_into(&r, &dst)?;
+    drop(ins);
+    let adopt = match s.out.base {
+        Base::Ext(b) => {
+            let fits = r.shape() == s.out.layout.shape()
+                && r.dtype() == s.out.dtype
+                && r.is_contiguous()
+                && r.layout().offset() == 0
+                && s.out.layout.offset() == 0
+                && Arc::strong_count(&r.0) == 1
+                && Arc::strong_count(&r.0.storage) == 1
+                && r.storage().len() == bases[b].storage().len();
+            fits.then_some(b)
+        }
+        Base::Val(_) => None,
+    };
+    let dst = match adopt {
+        Some(b) => {
+            ptrs[b] = base_ptr(&r);
+            bases[b] = r;
+            view_of(&s.out, bases)?
+        }
+        None => {
+            let dst = view_of(&s.out, bases)?;
+            copy_into(&r, &dst)?;
+            dst
+        }
+    };
     if !s.epi.is_empty() {
         let mut st = dst.storage_mut();
         crate::with_float!(s.out.dtype, "graph", |T| {
@@ -259,14 +286,16 @@ impl Plan {
         for (p, b) in self.ptrs.iter_mut().zip(&self.bases) {
             *p = base_ptr(b);
         }
-        let m = Mem { ptrs: &self.ptrs };
         for s in &self.steps {
-            match s.out.dtype {
-                DType::F32 => run_step::<f32>(&m, s, &self.bases)?,
-                DType::F64 => run_step::<f64>(&m, s, &self.bases)?,
-                _ => fallback(s, &self.bases)?,
+            let m = Mem { ptrs: &self.ptrs };
+            match (s.out.dtype, &s.kind) {
+                (_, StepKind::Fallback { .. }) => fallback(s, &mut self.bases, &mut self.ptrs)?,
+                (DType::F32, _) => run_step::<f32>(&m, s),
+                (DType::F64, _) => run_step::<f64>(&m, s),
+                _ => {}
             }
         }
+        let m = Mem { ptrs: &self.ptrs };
         // Fetched values are read before the assigns change any variable.
         for (i, f) in self.fetch.iter().enumerate() {
             let Some(l) = f else { continue };

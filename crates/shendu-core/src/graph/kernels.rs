@@ -8,6 +8,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::exec::{Mem, Step};
+use super::rows::Rows;
 use super::AssignMode;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
@@ -201,20 +202,24 @@ pub(super) unsafe fn unary_k<T: Float>(m: &Mem, s: &Step, u: Unary) {
         });
         return;
     }
-    let (xp, out) = (xp.get(), out.get());
-    let mut o = 0;
-    for_each_row_n([&x.layout], |[xo], [xs], len| {
-        let mut k = 0;
-        while k < len {
-            let c = CHUNK.min(len - k);
-            let dst = std::slice::from_raw_parts_mut(out.add(o), c);
-            for (j, d) in dst.iter_mut().enumerate() {
-                *d = u.eval(*xp.add(xo + (k + j) * xs));
+    let Some(rows) = Rows::new([&x.layout]) else { return };
+    let len = rows.len();
+    par_ranges(rows.count(), PAR_CHUNK / len.max(1) + 1, |r| {
+        let mut o = r.start * len;
+        rows.walk(r, |[xo], [xs], len| {
+            let (xp, out) = (xp.get(), out.get());
+            let mut k = 0;
+            while k < len {
+                let c = CHUNK.min(len - k);
+                let dst = std::slice::from_raw_parts_mut(out.add(o), c);
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = u.eval(*xp.add(xo + (k + j) * xs));
+                }
+                apply_epi(epi, dst);
+                o += c;
+                k += c;
             }
-            apply_epi(epi, dst);
-            o += c;
-            k += c;
-        }
+        });
     });
 }
 
@@ -234,20 +239,25 @@ pub(super) unsafe fn binary_k<T: Float>(m: &Mem, s: &Step, b: Binary, pre: Optio
         Some((k, u)) if k == i => u.eval(v),
         _ => v,
     };
-    let mut o = 0;
-    for_each_row_n([&a.layout, &bb.layout], |[ao, bo], [as_, bs], len| {
-        let dst = out.add(o);
-        if as_ <= 1 && bs <= 1 {
-            dispatch(BinaryRun { b, pre, x: (ap.add(ao), as_), y: (bp.add(bo), bs), dst, n: len, epi });
-        } else {
-            for j in 0..len {
-                *dst.add(j) = b.eval(pre_on(0, *ap.add(ao + j * as_)), pre_on(1, *bp.add(bo + j * bs)));
+    let Some(rows) = Rows::new([&a.layout, &bb.layout]) else { return };
+    let len = rows.len();
+    let (ap, bp, out) = (SendPtr(ap as *mut T), SendPtr(bp as *mut T), SendPtr(out));
+    par_ranges(rows.count(), PAR_CHUNK / len.max(1) + 1, |r| {
+        let mut o = r.start * len;
+        rows.walk(r, |[ao, bo], [as_, bs], len| {
+            let (ap, bp, dst) = (ap.get() as *const T, bp.get() as *const T, out.get().add(o));
+            if as_ <= 1 && bs <= 1 {
+                dispatch(BinaryRun { b, pre, x: (ap.add(ao), as_), y: (bp.add(bo), bs), dst, n: len, epi });
+            } else {
+                for j in 0..len {
+                    *dst.add(j) = b.eval(pre_on(0, *ap.add(ao + j * as_)), pre_on(1, *bp.add(bo + j * bs)));
+                }
+                for k in (0..len).step_by(CHUNK) {
+                    apply_epi(epi, std::slice::from_raw_parts_mut(dst.add(k), CHUNK.min(len - k)));
+                }
             }
-            for k in (0..len).step_by(CHUNK) {
-                apply_epi(epi, std::slice::from_raw_parts_mut(dst.add(k), CHUNK.min(len - k)));
-            }
-        }
-        o += len;
+            o += len;
+        });
     });
 }
 
@@ -309,6 +319,30 @@ impl<T: Float> SimdKernel for ColumnSums<'_, T> {
     }
 }
 
+/// For reduced dims (stride 0 in `acc`) that both lead and end the shape around the kept
+/// ones: the leading block's size and the trailing run's length. Only without size-1 dims:
+/// whether eager lists those among the reduced ones changes its order (`ops::reduce`).
+fn kept_between(dims: &[usize], acc: &[usize]) -> Option<(usize, usize)> {
+    let (mut outer, mut run, mut phase) = (1usize, 1usize, 0);
+    for (&d, &s) in dims.iter().zip(acc) {
+        if d == 1 {
+            return None;
+        }
+        phase = match (phase, s == 0) {
+            (0, true) => 0,
+            (0 | 1, false) => 1,
+            (1 | 2, true) => 2,
+            _ => return None,
+        };
+        match phase {
+            0 => outer *= d,
+            2 => run *= d,
+            _ => {}
+        }
+    }
+    (phase == 2 && outer > 1).then_some((outer, run))
+}
+
 pub(super) unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout) {
     let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
     let n = s.out.layout.elem_count();
@@ -331,7 +365,20 @@ pub(super) unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout
     }
     let block = total / n.max(1);
     let (xs, dst) = (SendPtr(xp.add(x.layout.offset())), SendPtr(out));
-    if x.layout.is_contiguous() && reduced && suffix && block > 1 {
+    let sandwich = x.layout.is_contiguous().then(|| kept_between(dims, st)).flatten();
+    if let Some((outer, run)) = sandwich {
+        // Kept dims between reduced ones (a conv bias gradient sums [N, C, H, W] over N, H and
+        // W): eager's order, the lane sum of each H*W plane added up over N.
+        par_ranges(n, PAR_CHUNK / block.max(1) + 1, |r| {
+            for o in r {
+                let mut t = T::ZERO;
+                for i in 0..outer {
+                    t += lane_sum(std::slice::from_raw_parts(xs.get().add((i * n + o) * run), run));
+                }
+                *dst.get().add(o) = t;
+            }
+        });
+    } else if x.layout.is_contiguous() && reduced && suffix && block > 1 {
         // One lane sum per output over a contiguous block.
         par_ranges(n, PAR_CHUNK / block + 1, |r| {
             for o in r {
@@ -399,15 +446,23 @@ pub(super) unsafe fn softmax_k<T: Float>(m: &Mem, s: &Step, log: bool) {
 
 pub(super) unsafe fn copy_k<T: Float>(m: &Mem, s: &Step) {
     let (x, out) = (&s.inputs[0], m.ptr::<T>(&s.out));
-    let xp = m.ptr::<T>(x);
-    let mut o = 0;
-    for_each_row_n([&x.layout], |[xo], [xs], len| {
-        for j in 0..len {
-            *out.add(o + j) = *xp.add(xo + j * xs);
-        }
-        o += len;
+    let Some(rows) = Rows::new([&x.layout]) else { return };
+    let (xp, dst, len) = (SendPtr(m.ptr::<T>(x)), SendPtr(out), rows.len());
+    par_ranges(rows.count(), PAR_CHUNK / len.max(1) + 1, |r| {
+        let mut o = r.start * len;
+        rows.walk(r, |[xo], [xs], len| {
+            let (xp, out) = (xp.get(), dst.get());
+            if xs == 1 {
+                std::ptr::copy_nonoverlapping(xp.add(xo), out.add(o), len);
+            } else {
+                for j in 0..len {
+                    *out.add(o + j) = *xp.add(xo + j * xs);
+                }
+            }
+            o += len;
+        });
     });
-    epi_k(&s.epi, out, o);
+    epi_k(&s.epi, out, s.out.layout.elem_count());
 }
 
 /// `var (op)= scale * value` over one contiguous run (`value` disjoint from `var`).

@@ -30,6 +30,7 @@ mod kernels;
 mod narrow;
 mod node_ops;
 mod plan;
+mod rows;
 mod session;
 mod trace;
 

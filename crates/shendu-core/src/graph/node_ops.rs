@@ -11,14 +11,17 @@ use std::sync::Arc;
 use super::{Graph, Node, NodeKind, Traced};
 use crate::autograd::{GradExt, GradOps, Op};
 use crate::ops::binary::Binary;
+use crate::ops::concat::Cat;
 use crate::ops::conv::{resolve_spec, Conv2d};
 use crate::ops::copy::{Cast, CopyOp};
 use crate::ops::matmul::Matmul;
 use crate::ops::movement::{BroadcastAs, Narrow, Permute, Reshape};
+use crate::ops::pad::Pad;
+use crate::ops::pool::{AvgPool2d, AvgWindows, MaxPool2d, PoolSpec};
 use crate::ops::reduce::{Reduce, ReduceKind};
 use crate::ops::softmax::Softmax;
 use crate::ops::unary::Unary;
-use crate::{Conv2dParams, DType, Dim, Error, Result, Shape};
+use crate::{Conv2dParams, DType, Dim, Error, PadMode, Padding, Result, Shape};
 
 /// Builds a shape-dependent op on traced inputs (see the module docs).
 pub(crate) type LateFn = Arc<dyn Fn(&[&Traced]) -> Result<Traced> + Send + Sync>;
@@ -306,6 +309,58 @@ impl Node {
         self.graph.late("conv2d", &[self, weight], move |x| {
             let spec = resolve_spec("conv2d", &x[0].shape(), &x[1].shape(), &params)?;
             Traced::apply(Conv2d { spec }, &[x[0], x[1]])
+        })
+    }
+    /// Max pooling (see [`Tensor::max_pool2d`](crate::Tensor::max_pool2d)).
+    pub fn max_pool2d(
+        &self,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: Padding,
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<Node> {
+        self.graph.late("max_pool2d", &[self], move |x| {
+            let spec = PoolSpec::new("max_pool2d", &x[0].shape(), kernel, stride, padding, dilation, ceil_mode)?;
+            Traced::apply(MaxPool2d { spec }, &[x[0]])
+        })
+    }
+    /// Average pooling (see [`Tensor::avg_pool2d`](crate::Tensor::avg_pool2d)).
+    pub fn avg_pool2d(
+        &self,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: Padding,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> Result<Node> {
+        self.graph.late("avg_pool2d", &[self], move |x| {
+            let spec = PoolSpec::new("avg_pool2d", &x[0].shape(), kernel, stride, padding, (1, 1), ceil_mode)?;
+            Traced::apply(AvgPool2d { windows: AvgWindows::Pool(spec, count_include_pad) }, &[x[0]])
+        })
+    }
+    /// Average pooling to an `(oh, ow)` output (see
+    /// [`Tensor::adaptive_avg_pool2d`](crate::Tensor::adaptive_avg_pool2d)).
+    pub fn adaptive_avg_pool2d(&self, output_size: (usize, usize)) -> Result<Node> {
+        self.graph.apply(AvgPool2d { windows: AvgWindows::Adaptive(output_size.0, output_size.1) }, &[self])
+    }
+    /// The mean over each channel plane: `[N, C, H, W] -> [N, C, 1, 1]`.
+    pub fn global_avg_pool2d(&self) -> Result<Node> {
+        self.adaptive_avg_pool2d((1, 1))
+    }
+    /// Pads the trailing dims (see [`Tensor::pad`](crate::Tensor::pad): `pads[0]` is the last
+    /// dim's `(before, after)`).
+    pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Node> {
+        self.graph.apply(Pad { pads: pads.to_vec(), mode }, &[self])
+    }
+    /// Joins nodes along an existing `dim` (see [`Tensor::cat`](crate::Tensor::cat)).
+    pub fn cat<D: Dim + Send + Sync + 'static>(nodes: &[&Node], dim: D) -> Result<Node> {
+        let Some(first) = nodes.first() else {
+            return Err(Error::invalid("cat", "needs at least one node, got an empty list"));
+        };
+        first.graph.late("cat", nodes, move |x| {
+            let dim = x[0].shape().dim_index(dim, "cat")?;
+            Traced::apply(Cat { dim }, x)
         })
     }
     /// Applies any core op to this node and `others` (for ops without a method here).

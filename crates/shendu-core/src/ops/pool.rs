@@ -29,7 +29,9 @@ fn dims4(op: &'static str, x: &Shape) -> Result<[usize; 4]> {
 }
 
 impl PoolSpec {
-    fn new(
+    /// Resolves `padding` for input `x` and checks the window fits (graph mode builds its
+    /// pool nodes' specs here too, once the shapes are known).
+    pub(crate) fn new(
         op: &'static str,
         x: &Shape,
         kernel: (usize, usize),

@@ -125,6 +125,9 @@ pub fn run(opts: &Options, mut report: impl FnMut(&Figure), mut note: impl FnMut
 /// Builds a training-step workload.
 type StepBuilder = Box<dyn Fn() -> Result<train_step::TrainStep>>;
 
+/// Builds a graph-mode training step.
+type GraphBuilder = fn() -> Result<graph_step::GraphStep>;
+
 /// W4 and W5: samples per second of one whole training step.
 fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Result<Figure>)) {
     let zoo = |name: &'static str, batch: usize| -> StepBuilder { Box::new(move || train_step::TrainStep::zoo(name, batch)) };
@@ -149,10 +152,14 @@ fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Resul
         };
         record(name, run());
     }
-    let name = "W4 MLP train (graph)";
-    if opts.wants(name) {
+    let graphs: [(&str, GraphBuilder); 2] =
+        [("W4 MLP train (graph)", graph_step::GraphStep::mlp), ("W5 LeNet train (graph)", graph_step::GraphStep::lenet)];
+    for (name, build) in graphs {
+        if !opts.wants(name) {
+            continue;
+        }
         let run = || -> Result<Figure> {
-            let mut s = graph_step::GraphStep::mlp()?;
+            let mut s = build()?;
             let l0 = s.step()?;
             let secs = timing::bench(opts.reps, || s.step().map(drop))?;
             let l1 = s.step()?;
@@ -285,16 +292,18 @@ mod tests {
     }
 
     #[test]
-    fn runs_w4_once() {
-        let opts = Options { threads: vec![1], reps: 1, only: vec!["W4".into()] };
-        let out = run(&opts, |_| {}, |_| {});
-        assert!(out.failures.is_empty(), "{:?}", out.failures);
-        // "W4" selects the eager step and its graph-mode twin.
-        let names: Vec<&str> = out.figures.iter().map(|f| f.workload.as_str()).collect();
-        assert_eq!(names, ["W4 MLP train", "W4 MLP train (graph)"]);
-        for f in &out.figures {
-            assert_eq!((f.threads, f.unit), (1, "samples/s"));
-            assert!(f.value > 0.0 && f.pct_of_peak.is_none());
+    fn runs_w4_and_w5_once() {
+        for (w, names) in [("W4", ["W4 MLP train", "W4 MLP train (graph)"]), ("W5", ["W5 LeNet train", "W5 LeNet train (graph)"])] {
+            let opts = Options { threads: vec![1], reps: 1, only: vec![w.into()] };
+            let out = run(&opts, |_| {}, |_| {});
+            assert!(out.failures.is_empty(), "{:?}", out.failures);
+            // "W4" selects the eager step and its graph-mode twin, as does "W5".
+            let got: Vec<&str> = out.figures.iter().map(|f| f.workload.as_str()).collect();
+            assert_eq!(got, names);
+            for f in &out.figures {
+                assert_eq!((f.threads, f.unit), (1, "samples/s"));
+                assert!(f.value > 0.0 && f.pct_of_peak.is_none());
+            }
         }
     }
 }
