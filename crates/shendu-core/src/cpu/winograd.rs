@@ -106,7 +106,7 @@ impl Band {
 }
 
 /// `U` of [`transform_weights`] packed for the AVX2 product, when it runs (f32 with AVX2+FMA).
-fn packed_weights<T: ConvElem>(u: &[T], g: &ConvGeom) -> Option<Vec<f32>> {
+fn packed_weights<T: ConvElem>(u: &[T], g: &ConvGeom) -> Option<PooledVec<f32>> {
     #[cfg(target_arch = "x86_64")]
     if let Some(u) = winograd_avx2::as_f32(u) {
         return Some(winograd_avx2::pack_u(u, g.groups * 16, g.cout_g(), g.cin_g()));
@@ -183,7 +183,7 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
                 loaded = Some((n, grp));
             }
             let ug = &u.as_slice()[grp * 16 * g.cout_g() * g.cin_g()..];
-            let upg = up.as_deref().map(|up| &up[grp * up.len() / g.groups..(grp + 1) * up.len() / g.groups]);
+            let upg = up.as_ref().map(|up| &up.as_slice()[grp * up.len() / g.groups..(grp + 1) * up.len() / g.groups]);
             let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
             let ntiles = (ty1 - ty0) * tw;
             input_transform(p.as_slice(), hp, wp, g.cin_g(), ty0..ty1, tw, v.as_mut_slice(), vl);

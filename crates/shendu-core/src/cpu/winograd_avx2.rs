@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::winograd::Band;
+use crate::pool::PooledVec;
 
 /// Tiles per vector.
 const L: usize = 8;
@@ -362,9 +363,10 @@ const MR: usize = 16;
 
 /// `blocks` row-major `[cout][cin]` matrices (the `U[ξ]` of every group and ξ) packed as panels
 /// of `NR` output channels: block `b`, panel `p` holds `[cin][NR]` (zeros past `cout`).
-pub(crate) fn pack_u(u: &[f32], blocks: usize, cout: usize, cin: usize) -> Vec<f32> {
+pub(crate) fn pack_u(u: &[f32], blocks: usize, cout: usize, cin: usize) -> PooledVec<f32> {
     let panels = cout.div_ceil(NR);
-    let mut out = vec![0f32; blocks * panels * cin * NR];
+    let mut buf = PooledVec::<f32>::filled(blocks * panels * cin * NR, 0.0);
+    let out = buf.as_mut_slice();
     for b in 0..blocks {
         for co in 0..cout {
             let src = &u[(b * cout + co) * cin..][..cin];
@@ -374,7 +376,7 @@ pub(crate) fn pack_u(u: &[f32], blocks: usize, cout: usize, cin: usize) -> Vec<f
             }
         }
     }
-    out
+    buf
 }
 
 /// `M[co][t] = Σ_ci U[co][ci] · V[ci][t]` for `co < cout` and `t` below `ntiles` rounded up to
