@@ -159,9 +159,13 @@ fn set_name(name: String) -> Result<()> {
 
 /// Lowers the nodes `fetches` need and runs them with `feeds` (node id, contiguous tensor).
 pub(crate) fn trace(graph: &Graph, fetches: &[usize], feeds: &[(usize, Tensor)]) -> Result<Trace> {
-    STATE.with(|s| *s.borrow_mut() = Some(State { ir: Ir::default(), tensors: Vec::new(), name: String::new() }));
+    // A kernel waiting on the thread pool may run another session's job on this thread, and that
+    // job may trace too: keep the outer trace's state aside and put it back, so nested traces on
+    // one thread cannot end each other's.
+    let fresh = State { ir: Ir::default(), tensors: Vec::new(), name: String::new() };
+    let outer = STATE.with(|s| s.borrow_mut().replace(fresh));
     let result = lower(graph, fetches, feeds);
-    let state = STATE.with(|s| s.borrow_mut().take());
+    let state = STATE.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
     let (fetch, commits, outputs) = result?;
     let ir = state.map(|s| s.ir).unwrap_or_default();
     Ok(Trace { ir, fetch, commits, outputs })
