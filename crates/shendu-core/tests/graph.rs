@@ -235,3 +235,33 @@ fn tf_basic_ops_values() {
     let p = sess.run(&[&m1.matmul(&m2).unwrap()], &[]).unwrap();
     assert_eq!((p[0].dims().to_vec(), p[0].to_vec::<f32>().unwrap()), (vec![1, 1], vec![12.0]));
 }
+
+/// Profiling times each planned step of the compiled runs (not the tracing run), lists them in
+/// plan order with the updates last, and stops and clears when switched off.
+#[test]
+fn profile_times_every_planned_step() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F64, &[None, Some(3)]);
+    let w = g.variable("w", t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]));
+    let loss = x.matmul(&w).unwrap().relu().unwrap().sum_all().unwrap();
+    let gw = g.gradients(&[&loss], &[&w]).unwrap()[0].clone().unwrap();
+    let train = w.assign_sub(&gw.mul_scalar(0.01).unwrap()).unwrap();
+    let xs = t(&[1.0, -2.0, 3.0, 0.5, 0.5, 0.5], &[2, 3]);
+    let mut sess = Session::new(&g);
+    assert_eq!(sess.profile().runs, 0, "no plan yet");
+    sess.set_profiling(true);
+    for _ in 0..4 {
+        sess.run(&[&loss, &train], &[(&x, &xs)]).unwrap();
+    }
+    let p = sess.profile();
+    assert_eq!(p.runs, 3, "the first run traces and is not timed");
+    // `explain` opens with "N steps; ...".
+    let plan_steps: usize = sess.explain().split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(p.steps.len(), plan_steps + 1, "one entry per step plus the updates:\n{p}\n{}", sess.explain());
+    assert!(p.steps.last().unwrap().0.contains("1 variable updates"), "{p}");
+    assert!(p.total() > std::time::Duration::ZERO);
+    assert!(p.to_string().contains("3 runs"), "{p}");
+    sess.set_profiling(false);
+    sess.run(&[&loss, &train], &[(&x, &xs)]).unwrap();
+    assert_eq!(sess.profile().runs, 0, "switched off and cleared");
+}

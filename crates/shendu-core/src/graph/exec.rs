@@ -286,13 +286,17 @@ impl Plan {
         for (p, b) in self.ptrs.iter_mut().zip(&self.bases) {
             *p = base_ptr(b);
         }
-        for s in &self.steps {
+        let mut lap = self.profile.is_some().then(std::time::Instant::now);
+        for (i, s) in self.steps.iter().enumerate() {
             let m = Mem { ptrs: &self.ptrs };
             match (s.out.dtype, &s.kind) {
                 (_, StepKind::Fallback { .. }) => fallback(s, &mut self.bases, &mut self.ptrs)?,
                 (DType::F32, _) => run_step::<f32>(&m, s),
                 (DType::F64, _) => run_step::<f64>(&m, s),
                 _ => {}
+            }
+            if let (Some(p), Some(t)) = (&mut self.profile, lap) {
+                lap = Some(p.lap(i, t));
             }
         }
         let m = Mem { ptrs: &self.ptrs };
@@ -338,6 +342,10 @@ impl Plan {
             if let (Some(b), Some(out)) = (v, outs.get(i)) {
                 copy_into(&self.bases[*b], out)?;
             }
+        }
+        if let (Some(p), Some(t)) = (&mut self.profile, lap) {
+            p.lap(self.steps.len(), t);
+            p.runs += 1;
         }
         Ok(())
     }

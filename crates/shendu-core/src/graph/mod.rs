@@ -30,6 +30,7 @@ mod kernels;
 mod narrow;
 mod node_ops;
 mod plan;
+mod profile;
 mod rows;
 mod session;
 mod trace;
@@ -38,6 +39,7 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use profile::StepProfile;
 pub use session::{MemoryReport, Session};
 
 use crate::autograd::Op;

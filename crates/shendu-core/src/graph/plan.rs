@@ -43,6 +43,8 @@ pub(crate) struct Plan {
     pub(crate) report: MemoryReport,
     /// Variable node id -> name, for `explain`.
     var_names: HashMap<usize, String>,
+    /// Per-step time when profiling (see [`super::Session::set_profiling`]).
+    pub(crate) profile: Option<super::profile::StepTimes>,
 }
 
 fn is_float(d: DType) -> bool {
@@ -249,6 +251,7 @@ impl Plan {
             commits: vec![],
             report,
             var_names: tr.commits.iter().map(|c| (c.var, g.nodes[c.var].name.clone())).collect(),
+            profile: None,
         };
         plan.commits = plan.fuse(&tr.commits, &mut locs, &var_base)?;
         let assigned = plan.assign_buffers();
@@ -572,6 +575,17 @@ impl Plan {
         self.fetch_ids.len() == fetches.len()
             && self.fetch_ids.iter().zip(fetches).all(|(a, b)| *a == b.id)
             && self.feeds.iter().all(|(node, _, shape)| feeds.iter().any(|(n, t)| n.id == *node && t.shape() == shape))
+    }
+
+    /// Mean time per step over the profiled runs (see [`super::Session::profile`]).
+    pub(crate) fn profile_report(&self) -> super::StepProfile {
+        let Some(p) = &self.profile else { return super::StepProfile::default() };
+        let mean = |n: u64| std::time::Duration::from_nanos(n / p.runs.max(1));
+        let mut steps: Vec<(String, std::time::Duration)> =
+            self.steps.iter().zip(&p.nanos).map(|(s, &n)| (s.describe(), mean(n))).collect();
+        let last = p.nanos.last().copied().unwrap_or(0);
+        steps.push((format!("fetches and {} variable updates", self.commits.len()), mean(last)));
+        super::StepProfile { runs: p.runs, steps }
     }
 
     /// The plan in words (see [`super::Session::explain`]).

@@ -53,6 +53,7 @@ pub struct Session {
     graph: Graph,
     plans: HashMap<u64, Plan>,
     last: Option<u64>,
+    profiling: bool,
 }
 
 /// The nodes that `fetches` depend on (a mask by node id).
@@ -71,7 +72,7 @@ pub(crate) fn needed_nodes(g: &GraphInner, fetches: &[usize]) -> Vec<bool> {
 impl Session {
     /// A session over `graph` (which may keep growing; each run compiles what it needs).
     pub fn new(graph: &Graph) -> Session {
-        Session { graph: graph.clone(), plans: HashMap::new(), last: None }
+        Session { graph: graph.clone(), plans: HashMap::new(), last: None, profiling: false }
     }
 
     fn validate(&self, fetches: &[&Node], feeds: &[(&Node, &Tensor)]) -> Result<u64> {
@@ -167,7 +168,8 @@ impl Session {
         let tr = trace::trace(&self.graph, &ids, &feed_list)?;
         let outputs = tr.outputs.clone();
         if let Some(key) = key {
-            let plan = Plan::compile(&self.graph, tr, &ids, &feed_list)?;
+            let mut plan = Plan::compile(&self.graph, tr, &ids, &feed_list)?;
+            plan.profile = self.profiling.then(|| super::profile::StepTimes::new(plan.steps.len()));
             self.plans.insert(key, plan);
             self.last = Some(key);
         }
@@ -176,6 +178,21 @@ impl Session {
 
     fn last_plan(&self) -> Option<&Plan> {
         self.last.and_then(|k| self.plans.get(&k))
+    }
+
+    /// Times every step of the compiled runs from now on (`true`, clearing earlier timings) or
+    /// stops timing (`false`). Off by default: timing reads the clock twice per step.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
+        for p in self.plans.values_mut() {
+            p.profile = on.then(|| super::profile::StepTimes::new(p.steps.len()));
+        }
+    }
+
+    /// Mean time per step of the most recently run plan over the runs timed since
+    /// [`Session::set_profiling`] (the first run of a signature traces and is not timed).
+    pub fn profile(&self) -> super::StepProfile {
+        self.last_plan().map(|p| p.profile_report()).unwrap_or_default()
     }
 
     /// The planned memory of the most recently run plan (empty before the first run).

@@ -151,6 +151,15 @@ impl GraphStep {
             .collect()
     }
 
+    /// Where the time of `runs` more steps goes, step by step (see `Session::profile`).
+    pub fn profile(&mut self, runs: usize) -> Result<shendu_core::graph::StepProfile> {
+        self.session.set_profiling(true);
+        let r = (0..runs).try_for_each(|_| self.step().map(drop));
+        let p = self.session.profile();
+        self.session.set_profiling(false);
+        r.map(|_| p)
+    }
+
     /// The compiled plan in words (see `Session::explain`).
     pub fn explain(&self) -> String {
         self.session.explain()

@@ -25,12 +25,14 @@ pub struct Options {
     pub reps: usize,
     /// Workload-name prefixes to run (`W1`, `W2 conv fwd`, `P0`); empty = all.
     pub only: Vec<String>,
+    /// After each graph-mode figure, time its steps one by one and print where the time goes.
+    pub profile: bool,
 }
 
 impl Options {
     /// The [`default_threads`], 7 repetitions, every workload.
     pub fn default_for_machine() -> Options {
-        Options { threads: default_threads(), reps: timing::DEFAULT_REPS, only: Vec::new() }
+        Options { threads: default_threads(), reps: timing::DEFAULT_REPS, only: Vec::new(), profile: false }
     }
 
     /// Whether the workload named `name` is selected.
@@ -163,6 +165,9 @@ fn train_workloads(opts: &Options, t: usize, record: &mut impl FnMut(&str, Resul
             let l0 = s.step()?;
             let secs = timing::bench(opts.reps, || s.step().map(drop))?;
             let l1 = s.step()?;
+            if opts.profile {
+                eprintln!("{name}, {t} thread(s), steps timed one by one:\n{}", s.profile(opts.reps)?);
+            }
             let extra = format!("{:.1} steps/s; loss {l0:.3}->{l1:.3}; compiled Session", 1.0 / secs);
             Ok(Figure { workload: name.into(), threads: t, value: s.batch as f64 / secs, unit: "samples/s", pct_of_peak: None, extra })
         };
@@ -275,7 +280,7 @@ mod tests {
 
     #[test]
     fn runs_w1_256_and_formats() {
-        let opts = Options { threads: vec![1], reps: 1, only: vec!["W1 sgemm n=256".into()] };
+        let opts = Options { threads: vec![1], reps: 1, only: vec!["W1 sgemm n=256".into()], profile: false };
         let mut seen = 0;
         let out = run(&opts, |_| seen += 1, |_| {});
         assert!(out.failures.is_empty());
@@ -294,7 +299,7 @@ mod tests {
     #[test]
     fn runs_w4_and_w5_once() {
         for (w, names) in [("W4", ["W4 MLP train", "W4 MLP train (graph)"]), ("W5", ["W5 LeNet train", "W5 LeNet train (graph)"])] {
-            let opts = Options { threads: vec![1], reps: 1, only: vec![w.into()] };
+            let opts = Options { threads: vec![1], reps: 1, only: vec![w.into()], profile: false };
             let out = run(&opts, |_| {}, |_| {});
             assert!(out.failures.is_empty(), "{:?}", out.failures);
             // "W4" selects the eager step and its graph-mode twin, as does "W5".

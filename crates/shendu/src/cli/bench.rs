@@ -22,6 +22,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = bench::timing::DEFAULT_REPS as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub reps: u32,
+    /// After each graph-mode figure, print the mean time of every compiled step (to stderr).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// Runs the selected workloads and prints their figures.
@@ -31,6 +34,7 @@ pub fn run(args: BenchArgs) -> CliResult<()> {
         opts.threads = args.threads.iter().map(|&t| t as usize).collect();
     }
     opts.reps = args.reps as usize;
+    opts.profile = args.profile;
     opts.only = args.only.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     let json = args.json;
     let mut stdout = std::io::stdout().lock();
