@@ -265,3 +265,37 @@ fn profile_times_every_planned_step() {
     sess.run(&[&loss, &train], &[(&x, &xs)]).unwrap();
     assert_eq!(sess.profile().runs, 0, "switched off and cleared");
 }
+
+/// `w -= lr * xᵀ·dy` runs as one product added into the variable (no gradient buffer, no
+/// update pass), with the same bits as the unfused update: a twin session that also fetches
+/// `w` (which keeps the update unfused) ends with identical weights.
+#[test]
+fn sgd_update_fuses_into_the_gradient_product() {
+    shendu_core::manual_seed(3);
+    let xs = Tensor::randn(&[64, 300], DType::F32).unwrap();
+    let w0 = Tensor::randn(&[300, 40], DType::F32).unwrap().mul_scalar(0.1).unwrap();
+    let build = || {
+        let g = Graph::new();
+        let x = g.placeholder("x", DType::F32, &[None, Some(300)]);
+        let w = g.variable("w", w0.copy().unwrap());
+        let loss = x.matmul(&w).unwrap().relu().unwrap().sqr().unwrap().sum_all().unwrap();
+        let gw = g.gradients(&[&loss], &[&w]).unwrap()[0].clone().unwrap();
+        let train = w.assign_sub(&gw.mul_scalar(1e-4).unwrap()).unwrap();
+        (g, x, w, loss, train)
+    };
+    let (g1, x1, w1, loss1, train1) = build();
+    let (g2, x2, w2, loss2, train2) = build();
+    let (mut fused, mut plain) = (Session::new(&g1), Session::new(&g2));
+    for step in 0..4 {
+        let a = fused.run(&[&loss1, &train1], &[(&x1, &xs)]).unwrap();
+        let b = plain.run(&[&loss2, &train2, &w2], &[(&x2, &xs)]).unwrap();
+        assert_eq!(a[0].to_vec::<f32>().unwrap(), b[0].to_vec::<f32>().unwrap(), "step {step} loss");
+    }
+    let (e1, e2) = (fused.explain(), plain.explain());
+    assert!(e1.contains("product added in place") && e1.contains("update of w"), "{e1}");
+    assert!(!e2.contains("added in place"), "a fetched variable keeps its update a separate pass:\n{e2}");
+    let bits = |t: Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let (v1, v2) = (g1.value_of(&w1).unwrap(), g2.value_of(&w2).unwrap());
+    assert_ne!(bits(v1.clone()), bits(w0.clone()), "the weights were trained");
+    assert_eq!(bits(v1), bits(v2), "fused and unfused updates agree to the bit");
+}

@@ -5,8 +5,8 @@
 #![cfg(target_arch = "x86_64")]
 
 use proptest::prelude::*;
-use shendu_core::cpu::gemm::{gemm, gemm_crate, MatMut, MatRef};
-use shendu_core::cpu::sgemm::{sgemm, Blocking, Isa};
+use shendu_core::cpu::gemm::{gemm, gemm_crate, gemm_scaled, MatMut, MatRef};
+use shendu_core::cpu::sgemm::{sgemm, sgemm_scaled, Blocking, Isa};
 
 /// A strided matrix view into a buffer: element (i, j) at `off + i*rs + j*cs`.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +54,23 @@ fn vals(len: usize, seed: u64) -> Vec<f32> {
 
 #[allow(clippy::too_many_arguments)]
 fn check(m: usize, n: usize, k: usize, av: View, bv: View, cv: View, accumulate: bool, path: Path, blk: Option<Blocking>) {
+    check_scaled(m, n, k, av, bv, cv, accumulate, 1.0, path, blk)
+}
+
+/// `C (+)= alpha · A · B` through `path` against the f64 loop (alpha 1 runs the unscaled entries).
+#[allow(clippy::too_many_arguments)]
+fn check_scaled(
+    m: usize,
+    n: usize,
+    k: usize,
+    av: View,
+    bv: View,
+    cv: View,
+    accumulate: bool,
+    alpha: f32,
+    path: Path,
+    blk: Option<Blocking>,
+) {
     let a = vals(av.len(), 1 + m as u64);
     let b = vals(bv.len(), 2 + n as u64);
     let mut c = vals(cv.len(), 3 + k as u64);
@@ -69,10 +86,16 @@ fn check(m: usize, n: usize, k: usize, av: View, bv: View, cv: View, accumulate:
                     return;
                 }
                 shendu_core::cpu::threads::set_num_threads(t);
-                sgemm(m, n, k, dst, accumulate, lhs, rhs, t, isa, blk.unwrap_or(isa.default_blocking()))
+                let blk = blk.unwrap_or(isa.default_blocking());
+                if alpha == 1.0 {
+                    sgemm(m, n, k, dst, accumulate, lhs, rhs, t, isa, blk)
+                } else {
+                    sgemm_scaled(m, n, k, dst, accumulate, alpha, lhs, rhs, t, isa, blk)
+                }
             }
             Path::Crate => gemm_crate(m, n, k, dst, accumulate, lhs, rhs, true),
-            Path::Entry => gemm(m, n, k, dst, accumulate, lhs, rhs, true),
+            Path::Entry if alpha == 1.0 => gemm(m, n, k, dst, accumulate, lhs, rhs, true),
+            Path::Entry => gemm_scaled(m, n, k, dst, accumulate, alpha, lhs, rhs, true),
         }
     }
     let mut want: Vec<Option<(f64, f64)>> = vec![None; c.len()];
@@ -81,7 +104,7 @@ fn check(m: usize, n: usize, k: usize, av: View, bv: View, cv: View, accumulate:
             let mut w = if accumulate { c0[cv.at(i, j)] as f64 } else { 0.0 };
             let mut mag = w.abs();
             for p in 0..k {
-                let x = a[av.at(i, p)] as f64 * b[bv.at(p, j)] as f64;
+                let x = alpha as f64 * a[av.at(i, p)] as f64 * b[bv.at(p, j)] as f64;
                 w += x;
                 mag += x.abs();
             }
@@ -121,6 +144,24 @@ fn edge_sizes_every_kernel() {
         for &m in &sizes {
             for &n in &[1, 5, 6, 7, 12, 13, 25, 33] {
                 check_all_layouts(m, n, 9, path, None);
+            }
+        }
+    }
+}
+
+/// The scaled product (the graph's fused `var -= lr · xᵀ·dy`): every kernel, edge tiles, all
+/// layouts, with and without accumulation, across KC block edges (each block's sums scaled).
+#[test]
+fn scaled_products_every_path() {
+    let blk = Blocking { kc: 7, mc: 40, nc: 30 };
+    for path in paths() {
+        for (m, n, k) in [(1, 1, 1), (17, 13, 9), (33, 25, 22), (70, 7, 15)] {
+            for alpha in [-0.03f32, 2.5] {
+                for (ta, tb, tc, acc) in [(false, false, false, true), (true, false, false, false), (false, true, true, true)] {
+                    let (av, bv, cv) = (View::new(m, k, ta, 3, 1), View::new(k, n, tb, 0, 0), View::new(m, n, tc, 2, 5));
+                    let b = if matches!(path, Path::Packed(..)) { Some(blk) } else { None };
+                    check_scaled(m, n, k, av, bv, cv, acc, alpha, path, b);
+                }
             }
         }
     }

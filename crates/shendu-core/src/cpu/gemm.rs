@@ -63,6 +63,27 @@ pub unsafe fn gemm<T: GemmElem>(
     rhs: MatRef<T>,
     allow_threads: bool,
 ) {
+    // SAFETY: forwarded contract.
+    unsafe { gemm_scaled(m, n, k, dst, accumulate, T::ONE, lhs, rhs, allow_threads) }
+}
+
+/// [`gemm`] with the product scaled: `dst = (accumulate ? dst : 0) + alpha · lhs · rhs` (the
+/// graph executor's `var -= lr · xᵀ·dy` in one pass, without the gradient's buffer).
+///
+/// # Safety
+/// As for [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_scaled<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: MatMut<T>,
+    accumulate: bool,
+    alpha: T,
+    lhs: MatRef<T>,
+    rhs: MatRef<T>,
+    allow_threads: bool,
+) {
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<T>() == TypeId::of::<f32>() && m.min(n) >= PACKED_MIN_SIDE && m * n * k >= PACKED_MIN_MACS {
         if let Some(isa) = crate::cpu::sgemm::Isa::detect() {
@@ -71,12 +92,15 @@ pub unsafe fn gemm<T: GemmElem>(
             let dst = MatMut { ptr: dst.ptr as *mut f32, rs: dst.rs, cs: dst.cs };
             // SAFETY: T is f32 (checked above), so the casts are identities; the kernel is
             // supported (detected); the caller's contract covers the memory.
-            unsafe { crate::cpu::sgemm::sgemm(m, n, k, dst, accumulate, f(lhs), f(rhs), nthreads, isa, isa.default_blocking()) };
+            unsafe {
+                let alpha = *(&alpha as *const T as *const f32);
+                crate::cpu::sgemm::sgemm_scaled(m, n, k, dst, accumulate, alpha, f(lhs), f(rhs), nthreads, isa, isa.default_blocking())
+            };
             return;
         }
     }
     // SAFETY: forwarded contract.
-    unsafe { gemm_crate(m, n, k, dst, accumulate, lhs, rhs, allow_threads) }
+    unsafe { gemm_crate_scaled(m, n, k, dst, accumulate, alpha, lhs, rhs, allow_threads) }
 }
 
 /// [`gemm`] through the `gemm` crate for every element type (the fallback for f64 and for CPUs
@@ -91,6 +115,22 @@ pub unsafe fn gemm_crate<T: GemmElem>(
     k: usize,
     dst: MatMut<T>,
     accumulate: bool,
+    lhs: MatRef<T>,
+    rhs: MatRef<T>,
+    allow_threads: bool,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gemm_crate_scaled(m, n, k, dst, accumulate, T::ONE, lhs, rhs, allow_threads) }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_crate_scaled<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: MatMut<T>,
+    accumulate: bool,
+    alpha: T,
     lhs: MatRef<T>,
     rhs: MatRef<T>,
     allow_threads: bool,
@@ -116,7 +156,7 @@ pub unsafe fn gemm_crate<T: GemmElem>(
             rhs.cs,
             rhs.rs,
             T::ONE,
-            T::ONE,
+            alpha,
             false,
             false,
             false,

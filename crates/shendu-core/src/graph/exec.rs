@@ -7,7 +7,7 @@ use super::kernels::{apply_epi, binary_k, commit_k, copy_k, epi_k, softmax_k, su
 use super::narrow::small_matmul_par;
 use super::plan::Plan;
 use super::{AssignMode, GraphOp, Node};
-use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
+use crate::cpu::gemm::{gemm_scaled, GemmElem, MatMut, MatRef};
 use crate::dtype::Float;
 use crate::ops::binary::Binary;
 use crate::ops::unary::Unary;
@@ -37,9 +37,11 @@ pub(crate) enum StepKind {
     Unary(Unary),
     /// With a unary op applied to one operand (its index) as it is read.
     Binary(Binary, Option<(usize, Unary)>),
-    /// `inputs[0] · inputs[1]`, plus the row bias `inputs[b]` when fused.
+    /// `inputs[0] · inputs[1]`, plus the row bias `inputs[b]` when fused; with `update`, the
+    /// product times that scale is added to the output (a variable: `var -= lr · xᵀ·dy`).
     Matmul {
         bias: Option<usize>,
+        update: Option<f64>,
     },
     /// Sums the input into the output through `acc` (the output's layout over the input's
     /// shape, stride 0 on reduced dims), then scales.
@@ -83,8 +85,9 @@ impl Step {
             StepKind::Unary(u) => format!("{u:?}"),
             StepKind::Binary(b, None) => format!("{b:?}"),
             StepKind::Binary(b, Some((k, u))) => format!("{b:?} of {u:?}(input {k})"),
-            StepKind::Matmul { bias: None } => "matmul".into(),
-            StepKind::Matmul { bias: Some(_) } => "matmul+bias".into(),
+            StepKind::Matmul { bias: None, update: None } => "matmul".into(),
+            StepKind::Matmul { bias: Some(_), .. } => "matmul+bias".into(),
+            StepKind::Matmul { update: Some(a), .. } => format!("matmul, {a} x product added in place"),
             StepKind::Sum { .. } => "sum".into(),
             StepKind::Softmax { log } => if *log { "log_softmax" } else { "softmax" }.into(),
             StepKind::Copy => "copy".into(),
@@ -129,10 +132,13 @@ impl Mem<'_> {
 // SAFETY: see the note in `kernels`; the matmul operands are the planned layouts, of the
 // shapes the trace checked.
 
-unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) {
-    let (a, b, out) = (&s.inputs[0], &s.inputs[1], m.ptr::<T>(&s.out));
+unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>, update: Option<f64>) {
+    let (a, b) = (&s.inputs[0], &s.inputs[1]);
+    let out = m.ptr::<T>(&s.out).add(s.out.layout.offset());
     let (mm, k, n) = (a.layout.dims()[0], a.layout.dims()[1], b.layout.dims()[1]);
-    let accumulate = if let Some(bi) = bias {
+    let accumulate = if update.is_some() {
+        true
+    } else if let Some(bi) = bias {
         let bl = &s.inputs[bi];
         let bp = m.ptr::<T>(bl).add(bl.layout.offset());
         for r in 0..mm {
@@ -146,19 +152,20 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
         if !accumulate {
             std::slice::from_raw_parts_mut(out, mm * n).fill(<T as Float>::ZERO);
         }
-    } else if (n < NARROW || mm * n * k < SMALL_MACS) && (b.layout.strides()[1] == 1 || b.layout.strides()[0] == 1) {
+    } else if update.is_none() && takes_small_kernel(mm, n, k, &b.layout) {
         let ap = (m.ptr::<T>(a).add(a.layout.offset()) as *const T, a.layout.strides()[0], a.layout.strides()[1]);
         let bp = (m.ptr::<T>(b).add(b.layout.offset()) as *const T, b.layout.strides()[0], b.layout.strides()[1]);
         small_matmul_par(mm, n, k, out, accumulate, ap, bp);
     } else {
         let st = |l: &Layout| (l.strides()[0] as isize, l.strides()[1] as isize);
         let ((ars, acs), (brs, bcs)) = (st(&a.layout), st(&b.layout));
-        gemm(
+        gemm_scaled(
             mm,
             n,
             k,
             MatMut { ptr: out, rs: n as isize, cs: 1 },
             accumulate,
+            T::from_f64(update.unwrap_or(1.0)),
             MatRef { ptr: m.ptr::<T>(a).add(a.layout.offset()), rs: ars, cs: acs },
             MatRef { ptr: m.ptr::<T>(b).add(b.layout.offset()), rs: brs, cs: bcs },
             true,
@@ -173,6 +180,11 @@ unsafe fn matmul_k<T: Float + GemmElem>(m: &Mem, s: &Step, bias: Option<usize>) 
 const NARROW: usize = 16;
 const SMALL_MACS: usize = 1 << 19;
 
+/// Whether an `m x k · k x n` product (of this `b`) runs [`small_matmul`] rather than gemm.
+pub(crate) fn takes_small_kernel(m: usize, n: usize, k: usize, b: &Layout) -> bool {
+    (n < NARROW || m * n * k < SMALL_MACS) && (b.strides()[1] == 1 || b.strides()[0] == 1)
+}
+
 /// Runs a planned kernel (not a fallback).
 fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step) {
     // SAFETY: see the note above the kernels.
@@ -180,7 +192,7 @@ fn run_step<T: Float + GemmElem>(m: &Mem, s: &Step) {
         match &s.kind {
             StepKind::Unary(u) => unary_k::<T>(m, s, *u),
             StepKind::Binary(b, pre) => binary_k::<T>(m, s, *b, *pre),
-            StepKind::Matmul { bias } => matmul_k::<T>(m, s, *bias),
+            StepKind::Matmul { bias, update } => matmul_k::<T>(m, s, *bias, *update),
             StepKind::Sum { scale, acc } => sum_k::<T>(m, s, *scale, acc),
             StepKind::Softmax { log } => softmax_k::<T>(m, s, *log),
             StepKind::Copy => copy_k::<T>(m, s),

@@ -34,6 +34,7 @@ mod profile;
 mod rows;
 mod session;
 mod trace;
+mod update_fusion;
 
 use std::any::Any;
 use std::collections::HashSet;

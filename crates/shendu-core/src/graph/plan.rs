@@ -204,7 +204,7 @@ impl Plan {
             } else if let Some(b) = op.downcast_ref::<Binary>() {
                 StepKind::Binary(*b, None)
             } else if op.is::<Matmul>() && ins[0].layout.dims().len() == 2 && ins[1].layout.dims().len() == 2 {
-                StepKind::Matmul { bias: None }
+                StepKind::Matmul { bias: None, update: None }
             } else if let Some(keep) = sum_keep(op, &x_shape, &val.shape) {
                 StepKind::Sum { scale: 1.0, acc: acc_layout(&x_shape, &keep) }
             } else if let Some(sm) = op.downcast_ref::<Softmax>().filter(|s| s.dim + 1 == val.shape.rank() && ins[0].layout.is_contiguous())
@@ -254,6 +254,7 @@ impl Plan {
             profile: None,
         };
         plan.commits = plan.fuse(&tr.commits, &mut locs, &var_base)?;
+        plan.fuse_updates_into_matmuls();
         let assigned = plan.assign_buffers();
         for ((_, _, _, col), v) in plan.report.values.iter_mut().zip(&report_vals) {
             if let Some(v) = v {
@@ -319,13 +320,13 @@ impl Plan {
                             Base::Ext(_) => true,
                             Base::Val(b) => step_of.get(&b).is_some_and(|&q| q < p),
                         };
-                        let fits = matches!(self.steps[p].kind, StepKind::Matmul { bias: None })
+                        let fits = matches!(self.steps[p].kind, StepKind::Matmul { bias: None, update: None })
                             && self.steps[p].epi.is_empty()
                             && single(in_vals[mi])
                             && self.steps[i].inputs[mi].layout == self.steps[p].out.layout
                             && self.steps[i].inputs[mi].base == self.steps[p].out.base;
                         if fits && row_bias && ready {
-                            self.steps[p].kind = StepKind::Matmul { bias: Some(self.steps[p].inputs.len()) };
+                            self.steps[p].kind = StepKind::Matmul { bias: Some(self.steps[p].inputs.len()), update: None };
                             self.steps[p].inputs.push(bias);
                             self.steps[p].in_vals.push(in_vals[bi]);
                             hit = Some(p);

@@ -13,29 +13,42 @@ pub const NR: usize = 12;
 /// How far ahead (in floats) to prefetch the A panel streaming in from L2: 8 k steps.
 const PREFETCH_A: usize = 8 * MR;
 
-/// `C[0..m, 0..n] (+)= Apanel · Bpanel` for one tile; `add` keeps C's old values.
+/// `C[0..m, 0..n] (+)= alpha · Apanel · Bpanel` for one tile; `add` keeps C's old values. The
+/// scaled sums are rounded before the add, as an update `c - lr · g` with `g` in memory would be
+/// (and `acc · 1` is `acc`, so alpha 1 is the plain product).
 ///
 /// # Safety
 /// AVX-512F must be available; `a` holds `MR * kc` and `b` `NR * kc` packed floats (`a` 64-byte
 /// aligned); C must be writable at `c + i*rs + j*cs` for `i < m <= MR`, `j < n <= NR`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)] // one tile: sizes, operands and C's strides
-pub unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs: isize, cs: isize, m: usize, n: usize, add: bool) {
+pub unsafe fn kernel(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs: isize,
+    cs: isize,
+    m: usize,
+    n: usize,
+    add: bool,
+    alpha: f32,
+) {
     // SAFETY: forwarded contract; each arm runs the same tile code with n columns.
     unsafe {
         match n {
-            12 => tile::<12>(kc, a, b, c, rs, cs, m, add),
-            11 => tile::<11>(kc, a, b, c, rs, cs, m, add),
-            10 => tile::<10>(kc, a, b, c, rs, cs, m, add),
-            9 => tile::<9>(kc, a, b, c, rs, cs, m, add),
-            8 => tile::<8>(kc, a, b, c, rs, cs, m, add),
-            7 => tile::<7>(kc, a, b, c, rs, cs, m, add),
-            6 => tile::<6>(kc, a, b, c, rs, cs, m, add),
-            5 => tile::<5>(kc, a, b, c, rs, cs, m, add),
-            4 => tile::<4>(kc, a, b, c, rs, cs, m, add),
-            3 => tile::<3>(kc, a, b, c, rs, cs, m, add),
-            2 => tile::<2>(kc, a, b, c, rs, cs, m, add),
-            1 => tile::<1>(kc, a, b, c, rs, cs, m, add),
+            12 => tile::<12>(kc, a, b, c, rs, cs, m, add, alpha),
+            11 => tile::<11>(kc, a, b, c, rs, cs, m, add, alpha),
+            10 => tile::<10>(kc, a, b, c, rs, cs, m, add, alpha),
+            9 => tile::<9>(kc, a, b, c, rs, cs, m, add, alpha),
+            8 => tile::<8>(kc, a, b, c, rs, cs, m, add, alpha),
+            7 => tile::<7>(kc, a, b, c, rs, cs, m, add, alpha),
+            6 => tile::<6>(kc, a, b, c, rs, cs, m, add, alpha),
+            5 => tile::<5>(kc, a, b, c, rs, cs, m, add, alpha),
+            4 => tile::<4>(kc, a, b, c, rs, cs, m, add, alpha),
+            3 => tile::<3>(kc, a, b, c, rs, cs, m, add, alpha),
+            2 => tile::<2>(kc, a, b, c, rs, cs, m, add, alpha),
+            1 => tile::<1>(kc, a, b, c, rs, cs, m, add, alpha),
             _ => {}
         }
     }
@@ -44,7 +57,17 @@ pub unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs: i
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const N: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs: isize, cs: isize, m: usize, add: bool) {
+unsafe fn tile<const N: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs: isize,
+    cs: isize,
+    m: usize,
+    add: bool,
+    alpha: f32,
+) {
     let mut lo = [_mm512_setzero_ps(); N];
     let mut hi = [_mm512_setzero_ps(); N];
     let (mut a, mut b) = (a, b);
@@ -76,6 +99,7 @@ unsafe fn tile<const N: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut 
             b = b.add(NR);
         }
     }
+    let al = _mm512_set1_ps(alpha);
     if rs == 1 {
         // Columns of C are contiguous: masked vector read-modify-write (full masks when m == MR).
         let m0: __mmask16 = if m >= 16 { 0xffff } else { (1u32 << m) as u16 - 1 };
@@ -90,7 +114,7 @@ unsafe fn tile<const N: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut 
             // SAFETY: the masks cover exactly rows 0..m of column j, which the caller owns.
             unsafe {
                 let col = c.offset(j as isize * cs);
-                let (mut v0, mut v1) = (lo[j], hi[j]);
+                let (mut v0, mut v1) = (_mm512_mul_ps(lo[j], al), _mm512_mul_ps(hi[j], al));
                 if add {
                     v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, col));
                     v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, col.add(16)));
@@ -109,7 +133,7 @@ unsafe fn tile<const N: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut 
                 let col = c.offset(j as isize * cs);
                 for (i, &v) in buf.iter().enumerate().take(m) {
                     let p = col.offset(i as isize * rs);
-                    *p = if add { *p + v } else { v };
+                    *p = if add { *p + v * alpha } else { v * alpha };
                 }
             }
         }

@@ -85,7 +85,7 @@ pub struct Blocking {
     pub nc: usize,
 }
 
-type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, isize, isize, usize, usize, bool);
+type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, isize, isize, usize, usize, bool, f32);
 
 /// `dst = (accumulate ? dst : 0) + lhs (m x k) · rhs (k x n)` with the given kernel, blocking
 /// and thread count (1 = on the calling thread, no pool).
@@ -100,6 +100,29 @@ pub unsafe fn sgemm(
     k: usize,
     dst: MatMut<f32>,
     accumulate: bool,
+    lhs: MatRef<f32>,
+    rhs: MatRef<f32>,
+    nthreads: usize,
+    isa: Isa,
+    blocking: Blocking,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { sgemm_scaled(m, n, k, dst, accumulate, 1.0, lhs, rhs, nthreads, isa, blocking) }
+}
+
+/// [`sgemm`] with the product scaled: `dst = (accumulate ? dst : 0) + alpha · lhs · rhs`, the
+/// scale applied to each tile's sums as they are written (a fused `var -= lr · xᵀ·dy` update).
+///
+/// # Safety
+/// As for [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_scaled(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: MatMut<f32>,
+    accumulate: bool,
+    alpha: f32,
     lhs: MatRef<f32>,
     rhs: MatRef<f32>,
     nthreads: usize,
@@ -128,7 +151,7 @@ pub unsafe fn sgemm(
     } else {
         (m, n, dst, lhs, rhs)
     };
-    let p = Problem { m, n, k, c: dst, accumulate, a: lhs, b: rhs, nthreads: nthreads.max(1), blocking };
+    let p = Problem { m, n, k, c: dst, accumulate, alpha, a: lhs, b: rhs, nthreads: nthreads.max(1), blocking };
     // SAFETY: forwarded contract; the isa's kernel matches the tile constants used.
     unsafe {
         match isa {
@@ -145,6 +168,7 @@ struct Problem {
     k: usize,
     c: MatMut<f32>,
     accumulate: bool,
+    alpha: f32,
     a: MatRef<f32>,
     b: MatRef<f32>,
     nthreads: usize,
@@ -276,7 +300,7 @@ unsafe fn block_rows<const MR: usize, const NR: usize>(
                 // mr x nr is inside C and owned by this task.
                 unsafe {
                     let c = c0.offset((ic + i) as isize * p.c.rs + j as isize * p.c.cs);
-                    kernel(kc, a_pack.add(i * kc), b_pack.add(j * kc), c, p.c.rs, p.c.cs, mr, nr, add);
+                    kernel(kc, a_pack.add(i * kc), b_pack.add(j * kc), c, p.c.rs, p.c.cs, mr, nr, add, p.alpha);
                 }
             }
         }
