@@ -33,7 +33,7 @@ mod plan;
 mod profile;
 mod rows;
 mod session;
-mod trace;
+pub(crate) mod trace;
 
 use std::any::Any;
 use std::collections::HashSet;
