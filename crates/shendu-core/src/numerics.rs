@@ -21,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use crate::{with_float, DType, Error, Result, Tensor};
 
@@ -51,13 +52,42 @@ pub fn enabled() -> bool {
     }
 }
 
-thread_local! {
-    static SCOPE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+/// Where eager ops run, for their errors: shared paths, so that a job handed to the thread pool
+/// takes its caller's with two reference counts (see `cpu::thread_context`).
+#[derive(Clone, Default)]
+pub(crate) struct Context {
+    /// The scope path (`model/layer3`); `None` outside every scope (unlike `Some("")`, the
+    /// path of a scope named "", under which a nested scope `b` is `/b`).
+    scope: Option<Arc<str>>,
     /// The op whose backward rule is running, and its scope path: ops run by the rule report
     /// as that op's backward.
-    static BACKWARD_OF: RefCell<Option<(&'static str, String)>> = const { RefCell::new(None) };
+    backward_of: Option<(&'static str, Arc<str>)>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Context> = const { RefCell::new(Context { scope: None, backward_of: None }) };
     /// The last check that failed on this thread, for a caller that wants the tensors.
     static LAST_FAILURE: RefCell<Option<Failure>> = const { RefCell::new(None) };
+}
+
+/// This thread's scope and backward context.
+pub(crate) fn capture() -> Context {
+    CONTEXT.with(|c| c.borrow().clone())
+}
+
+/// Makes `ctx` this thread's context until the guard drops.
+pub(crate) fn enter(ctx: Context) -> ContextGuard {
+    ContextGuard(CONTEXT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ctx)))
+}
+
+/// Restores the context [`enter`] replaced.
+pub(crate) struct ContextGuard(Context);
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        let prev = std::mem::take(&mut self.0);
+        CONTEXT.with(|c| *c.borrow_mut() = prev);
+    }
 }
 
 /// What a failed check saw: the op, forward or backward, the scope path and the op's inputs
@@ -82,40 +112,47 @@ pub fn take_failure() -> Option<Failure> {
 }
 
 /// Restores the previous backward context when dropped.
-pub(crate) struct BackwardGuard(Option<(&'static str, String)>);
+pub(crate) struct BackwardGuard(Option<(&'static str, Arc<str>)>);
 
 impl Drop for BackwardGuard {
     fn drop(&mut self) {
         let prev = self.0.take();
-        BACKWARD_OF.with(|b| *b.borrow_mut() = prev);
+        CONTEXT.with(|c| c.borrow_mut().backward_of = prev);
     }
 }
 
 /// While the guard lives, non-finite results are reported as the backward of `op` at `path`.
 pub(crate) fn in_backward(op: &'static str, path: &str) -> BackwardGuard {
-    BackwardGuard(BACKWARD_OF.with(|b| b.borrow_mut().replace((op, path.to_string()))))
+    BackwardGuard(CONTEXT.with(|c| c.borrow_mut().backward_of.replace((op, Arc::from(path)))))
 }
 
 /// Ends a [`scope`] when dropped.
 #[must_use = "the scope ends when the guard drops"]
-pub struct ScopeGuard(());
+pub struct ScopeGuard(Option<Arc<str>>);
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        SCOPE.with(|s| s.borrow_mut().pop());
+        let outer = self.0.take();
+        CONTEXT.with(|c| c.borrow_mut().scope = outer);
     }
 }
 
 /// Names the eager ops run while the guard lives (`model/layer3`), for numerics errors.
 /// Graph nodes carry their own scope path.
 pub fn scope(name: &str) -> ScopeGuard {
-    SCOPE.with(|s| s.borrow_mut().push(name.to_string()));
-    ScopeGuard(())
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        let path: Arc<str> = match &c.scope {
+            Some(outer) => format!("{outer}/{name}").into(),
+            None => name.into(),
+        };
+        ScopeGuard(c.scope.replace(path))
+    })
 }
 
 /// The current eager scope path (`""` at top level).
 pub fn current_path() -> String {
-    SCOPE.with(|s| s.borrow().join("/"))
+    CONTEXT.with(|c| c.borrow().scope.as_deref().unwrap_or("").to_string())
 }
 
 /// `Some("NaN")` / `Some("Inf")` when `t` (a float tensor) holds a non-finite value.
@@ -171,7 +208,7 @@ pub(crate) fn check_op(op: &'static str, path: &str, inputs: &[&Tensor], out: &T
     if !enabled() {
         return Ok(());
     }
-    if let Some((bop, bpath)) = BACKWARD_OF.with(|b| b.borrow().clone()) {
+    if let Some((bop, bpath)) = CONTEXT.with(|c| c.borrow().backward_of.clone()) {
         return check(bop, &format!("backward (its {op})"), &bpath, inputs, &[out]);
     }
     check(op, "forward", path, inputs, &[out])

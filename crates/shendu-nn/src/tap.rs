@@ -13,8 +13,11 @@
 //! assert_eq!(seen, ["0", "1"]);
 //! ```
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::sync::Once;
 
+use shendu_core::cpu::thread_context::{register_thread_state, ThreadState};
 use shendu_core::{numerics, Tensor};
 
 use crate::{join_name, Error, Mode, Module, Result};
@@ -41,10 +44,52 @@ thread_local! {
 /// A function called with each output as the tap records it.
 pub type Hook = Box<dyn FnMut(&Recorded)>;
 
+/// A tap belongs to the thread that opened it (its hook may hold thread-bound state, a
+/// debugger's prompt), so a pool job sees no tap: it must neither record into nor call the hook
+/// of the tap of the pool thread that runs it, which may be waiting inside a tapped step.
+static THREAD_STATE: ThreadState = ThreadState { take: set_aside, put_back };
+
+/// The tap of a thread running a pool job.
+struct Aside {
+    open: bool,
+    path: Vec<String>,
+    recorded: Vec<Recorded>,
+    hook: Option<Hook>,
+}
+
+fn set_aside() -> Option<Box<dyn Any>> {
+    let open = OPEN.with(|o| o.replace(false));
+    let path = PATH.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let recorded = RECORDED.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    let hook = HOOK.with(|h| h.borrow_mut().take());
+    if !open && path.is_empty() && recorded.is_empty() && hook.is_none() {
+        return None;
+    }
+    Some(Box::new(Aside { open, path, recorded, hook }))
+}
+
+fn put_back(aside: Box<dyn Any>) {
+    let Ok(aside) = aside.downcast::<Aside>() else { return };
+    let Aside { open, path, recorded, hook } = *aside;
+    OPEN.with(|o| o.set(open));
+    PATH.with(|p| *p.borrow_mut() = path);
+    RECORDED.with(|r| *r.borrow_mut() = recorded);
+    HOOK.with(|h| *h.borrow_mut() = hook);
+}
+
+/// Registers the tap with core's thread context before this thread first sets it.
+fn register() {
+    static ONCE: Once = Once::new();
+    // Registering fails only past core's limit of registered states, a bug of a crate, not of
+    // the tap's user: the tap then works as before, unguarded.
+    ONCE.call_once(|| drop(register_thread_state(&THREAD_STATE)));
+}
+
 /// Sets the function this thread's tap calls with each output as it records it, in the middle
 /// of the forward pass (before the next layer runs): a debugger pauses there. Returns the hook
 /// it replaces; `None` removes it. A hook that sets another hook replaces itself.
 pub fn set_hook(hook: Option<Hook>) -> Option<Hook> {
+    register();
     HOOK.with(|h| std::mem::replace(&mut *h.borrow_mut(), hook))
 }
 
@@ -72,6 +117,7 @@ impl Drop for TapGuard {
 
 /// Starts recording layer outputs on this thread (clearing anything recorded before).
 pub fn open() -> TapGuard {
+    register();
     RECORDED.with(|r| r.borrow_mut().clear());
     OPEN.with(|o| o.set(true));
     TapGuard(())
@@ -167,5 +213,35 @@ mod tests {
         set_hook(Some(Box::new(|_: &Recorded| panic!("called without a tap"))));
         net.forward(&Tensor::ones(&[1, 3], DType::F32).unwrap(), Mode::Eval).unwrap();
         set_hook(None);
+    }
+
+    #[test]
+    fn a_pool_job_neither_records_into_nor_calls_the_tap_of_the_thread_running_it() {
+        use shendu_core::cpu::thread_context::ThreadContext;
+        let net = Sequential::new().push(Linear::new(3, 4, DType::F32).unwrap()).push(Relu);
+        let x = Tensor::ones(&[2, 3], DType::F32).unwrap();
+        // Captured on a thread without a tap: the job this thread runs below was handed over there.
+        let ctx = std::thread::scope(|s| s.spawn(ThreadContext::capture).join().unwrap());
+        let calls = Rc::new(RefCell::new(0));
+        let count = calls.clone();
+        set_hook(Some(Box::new(move |_: &Recorded| *count.borrow_mut() += 1)));
+        let tap = open();
+        net.forward(&x, Mode::Eval).unwrap();
+        let own = ctx.run(|| {
+            assert!(!is_open());
+            net.forward(&x, Mode::Eval).unwrap();
+            // A tap the job opens is its own.
+            let _tap = open();
+            net.forward(&x, Mode::Eval).unwrap();
+            take().len()
+        });
+        assert_eq!(own, 2);
+        assert!(is_open());
+        net.forward(&x, Mode::Eval).unwrap();
+        drop(tap);
+        assert!(set_hook(None).is_some());
+        let seen: Vec<String> = take().into_iter().map(|r| r.path).collect();
+        assert_eq!(seen, ["0", "1", "0", "1"]);
+        assert_eq!(*calls.borrow(), 4);
     }
 }

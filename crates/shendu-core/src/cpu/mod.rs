@@ -12,6 +12,7 @@ pub mod pool;
 #[cfg(target_arch = "x86_64")]
 pub mod sgemm;
 pub mod simd;
+pub mod thread_context;
 pub mod threads;
 pub mod winograd;
 #[cfg(target_arch = "x86_64")]

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+use super::thread_context::ThreadContext;
+
 static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
 
 fn pool() -> &'static rayon::ThreadPool {
@@ -36,18 +38,14 @@ pub fn set_num_threads(n: usize) {
 }
 
 /// Runs `f` inside shendu's thread pool so rayon parallel iterators use it, in the caller's
-/// grad mode.
+/// [`ThreadContext`] (grad mode, numerics scope).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if num_threads() <= 1 {
+    // On a pool thread rayon would run `f` right here, in this thread's own context anyway.
+    if num_threads() <= 1 || pool().current_thread_index().is_some() {
         return f();
     }
-    // Grad mode is per thread, and a pool thread waiting inside a `no_grad` kernel may pick up
-    // this job (another thread's training step, say): the job must not inherit that mode.
-    let grad = crate::autograd::is_grad_enabled();
-    pool().install(move || {
-        let _mode = crate::autograd::set_grad_enabled(grad);
-        f()
-    })
+    let ctx = ThreadContext::capture();
+    pool().install(move || ctx.run(f))
 }
 
 /// Splits `0..n` into at most `num_threads()` contiguous ranges of at least `min_chunk` items
@@ -59,6 +57,8 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// with another process, a woken pool thread can wait milliseconds for a core; when both ranges
 /// went to the pool, a whole 2-thread W2 run often ran at the 1-thread speed (medians of 6
 /// alternating runs: forward 5.3-12.4 ms against 5.4-7.4 ms with the caller working).
+///
+/// The ranges on the pool run in the caller's [`ThreadContext`].
 pub fn parallel_ranges(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     let threads = num_threads();
     let chunks = (n / min_chunk.max(1)).clamp(1, threads);
@@ -67,12 +67,13 @@ pub fn parallel_ranges(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<us
         return;
     }
     let per = n.div_ceil(chunks);
+    let ctx = ThreadContext::capture();
     pool().in_place_scope(|s| {
-        let f = &f;
+        let (f, ctx) = (&f, &ctx);
         for c in 1..chunks {
             let r = c * per..((c + 1) * per).min(n);
             if !r.is_empty() {
-                s.spawn(move |_| f(r));
+                s.spawn(move |_| ctx.run(|| f(r)));
             }
         }
         f(0..per.min(n));

@@ -33,7 +33,7 @@ mod plan;
 mod profile;
 mod rows;
 mod session;
-mod trace;
+pub(crate) mod trace;
 mod update_fusion;
 
 use std::any::Any;

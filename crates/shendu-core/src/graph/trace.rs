@@ -90,6 +90,23 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
+/// This thread's trace, set aside while a pool job runs on it; put back when dropped.
+pub(crate) struct SetAside(Option<State>);
+
+/// Sets this thread's trace (if any) aside, so that a job the thread runs meanwhile neither
+/// records into it nor ends it.
+pub(crate) fn set_aside() -> SetAside {
+    SetAside(STATE.with(|s| s.borrow_mut().take()))
+}
+
+impl Drop for SetAside {
+    fn drop(&mut self) {
+        if let Some(outer) = self.0.take() {
+            STATE.with(|s| *s.borrow_mut() = Some(outer));
+        }
+    }
+}
+
 /// Adds the node's name to an op's error, keeping its kind and op.
 pub(crate) fn in_node(e: Error, node: &str) -> Error {
     let add = |msg: String| format!("{msg} (graph node {node})");
@@ -159,16 +176,28 @@ fn set_name(name: String) -> Result<()> {
 
 /// Lowers the nodes `fetches` need and runs them with `feeds` (node id, contiguous tensor).
 pub(crate) fn trace(graph: &Graph, fetches: &[usize], feeds: &[(usize, Tensor)]) -> Result<Trace> {
-    // A kernel waiting on the thread pool may run another session's job on this thread, and that
-    // job may trace too: keep the outer trace's state aside and put it back, so nested traces on
-    // one thread cannot end each other's.
-    let fresh = State { ir: Ir::default(), tensors: Vec::new(), name: String::new() };
-    let outer = STATE.with(|s| s.borrow_mut().replace(fresh));
+    // A pool thread waiting inside a traced kernel may run another session's job, which traces
+    // too; `cpu::thread_context` sets this trace aside around every pool job, so finding one
+    // here means a job reached the pool some other way, and would have ended this trace.
+    if STATE.with(|s| s.borrow().is_some()) {
+        return Err(Error::invalid("graph", "a session run started inside another session's trace on this thread"));
+    }
+    STATE.with(|s| *s.borrow_mut() = Some(State { ir: Ir::default(), tensors: Vec::new(), name: String::new() }));
+    let _ends = EndsTrace;
     let result = lower(graph, fetches, feeds);
-    let state = STATE.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
+    let state = STATE.with(|s| s.borrow_mut().take());
     let (fetch, commits, outputs) = result?;
     let ir = state.map(|s| s.ir).unwrap_or_default();
     Ok(Trace { ir, fetch, commits, outputs })
+}
+
+/// Ends the trace also when lowering unwinds, so that the thread can trace again.
+pub(crate) struct EndsTrace;
+
+impl Drop for EndsTrace {
+    fn drop(&mut self) {
+        STATE.with(|s| s.borrow_mut().take());
+    }
 }
 
 type Lowered = (Vec<FetchSrc>, Vec<Commit>, Vec<Tensor>);
@@ -362,4 +391,20 @@ fn expand_gradients(ys: &[Traced], xs: &[Traced]) -> Result<Vec<Option<Traced>>>
         }
     }
     Ok(xs.iter().map(|x| pending.get(&x.vid).cloned()).collect())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Starts an empty trace on this thread, ended when the guard drops.
+    pub(crate) fn start_empty_trace() -> EndsTrace {
+        STATE.with(|s| *s.borrow_mut() = Some(State { ir: Ir::default(), tensors: Vec::new(), name: String::new() }));
+        EndsTrace
+    }
+
+    /// Whether this thread is tracing.
+    pub(crate) fn tracing() -> bool {
+        STATE.with(|s| s.borrow().is_some())
+    }
 }

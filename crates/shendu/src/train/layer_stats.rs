@@ -41,6 +41,23 @@ pub struct LayerStats {
     pub update_ratio: Option<f64>,
 }
 
+impl LayerStats {
+    /// The row of `layer` with no figures yet.
+    pub fn empty(layer: impl Into<String>, type_name: impl Into<String>) -> LayerStats {
+        LayerStats {
+            layer: layer.into(),
+            type_name: type_name.into(),
+            act_mean: None,
+            act_std: None,
+            act_zero_fraction: None,
+            act_nonfinite: None,
+            grad_norm: None,
+            weight_norm: None,
+            update_ratio: None,
+        }
+    }
+}
+
 /// A step being observed: the tap recording layer outputs and the weights before the update.
 pub struct StatsProbe {
     _tap: tap::TapGuard,
@@ -67,15 +84,11 @@ impl StatsProbe {
             let finite = a.finite.max(1) as f64;
             let or_zero = |v: f64| if a.finite == 0 { 0.0 } else { v };
             layers.push(LayerStats {
-                layer: rec.path,
-                type_name: rec.type_name.to_string(),
                 act_mean: Some(or_zero(a.mean)),
                 act_std: Some(or_zero(a.std)),
                 act_zero_fraction: Some(a.zeros as f64 / finite),
                 act_nonfinite: Some(a.nonfinite()),
-                grad_norm: None,
-                weight_norm: None,
-                update_ratio: None,
+                ..LayerStats::empty(rec.path, rec.type_name)
             });
         }
         // Sum of squares per layer: (grad, weight after, update, weight before).
@@ -109,20 +122,7 @@ impl StatsProbe {
                 Some(i) => i,
                 None => {
                     let i = after.map_or(0, |a| a + 1);
-                    layers.insert(
-                        i,
-                        LayerStats {
-                            layer: layer.clone(),
-                            type_name: "parameters".into(),
-                            act_mean: None,
-                            act_std: None,
-                            act_zero_fraction: None,
-                            act_nonfinite: None,
-                            grad_norm: None,
-                            weight_norm: None,
-                            update_ratio: None,
-                        },
-                    );
+                    layers.insert(i, LayerStats::empty(layer.clone(), "parameters"));
                     i
                 }
             };
@@ -159,17 +159,7 @@ mod tests {
 
     #[test]
     fn parameters_join_the_longest_recorded_prefix() {
-        let row = |l: &str| LayerStats {
-            layer: l.into(),
-            type_name: String::new(),
-            act_mean: None,
-            act_std: None,
-            act_zero_fraction: None,
-            act_nonfinite: None,
-            grad_norm: None,
-            weight_norm: None,
-            update_ratio: None,
-        };
+        let row = |l: &str| LayerStats::empty(l, "");
         let layers = [row("features.0"), row("features.0.1"), row("3")];
         assert_eq!(owning_layer("features.0.1.weight", &layers), "features.0.1");
         assert_eq!(owning_layer("3.bn.weight", &layers), "3");

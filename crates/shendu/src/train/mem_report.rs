@@ -145,42 +145,50 @@ impl MemPlan {
     }
 }
 
-/// One training step on zeros: the layer rows with their kept bytes, and the step's pool peak
-/// (live plus pooled bytes) above what was live before it.
-fn probe_step(model: &dyn Module, input: &[usize], batch: usize) -> CliResult<(Vec<LayerMem>, usize)> {
-    let x = zeros_batch(input, batch)?;
-    let labels = Tensor::zeros(batch, DType::I64)?;
+/// Runs `phase` from an empty pool with fresh peaks, passing it the bytes live at its start:
+/// its result and the pool's peak held bytes (live plus pooled) above those.
+fn measure_phase<R>(phase: impl FnOnce(usize) -> CliResult<R>) -> CliResult<(R, usize)> {
     pool::clear();
     pool::reset_peaks();
     let before = pool::stats().live_bytes;
-    let rows = Rc::new(RefCell::new(Vec::<LayerMem>::new()));
-    let last_live = Rc::new(Cell::new(before));
-    let (rows_in, last_in) = (rows.clone(), last_live.clone());
-    let tap = tap::open();
-    tap::set_hook(Some(Box::new(move |rec: &tap::Recorded| {
-        let live = pool::stats().live_bytes;
-        rows_in.borrow_mut().push(LayerMem {
-            path: rec.path.clone(),
-            kind: rec.type_name.to_string(),
-            output: rec.output.dims().to_vec(),
-            params: 0,
-            grads: 0,
-            optimizer: 0,
-            kept: live.saturating_sub(last_in.get()),
-        });
-        last_in.set(live);
-    })));
-    let logits = model.forward(&x, Mode::Train);
-    tap::set_hook(None);
-    // The tap's copies of the outputs would outlive the graph: let them go before backward.
-    drop(tap::take());
-    drop(tap);
-    let loss = cross_entropy(&logits?, &labels, &CrossEntropyOpts::default())?;
-    loss.backward()?;
-    drop(loss);
-    let held = pool::stats().peak_held_bytes.saturating_sub(before);
-    let rows = rows.borrow().clone();
-    Ok((rows, held))
+    let r = phase(before)?;
+    Ok((r, pool::stats().peak_held_bytes.saturating_sub(before)))
+}
+
+/// One training step on zeros: the layer rows with their kept bytes, and the step's pool peak
+/// above what was live before it.
+fn probe_step(model: &dyn Module, input: &[usize], batch: usize) -> CliResult<(Vec<LayerMem>, usize)> {
+    let x = zeros_batch(input, batch)?;
+    let labels = Tensor::zeros(batch, DType::I64)?;
+    measure_phase(|before| {
+        let rows = Rc::new(RefCell::new(Vec::<LayerMem>::new()));
+        let last_live = Rc::new(Cell::new(before));
+        let (rows_in, last_in) = (rows.clone(), last_live.clone());
+        let tap = tap::open();
+        tap::set_hook(Some(Box::new(move |rec: &tap::Recorded| {
+            let live = pool::stats().live_bytes;
+            rows_in.borrow_mut().push(LayerMem {
+                path: rec.path.clone(),
+                kind: rec.type_name.to_string(),
+                output: rec.output.dims().to_vec(),
+                params: 0,
+                grads: 0,
+                optimizer: 0,
+                kept: live.saturating_sub(last_in.get()),
+            });
+            last_in.set(live);
+        })));
+        let logits = model.forward(&x, Mode::Train);
+        tap::set_hook(None);
+        // The tap's copies of the outputs would outlive the graph: let them go before backward.
+        drop(tap::take());
+        drop(tap);
+        let loss = cross_entropy(&logits?, &labels, &CrossEntropyOpts::default())?;
+        loss.backward()?;
+        drop(loss);
+        let rows = rows.borrow().clone();
+        Ok(rows)
+    })
 }
 
 /// One evaluation batch on zeros (forward and loss, no autograd): its pool peak.
@@ -188,13 +196,13 @@ fn probe_eval(model: &dyn Module, input: &[usize], eval_batch: usize) -> CliResu
     let _no_grad = shendu_core::no_grad();
     let x = zeros_batch(input, eval_batch)?;
     let labels = Tensor::zeros(eval_batch, DType::I64)?;
-    pool::clear();
-    pool::reset_peaks();
-    let before = pool::stats().live_bytes;
-    let logits = model.forward(&x, Mode::Eval)?;
-    let loss = cross_entropy(&logits, &labels, &CrossEntropyOpts::default())?;
-    drop((logits, loss));
-    Ok(pool::stats().peak_held_bytes.saturating_sub(before))
+    let ((), held) = measure_phase(|_| {
+        let logits = model.forward(&x, Mode::Eval)?;
+        let loss = cross_entropy(&logits, &labels, &CrossEntropyOpts::default())?;
+        drop((logits, loss));
+        Ok(())
+    })?;
+    Ok(held)
 }
 
 fn zeros_batch(input: &[usize], batch: usize) -> CliResult<Tensor> {
@@ -237,19 +245,14 @@ pub struct MemMeasured {
 }
 
 impl MemMeasured {
-    /// Call before a training step or an evaluation.
-    pub fn start_phase(&self) {
-        pool::reset_peaks();
-    }
-
-    /// Call after a training step.
+    /// Call after a training step, begun with `pool::reset_peaks()`.
     pub fn end_step(&mut self) {
         let s = pool::stats();
         self.step_peak_live = self.step_peak_live.max(s.peak_live_bytes);
         self.step_peak_held = self.step_peak_held.max(s.peak_held_bytes);
     }
 
-    /// Call after an evaluation.
+    /// Call after an evaluation, begun with `pool::reset_peaks()`.
     pub fn end_eval(&mut self) {
         self.eval_peak_held = self.eval_peak_held.max(pool::stats().peak_held_bytes);
     }

@@ -155,8 +155,8 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
                 true => Some(StatsProbe::begin(model.as_ref())?),
                 false => None,
             };
-            if let Some(m) = &mem {
-                m.start_phase();
+            if mem.is_some() {
+                shendu_core::pool::reset_peaks();
             }
             let (loss, acc) = match train_step(model.as_ref(), optimizer.as_mut(), &batch.inputs, &batch.targets, cfg.clip_norm) {
                 Ok(v) => v,
@@ -195,8 +195,8 @@ pub fn train(opts: &TrainOptions) -> CliResult<TrainSummary> {
         // phases share no buffers: free each phase's before the other, making the run's peak the
         // larger of the two rather than their sum. Costs one re-allocation per epoch.
         shendu_core::pool::clear();
-        if let Some(m) = &mem {
-            m.start_phase();
+        if mem.is_some() {
+            shendu_core::pool::reset_peaks();
         }
         let eval = evaluate(model.as_ref(), &test_loader, model_opts.classes)?;
         shendu_core::pool::clear();
