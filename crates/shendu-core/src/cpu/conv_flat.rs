@@ -83,31 +83,31 @@ impl Flat {
         }
     }
 
-    /// Fills `col` (`k` rows of `cols(y0, y1)`) from padded planes starting at `planes[base]`,
-    /// `cs` apart.
+    /// Fills `col` (`k` rows of `cols(y0, y1)`, `ld` apart) from padded planes starting at
+    /// `planes[base]`, `cs` apart.
     #[allow(clippy::too_many_arguments)]
-    fn im2col<T: ConvElem>(&self, planes: &[T], base: usize, cs: usize, g: &ConvGeom, y0: usize, y1: usize, col: &mut [T]) {
+    fn im2col<T: ConvElem>(&self, planes: &[T], base: usize, cs: usize, g: &ConvGeom, y0: usize, y1: usize, col: &mut [T], ld: usize) {
         let nc = self.cols(g, y0, y1);
         for c in 0..g.cin_g() {
             for i in 0..g.kh {
                 for j in 0..g.kw {
                     let r = (c * g.kh + i) * g.kw + j;
                     let s = base + c * cs + (y0 + i * g.dh) * self.wp + j * g.dw;
-                    col[r * nc..(r + 1) * nc].copy_from_slice(&planes[s..s + nc]);
+                    col[r * ld..r * ld + nc].copy_from_slice(&planes[s..s + nc]);
                 }
             }
         }
     }
 
-    /// `gf [cout_g, cols(y0, y1)]`: the group's output gradient rows `y0..y1` at the flat
-    /// width, zeros in the wrapped columns.
+    /// `gf [cout_g, cols(y0, y1)]` (rows `ld` apart): the group's output gradient rows
+    /// `y0..y1` at the flat width, zeros in the wrapped columns.
     #[allow(clippy::too_many_arguments)]
-    fn spread_gy<T: ConvElem>(&self, gy: &[T], g: &ConvGeom, n: usize, grp: usize, y0: usize, y1: usize, gf: &mut [T]) {
+    fn spread_gy<T: ConvElem>(&self, gy: &[T], g: &ConvGeom, n: usize, grp: usize, y0: usize, y1: usize, gf: &mut [T], ld: usize) {
         let (nc, ohw, cout_g) = (self.cols(g, y0, y1), g.oh * g.ow, g.cout_g());
         let zero = <T as Float>::ZERO;
         for co in 0..cout_g {
             let src = &gy[(n * g.cout + grp * cout_g + co) * ohw..][..ohw];
-            let dst = &mut gf[co * nc..(co + 1) * nc];
+            let dst = &mut gf[co * ld..co * ld + nc];
             for y in y0..y1 {
                 let d = (y - y0) * self.wp;
                 dst[d..d + g.ow].copy_from_slice(&src[y * g.ow..(y + 1) * g.ow]);
@@ -136,13 +136,13 @@ pub(crate) fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, f:
             let nc = f.cols(g, y0, y1);
             let c = &mut col.as_mut_slice()[..k * nc];
             if f.direct {
-                f.im2col(x, xv.offset + n * xv.strides[0] + grp * g.cin_g() * xv.strides[1], xv.strides[1], g, y0, y1, c);
+                f.im2col(x, xv.offset + n * xv.strides[0] + grp * g.cin_g() * xv.strides[1], xv.strides[1], g, y0, y1, c, nc);
             } else {
                 if loaded != Some((n, grp)) {
                     f.load(x, &xv, g, n, grp, pad.as_mut_slice());
                     loaded = Some((n, grp));
                 }
-                f.im2col(pad.as_slice(), 0, f.plane_len(), g, y0, y1, c);
+                f.im2col(pad.as_slice(), 0, f.plane_len(), g, y0, y1, c, nc);
             }
             let t = &mut tmp.as_mut_slice()[..cout_g * nc];
             let wg = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: k as isize, cs: 1 };
@@ -164,40 +164,66 @@ pub(crate) fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, f:
 }
 
 /// [`crate::cpu::conv::backward_weight`] on flat column matrices (`gw` zeroed by the caller).
+///
+/// One image's product is small (LeNet's second convolution: 16 x 150 x 136), below the packed
+/// kernels' threshold and dominated by the call's packing, so consecutive items of a group are
+/// laid side by side (`BATCH_BYTES` of columns) and summed by one product over all their columns.
 pub(crate) fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, f: &Flat, gw: &mut [T]) {
     let (cout_g, k) = (g.cout_g(), g.cin_g() * g.kh * g.kw);
     let bands = f.bands::<T>(g);
     let nb = bands.len();
     let max_cols = f.cols(g, 0, bands[0].1 - bands[0].0);
+    let per_item = (k * max_cols * std::mem::size_of::<T>()).max(1);
+    let batch = (BATCH_BYTES / per_item).clamp(1, g.n * g.groups * nb);
+    let ld = batch * max_cols;
     crate::cpu::conv_threads::sum_over_items(g.n * g.groups * nb, nb, gw, |r, threads, acc| {
-        let mut col = PooledVec::<T>::uninit(k * max_cols);
-        let mut gf = PooledVec::<T>::uninit(cout_g * max_cols);
+        let mut col = PooledVec::<T>::uninit(k * ld);
+        let mut gf = PooledVec::<T>::uninit(cout_g * ld);
         let mut pad = PooledVec::<T>::filled(if f.direct { 0 } else { g.cin_g() * f.plane_len() }, <T as Float>::ZERO);
         let mut loaded = None;
+        // Columns filled so far, their group and item count.
+        let (mut used, mut group, mut items) = (0, 0, 0);
+        let flush = |used: usize, grp: usize, acc: &mut [T], col: &PooledVec<T>, gf: &PooledVec<T>| {
+            if used == 0 {
+                return;
+            }
+            let dst = MatMut { ptr: acc[grp * cout_g * k..].as_mut_ptr(), rs: k as isize, cs: 1 };
+            // SAFETY: gf [cout_g, used] (rows ld apart) times col^T [used, k] into the group's
+            // block of `acc`.
+            unsafe {
+                let lhs = MatRef { ptr: gf.as_slice().as_ptr(), rs: ld as isize, cs: 1 };
+                gemm(cout_g, k, used, dst, true, lhs, MatRef { ptr: col.as_slice().as_ptr(), rs: 1, cs: ld as isize }, threads);
+            }
+        };
         for item in r {
             let (n, grp, (y0, y1)) = (item / (g.groups * nb), (item / nb) % g.groups, bands[item % nb]);
+            if items == batch || (items > 0 && grp != group) {
+                flush(used, group, acc, &col, &gf);
+                (used, items) = (0, 0);
+            }
+            group = grp;
             let nc = f.cols(g, y0, y1);
-            let c = &mut col.as_mut_slice()[..k * nc];
+            let c = &mut col.as_mut_slice()[used..];
             if f.direct {
-                f.im2col(x, xv.offset + n * xv.strides[0] + grp * g.cin_g() * xv.strides[1], xv.strides[1], g, y0, y1, c);
+                f.im2col(x, xv.offset + n * xv.strides[0] + grp * g.cin_g() * xv.strides[1], xv.strides[1], g, y0, y1, c, ld);
             } else {
                 if loaded != Some((n, grp)) {
                     f.load(x, &xv, g, n, grp, pad.as_mut_slice());
                     loaded = Some((n, grp));
                 }
-                f.im2col(pad.as_slice(), 0, f.plane_len(), g, y0, y1, c);
+                f.im2col(pad.as_slice(), 0, f.plane_len(), g, y0, y1, c, ld);
             }
-            let gfs = &mut gf.as_mut_slice()[..cout_g * nc];
-            f.spread_gy(gy, g, n, grp, y0, y1, gfs);
-            let dst = MatMut { ptr: acc[grp * cout_g * k..].as_mut_ptr(), rs: k as isize, cs: 1 };
-            // SAFETY: gf [cout_g, nc] times col^T [nc, k] into the group's block of `acc`.
-            unsafe {
-                let lhs = MatRef { ptr: gfs.as_ptr(), rs: nc as isize, cs: 1 };
-                gemm(cout_g, k, nc, dst, true, lhs, MatRef { ptr: c.as_ptr(), rs: 1, cs: nc as isize }, threads);
-            }
+            f.spread_gy(gy, g, n, grp, y0, y1, &mut gf.as_mut_slice()[used..], ld);
+            used += nc;
+            items += 1;
         }
+        flush(used, group, acc, &col, &gf);
     });
 }
+
+/// Bytes of column matrix summed per weight-gradient product (a few items' worth; the packed
+/// kernels stream it through L2).
+const BATCH_BYTES: usize = 512 << 10;
 
 /// [`crate::cpu::conv::backward_data`] on flat column matrices: `col = w^T gf` per band, each
 /// row added back to the padded gradient planes as one contiguous run, then cropped into `gx`.
@@ -222,7 +248,7 @@ pub(crate) fn backward_data<T: ConvElem>(gy: &[T], w: &[T], g: &ConvGeom, f: &Fl
                 for &(y0, y1) in &bands {
                     let nc = f.cols(g, y0, y1);
                     let gfs = &mut gf.as_mut_slice()[..cout_g * nc];
-                    f.spread_gy(gy, g, n, grp, y0, y1, gfs);
+                    f.spread_gy(gy, g, n, grp, y0, y1, gfs, nc);
                     let c = &mut col.as_mut_slice()[..k * nc];
                     let wt = MatRef { ptr: w[grp * cout_g * k..].as_ptr(), rs: 1, cs: k as isize };
                     // SAFETY: w_g^T [k, cout_g] times gf [cout_g, nc] into `c` [k, nc].
