@@ -1,6 +1,11 @@
 //! Training-mode batch normalisation as one op: per-channel batch statistics, normalisation and
 //! the affine transform in two passes forward and three backward, where the same computation
 //! built from mean/sub/sqr/rsqrt/mul/add takes about ten of each.
+//!
+//! The statistics are their own op ([`BatchNormStats`]), computed once per forward and passed
+//! as an input to the normalisation and to both backward ops, which would otherwise each
+//! recompute them (two passes over the input apiece); the layer reads its running statistics
+//! from the same tensor.
 
 use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::cpu::elementwise::SendPtr;
@@ -11,20 +16,28 @@ use crate::{with_float, Error, Result, Tensor};
 
 /// `y = (x - mean_c) / sqrt(var_c + eps) * weight_c + bias_c` for `x` of shape `[N, C, ...]`,
 /// with the batch mean and the biased batch variance of each channel `c` over every dim but 1.
-/// Inputs: `[x, weight [C], bias [C]]`.
+/// Inputs: `[x, weight [C], bias [C]]`, optionally followed by the [`BatchNormStats`] of `x`.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormTrain {
     pub eps: f64,
 }
 
-/// `[x, grad]` -> `[2, C]`: row 0 is sum(grad * xhat) (the weight's gradient), row 1 sum(grad)
-/// (the bias's).
+/// `[x]` -> `[3, C]` f64: each channel's batch mean, `1/sqrt(var + eps)` and biased variance.
+/// No gradient: batch norm's backward rule already differentiates through the statistics.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormStats {
+    pub eps: f64,
+}
+
+/// `[x, grad]` (optionally followed by the statistics) -> `[2, C]`: row 0 is sum(grad * xhat)
+/// (the weight's gradient), row 1 sum(grad) (the bias's).
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormParamGrad {
     pub eps: f64,
 }
 
-/// `[x, weight, grad]` -> the input's gradient, through the batch statistics:
+/// `[x, weight, grad]` (optionally followed by the statistics) -> the input's gradient, through
+/// the batch statistics:
 /// `w * invstd * (g - mean(g) - xhat * mean(g * xhat))`, means per channel.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormInputGrad {
@@ -115,6 +128,24 @@ fn channel_stats<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize), eps: f
     stats
 }
 
+/// The `(mean, invstd)` of each channel: from a [`BatchNormStats`] input when there is one, else
+/// computed from `x`.
+fn stats_of<T: Float>(given: Option<&Vec<f64>>, x: &[T], geo: (usize, usize, usize), eps: f64) -> PerChannel {
+    match given {
+        Some(v) => (0..geo.1).map(|c| (v[c], v[geo.1 + c])).collect(),
+        None => channel_stats(x, geo, eps),
+    }
+}
+
+/// The values of an optional statistics input (checked against the channel count).
+fn given_stats(op: &'static str, t: Option<&&Tensor>, c: usize) -> Result<Option<Vec<f64>>> {
+    let Some(t) = t else { return Ok(None) };
+    if t.dims() != [3, c] {
+        return Err(Error::shape(op, format!("statistics {} do not match {c} channels (want [3, {c}])", t.shape())));
+    }
+    Ok(Some(t.to_vec_f64()?))
+}
+
 /// Calls `f(channel, stats, plane_index, range)` for every plane, channels in parallel, giving
 /// the output slice of that plane.
 fn for_each_plane<T: Float>(out: &mut [T], (n, c, plane): (usize, usize, usize), f: impl Fn(usize, usize, &mut [T]) + Sync) {
@@ -146,10 +177,11 @@ impl Op for BatchNormTrain {
         check_channel_vec("batch_norm", "weight", w, geo.1)?;
         check_channel_vec("batch_norm", "bias", b, geo.1)?;
         let (wv, bv) = (vec_f64(w)?, vec_f64(b)?);
+        let given = given_stats("batch_norm", inputs.get(3), geo.1)?;
         let x = x.contiguous()?;
         with_float!(x.dtype(), "batch_norm", |T| {
             let out = x.with_contiguous("batch_norm", |s: &[T]| {
-                let stats = channel_stats(s, geo, self.eps);
+                let stats = stats_of(given.as_ref(), s, geo, self.eps);
                 let mut out = PooledVec::<T>::uninit(s.len());
                 for_each_plane(out.as_mut_slice(), geo, |ch, start, o| {
                     let (mean, invstd) = stats[ch];
@@ -168,15 +200,23 @@ impl Op for BatchNormTrain {
 
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
         let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+        let stats = inputs.get(3).copied();
         let eps = self.eps;
-        let gx = if x.needs_grad() { Some(G::apply(BatchNormInputGrad { eps }, &[x, w, grad])?) } else { None };
+        let gx = if x.needs_grad() {
+            let ins: Vec<&G> = [x, w, grad].into_iter().chain(stats).collect();
+            Some(G::apply(BatchNormInputGrad { eps }, &ins)?)
+        } else {
+            None
+        };
         let (gw, gb) = if w.needs_grad() || b.needs_grad() {
-            let both = G::apply(BatchNormParamGrad { eps }, &[x, grad])?;
+            let ins: Vec<&G> = [x, grad].into_iter().chain(stats).collect();
+            let both = G::apply(BatchNormParamGrad { eps }, &ins)?;
             (Some(both.g_narrow(0, 0, 1)?.g_reshape_like(w)?), Some(both.g_narrow(0, 1, 1)?.g_reshape_like(b)?))
         } else {
             (None, None)
         };
-        Ok(vec![gx, gw, gb])
+        // The statistics are a constant of the rule (it differentiates through them itself).
+        Ok(if stats.is_some() { vec![gx, gw, gb, None] } else { vec![gx, gw, gb] })
     }
 }
 
@@ -185,9 +225,9 @@ impl Op for BatchNormTrain {
 type PerChannel = Vec<(f64, f64)>;
 
 /// Each channel's statistics and gradient sums.
-fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64) -> (PerChannel, PerChannel) {
+fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64, given: Option<&Vec<f64>>) -> (PerChannel, PerChannel) {
     let (n, c, plane) = geo;
-    let stats = channel_stats(x, geo, eps);
+    let stats = stats_of(given, x, geo, eps);
     let mut sums = vec![(0.0, 0.0); c];
     let dst = SendPtr(sums.as_mut_ptr());
     parallel_ranges(c, 1, |r| {
@@ -221,9 +261,10 @@ impl Op for BatchNormParamGrad {
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let (x, g) = (inputs[0].contiguous()?, inputs[1].contiguous()?);
         let geo = geometry("batch_norm_param_grad", &x)?;
+        let given = given_stats("batch_norm_param_grad", inputs.get(2), geo.1)?;
         with_float!(x.dtype(), "batch_norm_param_grad", |T| {
             let sums = x.with_contiguous("batch_norm_param_grad", |xs: &[T]| {
-                g.with_contiguous("batch_norm_param_grad", |gs: &[T]| grad_sums(xs, gs, geo, self.eps).1)
+                g.with_contiguous("batch_norm_param_grad", |gs: &[T]| grad_sums(xs, gs, geo, self.eps, given.as_ref()).1)
             })??;
             let mut rows: Vec<T> = sums.iter().map(|s| T::from_f64(s.0)).collect();
             rows.extend(sums.iter().map(|s| T::from_f64(s.1)));
@@ -245,11 +286,12 @@ impl Op for BatchNormInputGrad {
         let (x, w, g) = (inputs[0].contiguous()?, inputs[1], inputs[2].contiguous()?);
         let geo = geometry("batch_norm_input_grad", &x)?;
         let wv = vec_f64(w)?;
+        let given = given_stats("batch_norm_input_grad", inputs.get(3), geo.1)?;
         let m = (geo.0 * geo.2) as f64;
         with_float!(x.dtype(), "batch_norm_input_grad", |T| {
             let out = x.with_contiguous("batch_norm_input_grad", |xs: &[T]| {
                 g.with_contiguous("batch_norm_input_grad", |gs: &[T]| {
-                    let (stats, sums) = grad_sums(xs, gs, geo, self.eps);
+                    let (stats, sums) = grad_sums(xs, gs, geo, self.eps, given.as_ref());
                     let mut out = PooledVec::<T>::uninit(xs.len());
                     for_each_plane(out.as_mut_slice(), geo, |ch, start, o| {
                         let (mean, invstd) = stats[ch];
@@ -276,6 +318,29 @@ impl Op for BatchNormInputGrad {
     }
 }
 
+impl Op for BatchNormStats {
+    fn name(&self) -> &'static str {
+        "batch_norm_stats"
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let geo = geometry("batch_norm_stats", inputs[0])?;
+        let x = inputs[0].contiguous()?;
+        let stats = with_float!(x.dtype(), "batch_norm_stats", |T| {
+            x.with_contiguous("batch_norm_stats", |s: &[T]| channel_stats(s, geo, self.eps))
+        })?;
+        let mut rows: Vec<f64> = stats.iter().map(|s| s.0).collect();
+        rows.extend(stats.iter().map(|s| s.1));
+        // The variance from the same pass: invstd = 1/sqrt(var + eps).
+        rows.extend(stats.iter().map(|s| (1.0 / (s.1 * s.1) - self.eps).max(0.0)));
+        Tensor::from_vec(rows, &[3, geo.1])
+    }
+
+    fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, _grad: &G) -> Result<Vec<Option<G>>> {
+        Ok(inputs.iter().map(|_| None).collect())
+    }
+}
+
 impl Tensor {
     /// Training-mode batch normalisation of `[N, C, ...]` with batch statistics (biased
     /// variance), then `* weight + bias` (both `[C]`). Returns the output; the statistics are
@@ -289,7 +354,17 @@ impl Tensor {
     /// assert_eq!(y.to_vec::<f64>().unwrap(), vec![-1.0, -1.0, 1.0, 1.0]);
     /// ```
     pub fn batch_norm_train(&self, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-        apply(BatchNormTrain { eps }, &[self, weight, bias])
+        Ok(self.batch_norm_train_with_stats(weight, bias, eps)?.0)
+    }
+
+    /// [`Tensor::batch_norm_train`] that also returns the batch mean and biased variance it
+    /// normalised with (two `[C]` f64 tensors, no autograd), so a layer updates its running
+    /// statistics without another pass over the input.
+    pub fn batch_norm_train_with_stats(&self, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+        let stats = apply(BatchNormStats { eps }, &[&self.detach()])?;
+        let y = apply(BatchNormTrain { eps }, &[self, weight, bias, &stats])?;
+        let c = stats.dims()[1];
+        Ok((y, stats.narrow(0, 0, 1)?.reshape(c)?, stats.narrow(0, 2, 1)?.reshape(c)?))
     }
 
     /// The per-channel batch mean and biased variance of `[N, C, ...]`, as two `[C]` f64 tensors

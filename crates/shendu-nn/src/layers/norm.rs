@@ -169,13 +169,10 @@ impl BatchNorm {
     }
 
     /// Batch statistics through core's fused `batch_norm_train` (two passes forward, three
-    /// backward, instead of about ten of each for the composed form above).
+    /// backward, instead of about ten of each for the composed form above); the running
+    /// statistics come from the same statistics pass.
     fn forward_fused(&self, x: &Tensor, n: usize, mode: Mode) -> Result<Tensor> {
         let c = self.config.num_features;
-        if mode.is_train() && self.running.is_some() {
-            let (mean, var) = x.detach().batch_norm_stats()?;
-            self.update_running(&mean, &var, n)?;
-        }
         let w = match &self.weight {
             Some(w) => w.tensor(),
             None => Tensor::ones(&[c], x.dtype())?,
@@ -184,7 +181,11 @@ impl BatchNorm {
             Some(b) => b.tensor(),
             None => Tensor::zeros(&[c], x.dtype())?,
         };
-        Ok(x.batch_norm_train(&w, &b, self.config.eps)?)
+        let (y, mean, var) = x.batch_norm_train_with_stats(&w, &b, self.config.eps)?;
+        if mode.is_train() && self.running.is_some() {
+            self.update_running(&mean, &var, n)?;
+        }
+        Ok(y)
     }
 
     /// Moves the running statistics towards the batch's, outside autograd.
