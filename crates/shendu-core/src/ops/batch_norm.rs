@@ -110,7 +110,12 @@ fn blocked_grad_sums<T: Float>(x: &[T], g: &[T], mean: T) -> (f64, f64) {
 
 /// The `(mean, 1/sqrt(var + eps))` of each channel: the mean, then the variance around it (two
 /// passes, so no cancellation), channels in parallel.
-fn channel_stats<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize), eps: f64) -> Vec<(f64, f64)> {
+fn channel_stats<T: Float>(x: &[T], geo: (usize, usize, usize), eps: f64) -> Vec<(f64, f64)> {
+    channel_moments(x, geo).into_iter().map(|(mean, var)| (mean, 1.0 / (var + eps).sqrt())).collect()
+}
+
+/// The `(mean, biased variance)` of each channel (two passes, channels in parallel).
+fn channel_moments<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize)) -> Vec<(f64, f64)> {
     let m = (n * plane) as f64;
     let mut stats = vec![(0.0, 0.0); c];
     let dst = SendPtr(stats.as_mut_ptr());
@@ -122,7 +127,7 @@ fn channel_stats<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize), eps: f
             let mean = planes().map(|p| blocked_sum(p, |v| v)).sum::<f64>() / m;
             let mt = T::from_f64(mean);
             let var = planes().map(|p| blocked_sum(p, |v| (v - mt) * (v - mt))).sum::<f64>() / m;
-            *o = (mean, 1.0 / (var + eps).sqrt());
+            *o = (mean, var);
         }
     });
     stats
@@ -318,22 +323,24 @@ impl Op for BatchNormInputGrad {
     }
 }
 
+/// Each channel's `(mean, biased variance)` of a `[N, C, ...]` tensor.
+fn moments_of(x: &Tensor) -> Result<Vec<(f64, f64)>> {
+    let geo = geometry("batch_norm_stats", x)?;
+    let x = x.contiguous()?;
+    with_float!(x.dtype(), "batch_norm_stats", |T| x.with_contiguous("batch_norm_stats", |s: &[T]| channel_moments(s, geo)))
+}
+
 impl Op for BatchNormStats {
     fn name(&self) -> &'static str {
         "batch_norm_stats"
     }
 
     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
-        let geo = geometry("batch_norm_stats", inputs[0])?;
-        let x = inputs[0].contiguous()?;
-        let stats = with_float!(x.dtype(), "batch_norm_stats", |T| {
-            x.with_contiguous("batch_norm_stats", |s: &[T]| channel_stats(s, geo, self.eps))
-        })?;
-        let mut rows: Vec<f64> = stats.iter().map(|s| s.0).collect();
-        rows.extend(stats.iter().map(|s| s.1));
-        // The variance from the same pass: invstd = 1/sqrt(var + eps).
-        rows.extend(stats.iter().map(|s| (1.0 / (s.1 * s.1) - self.eps).max(0.0)));
-        Tensor::from_vec(rows, &[3, geo.1])
+        let moments = moments_of(inputs[0])?;
+        let mut rows: Vec<f64> = moments.iter().map(|s| s.0).collect();
+        rows.extend(moments.iter().map(|s| 1.0 / (s.1 + self.eps).sqrt()));
+        rows.extend(moments.iter().map(|s| s.1));
+        Tensor::from_vec(rows, &[3, moments.len()])
     }
 
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, _grad: &G) -> Result<Vec<Option<G>>> {
@@ -370,12 +377,9 @@ impl Tensor {
     /// The per-channel batch mean and biased variance of `[N, C, ...]`, as two `[C]` f64 tensors
     /// (no autograd): what BatchNorm folds into its running statistics.
     pub fn batch_norm_stats(&self) -> Result<(Tensor, Tensor)> {
-        let geo = geometry("batch_norm_stats", self)?;
-        let x = self.contiguous()?;
-        let stats =
-            with_float!(x.dtype(), "batch_norm_stats", |T| x.with_contiguous("batch_norm_stats", |s: &[T]| channel_stats(s, geo, 0.0)))?;
-        let mean: Vec<f64> = stats.iter().map(|s| s.0).collect();
-        let var: Vec<f64> = stats.iter().map(|s| 1.0 / (s.1 * s.1)).collect();
-        Ok((Tensor::from_vec(mean, &[geo.1])?, Tensor::from_vec(var, &[geo.1])?))
+        let moments = moments_of(self)?;
+        let c = moments.len();
+        let (mean, var): (Vec<f64>, Vec<f64>) = moments.into_iter().unzip();
+        Ok((Tensor::from_vec(mean, &[c])?, Tensor::from_vec(var, &[c])?))
     }
 }
