@@ -98,7 +98,7 @@ type Maker = fn(&[usize]) -> In;
 
 /// Every binary op with the broadcast patterns of the brief, plus a non-contiguous pair.
 fn binary_cases(t: &mut Table) {
-    let ops: [(&'static str, Maker, Maker, BinFn); 8] = [
+    let ops: [(&'static str, Maker, Maker, BinFn); 9] = [
         ("add", n, n, Tensor::add),
         ("sub", n, n, Tensor::sub),
         ("mul", n, n, Tensor::mul),
@@ -107,6 +107,8 @@ fn binary_cases(t: &mut Table) {
         ("pow", pos, |s| uni(s, -2.0, 2.0), Tensor::pow),
         ("maximum", |s| grid(s, 0.1), |s| grid(s, 0.0), Tensor::maximum),
         ("minimum", |s| grid(s, 0.1), |s| grid(s, 0.0), Tensor::minimum),
+        // The gate stays away from the band's edges, where the finite differences would jump.
+        ("pass_within", n, |s| avoid(s, -2.0, 2.0, &[-0.5, 0.7]), |a, b| a.pass_within(b, -0.5, 0.7)),
     ];
     let pairs: [(&[usize], &[usize]); 5] = [(S, &[3, 1]), (S, &[1, 4]), (S, &[]), (&[3, 1], S), (&[1, 3, 1], &[2, 1, 4])];
     for (op, ma, mb, f) in ops {
@@ -393,6 +395,7 @@ const OP_NAMES: &[&str] = &[
     "pow",
     "maximum",
     "minimum",
+    "pass_within",
     "sum",
     "max",
     "min",
@@ -519,6 +522,7 @@ fn second_order_gradients_match_finite_differences() {
     case!(t, "div", [n(S), pos(&[1, 4])], |x| x[0].div(&x[1]));
     case!(t, "pow", [pos(S), uni(&[4], -1.5, 1.5)], |x| x[0].pow(&x[1]));
     case!(t, "maximum", [grid(S, 0.1), grid(&[3, 1], 0.0)], |x| x[0].maximum(&x[1])?.sqr());
+    case!(t, "pass_within", [n(S), avoid(S, -2.0, 2.0, &[-0.5, 0.7])], |x| x[0].pass_within(&x[1], -0.5, 0.7)?.sqr());
     case!(t, "softmax", [n(S)], |x| x[0].softmax(1usize));
     case!(t, "log_softmax", [n(S).t()], |x| x[0].log_softmax(0usize));
     case!(t, "matmul", [n(&[2, 3, 4]), n(&[4, 2])], |x| x[0].matmul(&x[1]));

@@ -73,6 +73,7 @@ fn table() -> Vec<Row> {
     row!(t, "div", Positive, [s, &[4]], |x| x[0].div(&x[1]));
     row!(t, "pow", Positive, [s, s], |x| x[0].pow(&x[1]));
     row!(t, "maximum", Normal, [s, s], |x| x[0].maximum(&x[1]));
+    row!(t, "pass_within", Normal, [s, s], |x| x[0].pass_within(&x[1], -0.5, 0.5));
     row!(t, "minimum", Normal, [s, &[4]], |x| x[0].minimum(&x[1]));
     row!(t, "matmul", Normal, [&[3, 5], &[5, 2]], |x| x[0].matmul(&x[1]));
     row!(t, "matmul", Normal, [&[2, 3, 5], &[5, 2]], |x| x[0].matmul(&x[1]));

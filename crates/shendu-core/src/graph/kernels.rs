@@ -105,6 +105,10 @@ fn map_binary<T: Float>(b: Binary, x: Arg<T>, y: Arg<T>, dst: &mut [T]) {
         Binary::Sub => go!(|x: T, y: T| x - y),
         Binary::Mul => go!(|x: T, y: T| x * y),
         Binary::Div => go!(|x: T, y: T| x / y),
+        Binary::PassWithin { lo, hi } => {
+            let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
+            go!(|g: T, x: T| if x > lo && x < hi { g } else { T::ZERO })
+        }
         b => go!(|x: T, y: T| b.eval(x, y)),
     }
 }

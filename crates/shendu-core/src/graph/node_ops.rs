@@ -144,6 +144,10 @@ impl Node {
         }
         self.graph.apply(Unary::Clamp(min, max), &[self])
     }
+    /// [`Tensor::pass_within`](crate::Tensor::pass_within) as a graph node.
+    pub fn pass_within(&self, gate: &Node, lo: f64, hi: f64) -> Result<Node> {
+        self.graph.apply(Binary::PassWithin { lo, hi }, &[self, gate])
+    }
     /// x * mul + add.
     pub fn affine(&self, mul: f64, add: f64) -> Result<Node> {
         self.graph.apply(Unary::Affine { mul, add }, &[self])

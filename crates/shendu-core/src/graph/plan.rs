@@ -272,7 +272,6 @@ impl Plan {
     /// kernel, a row-bias add into a matmul), and `var -= lr * g` into the update.
     fn fuse(&mut self, commits: &[Commit], locs: &mut [Option<Loc>], var_base: &HashMap<usize, usize>) -> Result<Vec<PlannedCommit>> {
         let nsteps = self.steps.len();
-        self.step_reads_relu();
         let uses = self.use_counts(commits);
         let single = |v: usize| uses.get(&v).copied().unwrap_or(0) == 1;
         let mut removed = vec![false; nsteps];
@@ -385,34 +384,9 @@ impl Plan {
         Ok(planned)
     }
 
-    /// `step(x)` reads `relu(x)` where both are computed: the same values for every `x` (relu
-    /// maps NaN to 0, which step maps to 0 as it does NaN), and `x` is left to the relu alone,
-    /// which can then run as an epilogue of x's producer (the relu gradient's mask otherwise
-    /// keeps the pre-activation alive and the relu a pass of its own).
-    fn step_reads_relu(&mut self) {
-        for si in 0..self.steps.len() {
-            let s = &self.steps[si];
-            if !matches!(s.kind, StepKind::Unary(Unary::Step)) || !s.epi.is_empty() {
-                continue;
-            }
-            let same_x = |r: &Step| {
-                matches!(r.kind, StepKind::Unary(Unary::Relu))
-                    && r.epi.is_empty()
-                    && r.in_vals[0] == s.in_vals[0]
-                    && r.inputs[0].layout == s.inputs[0].layout
-                    && r.inputs[0].base == s.inputs[0].base
-            };
-            if let Some(r) = self.steps[..si].iter().position(same_x) {
-                let (loc, v) = (self.steps[r].out.clone(), self.steps[r].out_val);
-                self.steps[si].inputs[0] = loc;
-                self.steps[si].in_vals[0] = v;
-            }
-        }
-    }
-
     /// Folds a single-use unary step into the binary step `i` that reads it, applied to that
-    /// operand as it is loaded (the relu gradient's `step(x) * g` reads `x` and `g` once and
-    /// writes once, where two steps write and read the mask between them).
+    /// operand as it is loaded (`step(x) * g` reads `x` and `g` once and writes once, where two
+    /// steps write and read the mask between them).
     #[allow(clippy::too_many_arguments)]
     fn fuse_prologue(
         &mut self,

@@ -2,11 +2,11 @@
 
 use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::cpu::elementwise;
-use crate::dtype::Float;
+use crate::dtype::{Float, WithDType};
 use crate::ops::unary::Unary;
 use crate::{with_float, DType, Result, Tensor};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Binary {
     Add,
     Sub,
@@ -15,6 +15,14 @@ pub enum Binary {
     Pow,
     Maximum,
     Minimum,
+    /// `a` where `lo < b < hi`, else 0: the gradient of relu, relu6 and clamp in one pass
+    /// (PyTorch's `threshold_backward` / `hardtanh_backward`), with `a` the incoming gradient
+    /// and `b` the activation's input or output (the same test either way, since the output
+    /// is the input clamped to `[lo, hi]`).
+    PassWithin {
+        lo: f64,
+        hi: f64,
+    },
 }
 
 impl Binary {
@@ -27,6 +35,7 @@ impl Binary {
             Binary::Pow => "pow",
             Binary::Maximum => "maximum",
             Binary::Minimum => "minimum",
+            Binary::PassWithin { .. } => "pass_within",
         }
     }
 
@@ -40,7 +49,17 @@ impl Binary {
             Binary::Pow => a.powf(b),
             Binary::Maximum => a.max(b),
             Binary::Minimum => a.min(b),
+            Binary::PassWithin { lo, hi } => pass_within(a, b, T::from_f64(lo), T::from_f64(hi)),
         }
+    }
+}
+
+#[inline(always)]
+fn pass_within<T: Float>(g: T, x: T, lo: T, hi: T) -> T {
+    if x > lo && x < hi {
+        g
+    } else {
+        T::ZERO
     }
 }
 
@@ -78,6 +97,10 @@ impl Op for Binary {
             Binary::Sub => broadcast_zip::<T>(op.name(), a, b, |x, y| x - y),
             Binary::Mul => broadcast_zip::<T>(op.name(), a, b, |x, y| x * y),
             Binary::Div => broadcast_zip::<T>(op.name(), a, b, |x, y| x / y),
+            Binary::PassWithin { lo, hi } => {
+                let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
+                broadcast_zip::<T>(op.name(), a, b, move |g, x| pass_within(g, x, lo, hi))
+            }
             _ => broadcast_zip::<T>(op.name(), a, b, |x, y| op.eval(x, y)),
         })
     }
@@ -104,6 +127,8 @@ impl Op for Binary {
                 let (ma, mb) = selection_masks(a, b, *self == Binary::Maximum)?;
                 (g.g_mul(&ma)?, g.g_mul(&mb)?)
             }
+            // Linear in `a` under the same mask; `b` only selects (zero gradient).
+            Binary::PassWithin { .. } => return Ok(vec![Some(g.binary(*self, b)?.g_sum_to_like(a)?), None]),
         };
         Ok(vec![Some(ga.g_sum_to_like(a)?), Some(gb.g_sum_to_like(b)?)])
     }
@@ -143,4 +168,20 @@ binary_methods! {
     pow => Binary::Pow;
     maximum => Binary::Maximum;
     minimum => Binary::Minimum;
+}
+
+impl Tensor {
+    /// `self` where `lo < gate < hi`, else 0 (broadcasting): the gradient rule of relu
+    /// (`lo = 0, hi = inf`), relu6 and clamp applied to an incoming gradient in one pass, with
+    /// `gate` the activation's input or output. Its own gradient flows to `self` only.
+    ///
+    /// ```
+    /// use shendu_core::Tensor;
+    /// let g = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[4]).unwrap();
+    /// let y = Tensor::from_vec(vec![0.0f32, 0.5, 6.0, 3.0], &[4]).unwrap();
+    /// assert_eq!(g.pass_within(&y, 0.0, 6.0).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 2.0, 0.0, 4.0]);
+    /// ```
+    pub fn pass_within(&self, gate: &Tensor, lo: f64, hi: f64) -> Result<Tensor> {
+        apply(Binary::PassWithin { lo, hi }, &[self, gate])
+    }
 }

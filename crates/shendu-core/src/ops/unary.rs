@@ -4,6 +4,7 @@
 use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::cpu::elementwise;
 use crate::dtype::Float;
+use crate::ops::binary::Binary;
 use crate::ops::via_f32_if_half;
 use crate::{with_float, Result, Tensor};
 
@@ -119,8 +120,8 @@ impl Unary {
         let one_minus = |t: &T| t.g_affine(-1.0, 1.0);
         Ok(Some(match self {
             Unary::Step | Unary::Sign => return Ok(None),
-            // Linear ops are handled in `backward` without a derivative tensor.
-            Unary::Neg | Unary::Affine { .. } => return Ok(None),
+            // Linear and clamping ops are handled in `backward` without a derivative tensor.
+            Unary::Neg | Unary::Affine { .. } | Unary::Relu | Unary::Relu6 | Unary::Clamp(..) => return Ok(None),
             Unary::Abs => x.unary(Unary::Sign)?,
             Unary::Exp => out.clone(),
             Unary::Log => x.unary(Unary::Recip)?,
@@ -133,9 +134,7 @@ impl Unary {
             Unary::Tanh => one_minus(&out.unary(Unary::Sqr)?)?,
             Unary::Sigmoid => out.g_mul(&one_minus(out)?)?,
             Unary::Erf => x.unary(Unary::Sqr)?.g_neg()?.unary(Unary::Exp)?.g_scale(std::f64::consts::FRAC_2_SQRT_PI)?,
-            Unary::Relu => x.g_step()?,
             Unary::LeakyRelu(s) => x.g_step()?.g_affine(1.0 - s, s)?,
-            Unary::Relu6 => x.g_step()?.g_mul(&x.g_affine(-1.0, 6.0)?.g_step()?)?,
             Unary::Elu(a) => {
                 let s = x.g_step()?;
                 s.g_add(&one_minus(&s)?.g_mul(&out.g_affine(1.0, a)?)?)?
@@ -160,7 +159,6 @@ impl Unary {
                 t.g_add(&x.g_mul(&sech2)?.g_mul(&x.unary(Unary::Sigmoid)?)?)?
             }
             Unary::Softplus => x.unary(Unary::Sigmoid)?,
-            Unary::Clamp(lo, hi) => x.g_affine(1.0, -lo)?.g_step()?.g_mul(&x.g_affine(-1.0, hi)?.g_step()?)?,
             Unary::Powf(p) => x.unary(Unary::Powf(p - 1.0))?.g_scale(p)?,
         }))
     }
@@ -278,6 +276,11 @@ impl Op for Unary {
         match *self {
             Unary::Neg => return Ok(vec![Some(grad.g_neg()?)]),
             Unary::Affine { mul, .. } => return Ok(vec![Some(grad.g_scale(mul)?)]),
+            // One pass over the gradient, reading the output (PyTorch's threshold_backward):
+            // out lies strictly inside (lo, hi) exactly where x does, and x need not be kept.
+            Unary::Relu => return Ok(vec![Some(grad.binary(Binary::PassWithin { lo: 0.0, hi: f64::INFINITY }, output)?)]),
+            Unary::Relu6 => return Ok(vec![Some(grad.binary(Binary::PassWithin { lo: 0.0, hi: 6.0 }, output)?)]),
+            Unary::Clamp(lo, hi) => return Ok(vec![Some(grad.binary(Binary::PassWithin { lo, hi }, output)?)]),
             _ => {}
         }
         let d = self.derivative(inputs[0], output)?;
