@@ -1,5 +1,7 @@
 //! CPU kernels. Ops in `ops/` check shapes and dtypes, then call these on plain slices.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod channel_sums;
 pub mod conv;
 mod conv_flat;
 mod conv_threads;

@@ -92,3 +92,23 @@ pub fn dispatch<K: SimdKernel>(k: K) -> K::Out {
 unsafe fn run_fma<K: SimdKernel>(k: K) -> K::Out {
     k.run::<Fused>()
 }
+
+/// `Some(f32 slice)` when `T` is f32 and the AVX2+FMA kernels run.
+pub(crate) fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && fma_enabled() {
+        // SAFETY: T is f32.
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+    } else {
+        None
+    }
+}
+
+/// The mutable form of [`as_f32`].
+pub(crate) fn as_f32_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && fma_enabled() {
+        // SAFETY: T is f32.
+        Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) })
+    } else {
+        None
+    }
+}

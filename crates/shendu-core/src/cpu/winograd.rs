@@ -108,7 +108,7 @@ impl Band {
 /// `U` of [`transform_weights`] packed for the AVX2 product, when it runs (f32 with AVX2+FMA).
 fn packed_weights<T: ConvElem>(u: &[T], g: &ConvGeom) -> Option<PooledVec<f32>> {
     #[cfg(target_arch = "x86_64")]
-    if let Some(u) = winograd_avx2::as_f32(u) {
+    if let Some(u) = crate::cpu::simd::as_f32(u) {
         return Some(winograd_avx2::pack_u(u, g.groups * 16, g.cout_g(), g.cin_g()));
     }
     let _ = (u, g);
@@ -131,7 +131,7 @@ fn products<T: ConvElem>(
 ) {
     let (cin, cout) = (g.cin_g(), g.cout_g());
     #[cfg(target_arch = "x86_64")]
-    if let (Some(up), Some(v), Some(m)) = (up, winograd_avx2::as_f32(v), winograd_avx2::as_f32_mut(m)) {
+    if let (Some(up), Some(v), Some(m)) = (up, crate::cpu::simd::as_f32(v), crate::cpu::simd::as_f32_mut(m)) {
         let per = up.len() / 16;
         for xi in 0..16 {
             // SAFETY: up is Some only when as_f32 found AVX2+FMA.
@@ -218,7 +218,7 @@ pub(crate) fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usi
     let cols = g.w.min(wp.saturating_sub(g.pl));
     #[cfg(target_arch = "x86_64")]
     if xs == 1 {
-        if let (Some(x), Some(p)) = (winograd_avx2::as_f32(x), winograd_avx2::as_f32_mut(p)) {
+        if let (Some(x), Some(p)) = (crate::cpu::simd::as_f32(x), crate::cpu::simd::as_f32_mut(p)) {
             let (c, pt, pl) = (g.cin_g(), g.pt, g.pl);
             let r = winograd_avx2::PadPlanes { c, sc, ys, rows, cols, pt, pl, hp, wp };
             // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
@@ -250,7 +250,7 @@ pub(crate) fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usi
 pub(crate) fn input_transform<T: ConvElem>(p: &[T], hp: usize, wp: usize, c: usize, ty: Range<usize>, tw: usize, v: &mut [T], vl: Band) {
     #[cfg(target_arch = "x86_64")]
     if tw >= L {
-        if let (Some(p), Some(v)) = (winograd_avx2::as_f32(p), winograd_avx2::as_f32_mut(v)) {
+        if let (Some(p), Some(v)) = (crate::cpu::simd::as_f32(p), crate::cpu::simd::as_f32_mut(v)) {
             // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
             return unsafe { winograd_avx2::input_transform(p, hp, wp, c, ty, tw, v, vl) };
         }
@@ -273,7 +273,7 @@ fn output_transform<T: ConvElem>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if tw >= L {
-        if let Some(m) = winograd_avx2::as_f32(m) {
+        if let Some(m) = crate::cpu::simd::as_f32(m) {
             // SAFETY: T is f32 (as_f32 checked it, and that the CPU has AVX2 and FMA); the caller
             // owns the band's output rows.
             return unsafe { winograd_avx2::output_transform(m, c, ty, tw, oh, ow, SendPtr(out.get() as *mut f32), base, ml) };

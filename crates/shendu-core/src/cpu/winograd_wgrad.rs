@@ -97,7 +97,7 @@ fn untransform<T: ConvElem>(du: &[T], g: &ConvGeom, gw: &mut [T]) {
 #[allow(clippy::too_many_arguments)]
 fn grad_transform<T: ConvElem>(gy: &[T], c: usize, oh: usize, ow: usize, ty: Range<usize>, tw: usize, z: &mut [T], zl: Band) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(gy), Some(z)) = (winograd_avx2::as_f32(gy), winograd_avx2::as_f32_mut(z)) {
+    if let (Some(gy), Some(z)) = (crate::cpu::simd::as_f32(gy), crate::cpu::simd::as_f32_mut(z)) {
         // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
         return unsafe { winograd_avx2::grad_transform(gy, c, oh, ow, ty, tw, z, zl) };
     }

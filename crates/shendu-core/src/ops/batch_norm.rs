@@ -8,7 +8,12 @@
 //! from the same tensor.
 
 use crate::autograd::{apply, GradExt, GradOps, Op};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::channel_sums::{self, ChannelPlanes};
 use crate::cpu::elementwise::SendPtr;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::as_f32;
+use crate::cpu::simd::{dispatch, Madd, SimdKernel};
 use crate::cpu::threads::parallel_ranges;
 use crate::dtype::{Float, WithDType};
 use crate::pool::PooledVec;
@@ -123,6 +128,17 @@ fn channel_moments<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize)) -> V
         // SAFETY: each range of channels writes its own entries.
         let out = unsafe { dst.slice_mut(r.clone()) };
         for (ch, o) in r.zip(out) {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(xf) = as_f32(x) {
+                let p = ChannelPlanes { start: ch * plane, len: plane, n, stride: c * plane };
+                if let Some(sum) = channel_sums::sum(xf, p) {
+                    let mean = sum / m;
+                    if let Some(sq) = channel_sums::squared_deviation(xf, p, mean as f32) {
+                        *o = (mean, sq / m);
+                        continue;
+                    }
+                }
+            }
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..(i * c + ch + 1) * plane]);
             let mean = planes().map(|p| blocked_sum(p, |v| v)).sum::<f64>() / m;
             let mt = T::from_f64(mean);
@@ -131,6 +147,26 @@ fn channel_moments<T: Float>(x: &[T], (n, c, plane): (usize, usize, usize)) -> V
         }
     });
     stats
+}
+
+/// `(sum(g * (x - mean)), sum(g))` over one channel's planes.
+fn channel_grad_sums<T: Float>(x: &[T], g: &[T], (n, c, plane): (usize, usize, usize), ch: usize, mean: f64) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(xf), Some(gf)) = (as_f32(x), as_f32(g)) {
+        let p = ChannelPlanes { start: ch * plane, len: plane, n, stride: c * plane };
+        if let Some(sums) = channel_sums::grad_sums(xf, gf, p, mean as f32) {
+            return sums;
+        }
+    }
+    let mt = T::from_f64(mean);
+    let (mut gx, mut gs) = (0.0, 0.0);
+    for i in 0..n {
+        let p = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+        let (a, b) = blocked_grad_sums(&x[p.clone()], &g[p], mt);
+        gx += a;
+        gs += b;
+    }
+    (gx, gs)
 }
 
 /// The `(mean, invstd)` of each channel: from a [`BatchNormStats`] input when there is one, else
@@ -151,20 +187,49 @@ fn given_stats(op: &'static str, t: Option<&&Tensor>, c: usize) -> Result<Option
     Ok(Some(t.to_vec_f64()?))
 }
 
-/// Calls `f(channel, stats, plane_index, range)` for every plane, channels in parallel, giving
-/// the output slice of that plane.
-fn for_each_plane<T: Float>(out: &mut [T], (n, c, plane): (usize, usize, usize), f: impl Fn(usize, usize, &mut [T]) + Sync) {
-    let dst = SendPtr(out.as_mut_ptr());
-    parallel_ranges(c, 1, |r| {
-        for ch in r {
+/// Per channel `a, b, k` (three values a channel): the pass computes `a * u + b * v + k` (or
+/// `a * u + k` without `v`).
+type Coefs<T> = Vec<T>;
+
+/// `out = a_c * u + b_c * v + k_c` (without `v`: `a_c * u + k_c`) over every plane of channels
+/// `chans` of `[n, C, plane]` buffers (fused multiply-adds where the CPU has them).
+struct ChannelAffine<'a, T> {
+    out: SendPtr<T>,
+    u: &'a [T],
+    v: Option<&'a [T]>,
+    coefs: &'a [T],
+    geo: (usize, usize, usize),
+    chans: std::ops::Range<usize>,
+}
+
+impl<T: Float> SimdKernel for ChannelAffine<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<A: Madd>(self) {
+        let (n, c, plane) = self.geo;
+        for ch in self.chans.clone() {
+            let (a, b, k) = (self.coefs[3 * ch], self.coefs[3 * ch + 1], self.coefs[3 * ch + 2]);
             for i in 0..n {
-                let start = (i * c + ch) * plane;
+                let r = (i * c + ch) * plane..(i * c + ch + 1) * plane;
                 // SAFETY: (i, ch) planes are disjoint; each channel belongs to one range.
-                let o = unsafe { dst.slice_mut(start..start + plane) };
-                f(ch, start, o);
+                let o = unsafe { self.out.slice_mut(r.clone()) };
+                match self.v {
+                    None => o.iter_mut().zip(&self.u[r]).for_each(|(o, &u)| *o = A::madd(a, u, k)),
+                    Some(v) => {
+                        o.iter_mut().zip(&self.u[r.clone()]).zip(&v[r]).for_each(|((o, &u), &v)| *o = A::madd(a, u, A::madd(b, v, k)))
+                    }
+                }
             }
         }
-    });
+    }
+}
+
+/// [`ChannelAffine`] into a new buffer, channels in parallel.
+fn channel_affine<T: Float>(u: &[T], v: Option<&[T]>, coefs: &Coefs<T>, geo: (usize, usize, usize)) -> PooledVec<T> {
+    let mut out = PooledVec::<T>::uninit(u.len());
+    let ptr = SendPtr(out.as_mut_slice().as_mut_ptr());
+    parallel_ranges(geo.1, 1, |chans| dispatch(ChannelAffine { out: ptr, u, v, coefs, geo, chans }));
+    out
 }
 
 fn vec_f64(t: &Tensor) -> Result<Vec<f64>> {
@@ -187,17 +252,14 @@ impl Op for BatchNormTrain {
         with_float!(x.dtype(), "batch_norm", |T| {
             let out = x.with_contiguous("batch_norm", |s: &[T]| {
                 let stats = stats_of(given.as_ref(), s, geo, self.eps);
-                let mut out = PooledVec::<T>::uninit(s.len());
-                for_each_plane(out.as_mut_slice(), geo, |ch, start, o| {
-                    let (mean, invstd) = stats[ch];
-                    let scale = T::from_f64(invstd * wv[ch]);
-                    let shift = T::from_f64(bv[ch] - mean * invstd * wv[ch]);
-                    let len = o.len();
-                    for (o, &v) in o.iter_mut().zip(&s[start..start + len]) {
-                        *o = v * scale + shift;
-                    }
-                });
-                out
+                let coefs: Coefs<T> = (0..geo.1)
+                    .flat_map(|ch| {
+                        let (mean, invstd) = stats[ch];
+                        [invstd * wv[ch], 0.0, bv[ch] - mean * invstd * wv[ch]]
+                    })
+                    .map(T::from_f64)
+                    .collect();
+                channel_affine(s, None, &coefs, geo)
             })?;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
         })
@@ -231,7 +293,7 @@ type PerChannel = Vec<(f64, f64)>;
 
 /// Each channel's statistics and gradient sums.
 fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64, given: Option<&Vec<f64>>) -> (PerChannel, PerChannel) {
-    let (n, c, plane) = geo;
+    let c = geo.1;
     let stats = stats_of(given, x, geo, eps);
     let mut sums = vec![(0.0, 0.0); c];
     let dst = SendPtr(sums.as_mut_ptr());
@@ -240,14 +302,7 @@ fn grad_sums<T: Float>(x: &[T], g: &[T], geo: (usize, usize, usize), eps: f64, g
         let out = unsafe { dst.slice_mut(r.clone()) };
         for (ch, o) in r.zip(out) {
             let (mean, invstd) = stats[ch];
-            let mt = T::from_f64(mean);
-            let (mut gx, mut gs) = (0.0, 0.0);
-            for i in 0..n {
-                let p = (i * c + ch) * plane..(i * c + ch + 1) * plane;
-                let (a, b) = blocked_grad_sums(&x[p.clone()], &g[p], mt);
-                gx += a;
-                gs += b;
-            }
+            let (gx, gs) = channel_grad_sums(x, g, geo, ch, mean);
             *o = (gx * invstd, gs);
         }
     });
@@ -297,21 +352,18 @@ impl Op for BatchNormInputGrad {
             let out = x.with_contiguous("batch_norm_input_grad", |xs: &[T]| {
                 g.with_contiguous("batch_norm_input_grad", |gs: &[T]| {
                     let (stats, sums) = grad_sums(xs, gs, geo, self.eps, given.as_ref());
-                    let mut out = PooledVec::<T>::uninit(xs.len());
-                    for_each_plane(out.as_mut_slice(), geo, |ch, start, o| {
-                        let (mean, invstd) = stats[ch];
-                        let (sum_gxhat, sum_g) = sums[ch];
-                        // dx = k * (g - sum_g/m - xhat * sum_gxhat/m), xhat = (x - mean) * invstd.
-                        let k = wv[ch] * invstd;
-                        let a = T::from_f64(k);
-                        let bx = T::from_f64(-k * invstd * sum_gxhat / m);
-                        let c0 = T::from_f64(-k * sum_g / m + k * invstd * sum_gxhat / m * mean);
-                        let len = o.len();
-                        for ((o, &gv), &xv) in o.iter_mut().zip(&gs[start..start + len]).zip(&xs[start..start + len]) {
-                            *o = a * gv + bx * xv + c0;
-                        }
-                    });
-                    out
+                    // dx = k * (g - sum_g/m - xhat * sum_gxhat/m), xhat = (x - mean) * invstd:
+                    // per channel, a * g + b * x + c.
+                    let coefs: Coefs<T> = (0..geo.1)
+                        .flat_map(|ch| {
+                            let ((mean, invstd), (sum_gxhat, sum_g)) = (stats[ch], sums[ch]);
+                            let k = wv[ch] * invstd;
+                            let b = -k * invstd * sum_gxhat / m;
+                            [k, b, -k * sum_g / m - b * mean]
+                        })
+                        .map(T::from_f64)
+                        .collect();
+                    channel_affine(gs, Some(xs), &coefs, geo)
                 })
             })??;
             Ok(Tensor::from_pooled(out, x.shape().clone()))
