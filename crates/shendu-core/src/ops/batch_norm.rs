@@ -1,11 +1,14 @@
 //! Training-mode batch normalisation as one op: per-channel batch statistics, normalisation and
-//! the affine transform in two passes forward and three backward, where the same computation
-//! built from mean/sub/sqr/rsqrt/mul/add takes about ten of each.
+//! the affine transform in three passes over the input forward (mean, variance, normalisation)
+//! and two backward (gradient sums, input gradient), where the same computation built from
+//! mean/sub/sqr/rsqrt/mul/add takes about ten of each.
 //!
 //! The statistics are their own op ([`BatchNormStats`]), computed once per forward and passed
 //! as an input to the normalisation and to both backward ops, which would otherwise each
 //! recompute them (two passes over the input apiece); the layer reads its running statistics
-//! from the same tensor.
+//! from the same tensor. Likewise the parameter gradients are the two per-channel sums the
+//! input's gradient needs, so the backward computes them first and hands them on. The f32 sums
+//! run in the AVX2 kernels of `cpu::channel_sums`.
 
 use crate::autograd::{apply, GradExt, GradOps, Op};
 #[cfg(target_arch = "x86_64")]
@@ -41,8 +44,9 @@ pub struct BatchNormParamGrad {
     pub eps: f64,
 }
 
-/// `[x, weight, grad]` (optionally followed by the statistics) -> the input's gradient, through
-/// the batch statistics:
+/// `[x, weight, grad]` (optionally followed by the statistics, and then by the
+/// [`BatchNormParamGrad`] of the same `x` and `grad`, whose sums it then reuses) -> the input's
+/// gradient, through the batch statistics:
 /// `w * invstd * (g - mean(g) - xhat * mean(g * xhat))`, means per channel.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormInputGrad {
@@ -232,6 +236,19 @@ fn channel_affine<T: Float>(u: &[T], v: Option<&[T]>, coefs: &Coefs<T>, geo: (us
     out
 }
 
+/// The values of an optional [`BatchNormParamGrad`] input of the input-gradient op (`[2, C]`:
+/// the gradient sums it would otherwise compute).
+fn given_param_grad(t: Option<&&Tensor>, c: usize) -> Result<Option<Vec<f64>>> {
+    let Some(t) = t else { return Ok(None) };
+    if t.dims() != [2, c] {
+        return Err(Error::shape(
+            "batch_norm_input_grad",
+            format!("gradient sums {} do not match {c} channels (want [2, {c}])", t.shape()),
+        ));
+    }
+    Ok(Some(t.to_vec_f64()?))
+}
+
 fn vec_f64(t: &Tensor) -> Result<Vec<f64>> {
     t.to_vec_f64()
 }
@@ -269,18 +286,24 @@ impl Op for BatchNormTrain {
         let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
         let stats = inputs.get(3).copied();
         let eps = self.eps;
+        // The parameter gradients first: they are the two sums the input's gradient needs, so
+        // passing them along saves that op a pass over `x` and `grad`.
+        let both = if w.needs_grad() || b.needs_grad() {
+            let ins: Vec<&G> = [x, grad].into_iter().chain(stats).collect();
+            Some(G::apply(BatchNormParamGrad { eps }, &ins)?)
+        } else {
+            None
+        };
         let gx = if x.needs_grad() {
-            let ins: Vec<&G> = [x, w, grad].into_iter().chain(stats).collect();
+            let sums = stats.and(both.as_ref());
+            let ins: Vec<&G> = [x, w, grad].into_iter().chain(stats).chain(sums).collect();
             Some(G::apply(BatchNormInputGrad { eps }, &ins)?)
         } else {
             None
         };
-        let (gw, gb) = if w.needs_grad() || b.needs_grad() {
-            let ins: Vec<&G> = [x, grad].into_iter().chain(stats).collect();
-            let both = G::apply(BatchNormParamGrad { eps }, &ins)?;
-            (Some(both.g_narrow(0, 0, 1)?.g_reshape_like(w)?), Some(both.g_narrow(0, 1, 1)?.g_reshape_like(b)?))
-        } else {
-            (None, None)
+        let (gw, gb) = match &both {
+            Some(both) => (Some(both.g_narrow(0, 0, 1)?.g_reshape_like(w)?), Some(both.g_narrow(0, 1, 1)?.g_reshape_like(b)?)),
+            None => (None, None),
         };
         // The statistics are a constant of the rule (it differentiates through them itself).
         Ok(if stats.is_some() { vec![gx, gw, gb, None] } else { vec![gx, gw, gb] })
@@ -347,11 +370,15 @@ impl Op for BatchNormInputGrad {
         let geo = geometry("batch_norm_input_grad", &x)?;
         let wv = vec_f64(w)?;
         let given = given_stats("batch_norm_input_grad", inputs.get(3), geo.1)?;
+        let given_sums = given_param_grad(inputs.get(4), geo.1)?;
         let m = (geo.0 * geo.2) as f64;
         with_float!(x.dtype(), "batch_norm_input_grad", |T| {
             let out = x.with_contiguous("batch_norm_input_grad", |xs: &[T]| {
                 g.with_contiguous("batch_norm_input_grad", |gs: &[T]| {
-                    let (stats, sums) = grad_sums(xs, gs, geo, self.eps, given.as_ref());
+                    let (stats, sums) = match &given_sums {
+                        Some(v) => (stats_of(given.as_ref(), xs, geo, self.eps), (0..geo.1).map(|c| (v[c], v[geo.1 + c])).collect()),
+                        None => grad_sums(xs, gs, geo, self.eps, given.as_ref()),
+                    };
                     // dx = k * (g - sum_g/m - xhat * sum_gxhat/m), xhat = (x - mean) * invstd:
                     // per channel, a * g + b * x + c.
                     let coefs: Coefs<T> = (0..geo.1)
