@@ -89,13 +89,14 @@ fn avx2_kernels_match_the_portable_ones() {
 fn two_threads_match_one() {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     // (channels in, channels out, size, kernel, stride, pad, groups)
-    let paths: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
+    let paths: [(usize, usize, usize, usize, usize, usize, usize); 7] = [
         (16, 16, 32, 3, 1, 1, 1), // Winograd, 3 bands of tile rows
         (16, 24, 14, 3, 1, 1, 1), // Winograd, one band
         (3, 8, 17, 3, 2, 1, 1),   // im2col + gemm (strided)
         (6, 16, 14, 5, 1, 0, 1),  // flat columns (LeNet's 5x5 "valid")
         (8, 8, 12, 3, 1, 1, 8),   // depthwise
         (12, 10, 9, 1, 1, 0, 1),  // pointwise
+        (12, 10, 4, 1, 1, 0, 2),  // pointwise on a small map: images side by side
     ];
     for (k, &(cin, cout, hw, ks, stride, pad, groups)) in paths.iter().enumerate() {
         for n in [1, 2, 3, 9] {
@@ -121,4 +122,46 @@ fn two_threads_match_one() {
             }
         }
     }
+}
+
+/// 1x1 convolutions on maps of 8x8 and smaller batch several images into one product
+/// (cpu/conv_pointwise.rs): output, input gradient and weight gradient against direct f64 sums,
+/// with groups, a batch that splits into several products, and a strided (transposed) input.
+#[test]
+fn small_map_pointwise_matches_direct_sums() {
+    let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (n, cin, cout, groups) = (70, 64, 300, 2);
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    for (hw, dt, threads, strided) in [(4, DType::F32, 1, false), (7, DType::F64, 2, false), (4, DType::F64, 1, true)] {
+        set_num_threads(threads);
+        let x = if strided { randn_dt(&[n, cin, hw, hw], 1, dt).transpose(2, 3).unwrap() } else { randn_dt(&[n, cin, hw, hw], 1, dt) };
+        let w = randn_dt(&[cout, cin_g, 1, 1], 2, dt);
+        let [y, gx, gw] = run(&x, &w, &Conv2dParams::default().with_groups(groups), 3);
+        let gy = randn_dt(&[n, cout, hw, hw], 3, dt).to_vec_f64().unwrap();
+        let (xs, ws) = (x.contiguous().unwrap().to_vec_f64().unwrap(), w.to_vec_f64().unwrap());
+        let p = hw * hw;
+        let (mut y0, mut gx0, mut gw0) = (vec![0.0; n * cout * p], vec![0.0; n * cin * p], vec![0.0; cout * cin_g]);
+        for b in 0..n {
+            for co in 0..cout {
+                let grp = co / cout_g;
+                for ci in 0..cin_g {
+                    let c = grp * cin_g + ci;
+                    let wv = ws[co * cin_g + ci];
+                    for q in 0..p {
+                        let (xo, yo) = ((b * cin + c) * p + q, (b * cout + co) * p + q);
+                        y0[yo] += wv * xs[xo];
+                        gx0[xo] += wv * gy[yo];
+                        gw0[co * cin_g + ci] += gy[yo] * xs[xo];
+                    }
+                }
+            }
+        }
+        let tol = if dt == DType::F64 { 1e-12 } else { 2e-5 };
+        for (name, (a, b)) in ["y", "gx", "gw"].iter().zip([(&y, &y0), (&gx, &gx0), (&gw, &gw0)]) {
+            let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            assert!(worst <= tol * scale, "{hw}x{hw} {dt} {threads} threads {name}: worst difference {worst} at scale {scale}");
+        }
+    }
+    set_num_threads(1);
 }

@@ -6,7 +6,8 @@
 //!   kernels of [`super::depthwise`];
 //! - 3x3, stride 1, undilated, at least 16 channels in and out per group: Winograd F(2x2, 3x3)
 //!   ([`super::winograd`], [`super::winograd_wgrad`]), 2.25x fewer multiply-adds;
-//! - 1x1, stride 1, unpadded: plain gemms on the images, no column matrix;
+//! - 1x1, stride 1, unpadded: plain gemms on the images, no column matrix; on maps of 8x8 and
+//!   smaller, the planes of several images side by side in one gemm (`conv_pointwise`);
 //! - other stride-1 convolutions whose output rows are shorter than the input rows (5x5
 //!   "valid"): flat column matrices, one contiguous copy per row (`conv_flat`);
 //! - everything else: im2col of one band of output rows at a time into a per-thread buffer, then
@@ -23,6 +24,7 @@
 //! in a fixed order (`conv_threads`).
 
 use crate::cpu::conv_flat::{self, Flat};
+use crate::cpu::conv_pointwise;
 use crate::cpu::conv_threads::{for_items, sum_over_items, Items};
 use crate::cpu::depthwise::{self, DwGeom};
 use crate::cpu::elementwise::SendPtr;
@@ -108,7 +110,7 @@ impl ConvGeom {
             ow: self.ow,
         }
     }
-    fn pointwise(&self) -> bool {
+    pub(crate) fn pointwise(&self) -> bool {
         self.kh == 1
             && self.kw == 1
             && self.sh == 1
@@ -198,6 +200,9 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     }
     if let Some(f) = Flat::plan(g, &xv) {
         return conv_flat::forward(x, xv, w, g, &f, out);
+    }
+    if g.pointwise() && conv_pointwise::applies(g, &xv) {
+        return conv_pointwise::forward(x, xv, w, g, out);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;
@@ -340,6 +345,9 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     }
     if let Some(f) = Flat::plan(g, &xv) {
         return conv_flat::backward_weight(x, xv, gy, g, &f, gw);
+    }
+    if g.pointwise() && conv_pointwise::applies(g, &xv) {
+        return conv_pointwise::backward_weight(x, xv, gy, g, gw);
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;

@@ -4,6 +4,7 @@
 pub(crate) mod channel_sums;
 pub mod conv;
 mod conv_flat;
+mod conv_pointwise;
 mod conv_threads;
 pub mod depthwise;
 pub mod elementwise;
