@@ -122,6 +122,10 @@ fn configs() -> Vec<Cfg> {
         c([1, 2, 9, 9], [4, 1, 3, 2], (1, 1), [2, 0, 3, 1], (2, 1), 2),
         c([1, 2, 8, 9], [2, 1, 5, 5], (2, 1), [2, 2, 2, 2], (1, 1), 2),
         c([1, 2, 6, 6], [2, 1, 2, 2], (1, 1), [3, 3, 3, 3], (1, 1), 2),
+        // strided depthwise runs on phase planes: stride 3x2 with a dilated kernel whose taps
+        // fall in different phases, odd sizes and uneven pads
+        c([2, 2, 11, 10], [4, 1, 3, 3], (3, 2), [1, 2, 0, 1], (2, 1), 2),
+        c([1, 3, 13, 9], [3, 1, 3, 3], (2, 2), [0, 1, 1, 0], (1, 1), 3),
         // one input channel, many outputs (LeNet's first layer) takes the depthwise kernels
         c([2, 1, 8, 8], [5, 1, 5, 5], (1, 1), [2, 2, 2, 2], (1, 1), 1),
         // Winograd F(2x2, 3x3): odd and even output sizes, asymmetric pads, groups

@@ -5,11 +5,13 @@
 //! bounds tests. For stride 1 they then run over the padded plane as one flat vector: output
 //! pixel `(y, x)` sits at flat index `y*wp + x` and tap `(i, j)` reads index `+ i*dh*wp + j*dw`;
 //! the `wp - ow` wrapped columns per row are computed and thrown away, which costs less than the
-//! scalar tails of 28-wide rows. Strided convolutions use per-row loops.
+//! scalar tails of 28-wide rows. Strided convolutions run on phase planes
+//! (`super::depthwise_strided`).
 
 use std::ops::Range;
 
 use crate::cpu::conv_threads::for_chunks;
+use crate::cpu::depthwise_strided;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::im2col::PlaneView;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
@@ -174,25 +176,8 @@ fn flat_taps<T: Float, A: Madd>(p: &[T], wp: usize, k: &[T], kh: usize, kw: usiz
     }
 }
 
-/// Strided forward of one output plane from a padded input plane.
-#[inline(always)]
-fn strided_taps<T: Float, A: Madd>(p: &Padded<T>, k: &[T], g: &DwGeom, out: &mut [T]) {
-    out.fill(T::ZERO);
-    for (y, row) in out.chunks_exact_mut(g.ow).enumerate() {
-        for i in 0..g.kh {
-            let prow = &p.buf[(y * g.sh + i * g.dh) * p.wp..(y * g.sh + i * g.dh + 1) * p.wp];
-            for j in 0..g.kw {
-                let kv = k[i * g.kw + j];
-                for (x, o) in row.iter_mut().enumerate() {
-                    *o = A::madd(kv, prow[x * g.sw + j * g.dw], *o);
-                }
-            }
-        }
-    }
-}
-
 /// Padded-plane size a forward needs: every window of every output pixel.
-fn fwd_extent(g: &DwGeom) -> (usize, usize) {
+pub(crate) fn fwd_extent(g: &DwGeom) -> (usize, usize) {
     ((g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, (g.ow - 1) * g.sw + g.dw * (g.kw - 1) + 1)
 }
 
@@ -221,6 +206,9 @@ impl<T: Float> SimdKernel for Fwd<'_, T> {
     #[inline(always)]
     fn run<A: Madd>(self) {
         let Fwd { x, xv, sn, w, g, out, r } = self;
+        if g.sh > 1 || g.sw > 1 {
+            return depthwise_strided::forward::<T, A>(x, xv, sn, w, g, out, r);
+        }
         let plane_out = g.oh * g.ow;
         let (hp, wp) = fwd_extent(g);
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
@@ -235,13 +223,9 @@ impl<T: Float> SimdKernel for Fwd<'_, T> {
                 let o0 = (n * g.c * g.m + oc) * plane_out;
                 // SAFETY: each (n, oc) plane is written by exactly one range.
                 let o = unsafe { out.slice_mut(o0..o0 + plane_out) };
-                if g.sh == 1 && g.sw == 1 {
-                    flat_taps::<T, A>(&p.buf, wp, k, g.kh, g.kw, g.dh, g.dw, &mut f, false);
-                    for (y, row) in o.chunks_exact_mut(g.ow).enumerate() {
-                        copy_short(row, &f[y * wp..y * wp + g.ow]);
-                    }
-                } else {
-                    strided_taps::<T, A>(&p, k, g, o);
+                flat_taps::<T, A>(&p.buf, wp, k, g.kh, g.kw, g.dh, g.dw, &mut f, false);
+                for (y, row) in o.chunks_exact_mut(g.ow).enumerate() {
+                    copy_short(row, &f[y * wp..y * wp + g.ow]);
                 }
             }
         }
@@ -297,47 +281,17 @@ impl<T: Float> SimdKernel for BwdData<'_, T> {
                 }
             }
         } else {
-            // Scatter into a padded plane, then crop.
-            let (hp, wp) = fwd_extent(g);
-            let (hp, wp) = (hp.max(g.h + g.pt), wp.max(g.w + g.pl));
-            let mut acc = vec![T::ZERO; hp * wp];
-            for pc in r {
-                let (n, c) = (pc / g.c, pc % g.c);
-                acc.fill(T::ZERO);
-                for mi in 0..g.m {
-                    let oc = c * g.m + mi;
-                    let src = &gy[(n * g.c * g.m + oc) * plane_out..(n * g.c * g.m + oc + 1) * plane_out];
-                    for (y, grow) in src.chunks_exact(g.ow).enumerate() {
-                        for i in 0..g.kh {
-                            let base = (y * g.sh + i * g.dh) * wp;
-                            let arow = &mut acc[base..base + wp];
-                            for j in 0..g.kw {
-                                let kv = w[oc * taps + i * g.kw + j];
-                                for (x, &gv) in grow.iter().enumerate() {
-                                    let a = &mut arow[x * g.sw + j * g.dw];
-                                    *a = A::madd(kv, gv, *a);
-                                }
-                            }
-                        }
-                    }
-                }
-                // SAFETY: as above.
-                let o = unsafe { gx.slice_mut(pc * plane_in..(pc + 1) * plane_in) };
-                for (y, row) in o.chunks_exact_mut(g.w).enumerate() {
-                    let s = (y + g.pt) * wp + g.pl;
-                    copy_short(row, &acc[s..s + g.w]);
-                }
-            }
+            depthwise_strided::backward_data::<T, A>(gy, w, g, gx, r);
         }
     }
 }
 
 /// Lanes of the vector accumulators below (one AVX2 register of f32).
-const V: usize = 8;
+pub(crate) const V: usize = 8;
 
 /// `acc[l] += g[l] * p[l]` for one chunk (after inlining, `acc` lives in a register).
 #[inline(always)]
-fn fma_chunk<T: Float, A: Madd>(acc: &mut [T; V], g: &[T], p: &[T]) {
+pub(crate) fn fma_chunk<T: Float, A: Madd>(acc: &mut [T; V], g: &[T], p: &[T]) {
     let (g, p) = (&g[..V], &p[..V]);
     for l in 0..V {
         acc[l] = A::madd(g[l], p[l], acc[l]);
@@ -345,7 +299,7 @@ fn fma_chunk<T: Float, A: Madd>(acc: &mut [T; V], g: &[T], p: &[T]) {
 }
 
 #[inline(always)]
-fn hsum<T: Float>(acc: &[T; V]) -> T {
+pub(crate) fn hsum<T: Float>(acc: &[T; V]) -> T {
     acc.iter().fold(T::ZERO, |s, &v| s + v)
 }
 
@@ -490,6 +444,11 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
     fn run<A: Madd>(self) {
         let BwdWeight { x, xv, sn, gy, g, gw, r, images } = self;
         let (plane_out, taps) = (g.oh * g.ow, g.kh * g.kw);
+        if g.sh > 1 || g.sw > 1 {
+            // SAFETY: each range owns the weights of its channels.
+            let gwr = unsafe { gw.slice_mut(r.start * g.m * taps..r.end * g.m * taps) };
+            return depthwise_strided::backward_weight::<T, A>(x, xv, sn, gy, g, gwr, r, images);
+        }
         let (hp, wp) = fwd_extent(g);
         let mut p = Padded::<T>::new(hp, wp, g.pt as isize, g.pl as isize);
         let mut gp = Padded::<T>::new(g.oh, wp, 0, 0);
@@ -506,38 +465,22 @@ impl<T: Float> SimdKernel for BwdWeight<'_, T> {
                     let oc = c * g.m + mi;
                     let gsrc = (n * g.c * g.m + oc) * plane_out;
                     let kacc = &mut gwc[mi * taps..(mi + 1) * taps];
-                    if g.sh == 1 && g.sw == 1 {
-                        // The gradient laid out at the padded width (zero gap columns) makes
-                        // each tap one flat dot product with the shifted input plane.
-                        gp.load(gy, gsrc, g.ow, 1, g.oh, g.ow);
-                        let gq = &gp.buf[..l];
-                        if g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 {
-                            for (k, v) in kacc.iter_mut().zip(dot9::<T, A>(gq, &p.buf, wp)) {
-                                *k += v;
-                            }
-                            continue;
+                    // The gradient laid out at the padded width (zero gap columns) makes
+                    // each tap one flat dot product with the shifted input plane.
+                    gp.load(gy, gsrc, g.ow, 1, g.oh, g.ow);
+                    let gq = &gp.buf[..l];
+                    if g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 {
+                        for (k, v) in kacc.iter_mut().zip(dot9::<T, A>(gq, &p.buf, wp)) {
+                            *k += v;
                         }
-                        for i in 0..g.kh {
-                            let row = &mut kacc[i * g.kw..(i + 1) * g.kw];
-                            let p_row = &p.buf[i * g.dh * wp..];
-                            if !dot_row::<T, A>(gq, p_row, g.dw, row) {
-                                for (j, kv) in row.iter_mut().enumerate() {
-                                    *kv += dot::<T, A>(gq, &p_row[j * g.dw..j * g.dw + l]);
-                                }
-                            }
-                        }
-                    } else {
-                        let src = &gy[gsrc..gsrc + plane_out];
-                        for i in 0..g.kh {
-                            for j in 0..g.kw {
-                                let mut s = T::ZERO;
-                                for (y, grow) in src.chunks_exact(g.ow).enumerate() {
-                                    let prow = &p.buf[(y * g.sh + i * g.dh) * wp..];
-                                    for (xx, &gv) in grow.iter().enumerate() {
-                                        s = A::madd(gv, prow[xx * g.sw + j * g.dw], s);
-                                    }
-                                }
-                                kacc[i * g.kw + j] += s;
+                        continue;
+                    }
+                    for i in 0..g.kh {
+                        let row = &mut kacc[i * g.kw..(i + 1) * g.kw];
+                        let p_row = &p.buf[i * g.dh * wp..];
+                        if !dot_row::<T, A>(gq, p_row, g.dw, row) {
+                            for (j, kv) in row.iter_mut().enumerate() {
+                                *kv += dot::<T, A>(gq, &p_row[j * g.dw..j * g.dw + l]);
                             }
                         }
                     }

@@ -7,6 +7,7 @@ mod conv_flat;
 mod conv_pointwise;
 mod conv_threads;
 pub mod depthwise;
+mod depthwise_strided;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
