@@ -135,8 +135,14 @@ impl Layout {
     }
 }
 
-/// Calls `f(offsets, strides, len)` for each innermost row of `N` layouts that share one shape,
-/// in row-major order (contiguous layouts come as one flat row). The one strided walker of the kernels.
+/// Dims a row walk merges on the stack (more: the dims are walked as they are).
+const MERGE_MAX: usize = 16;
+
+/// Calls `f(offsets, strides, len)` for each row of `N` layouts that share one shape, in
+/// row-major order (contiguous layouts come as one flat row). Adjacent dims merge into one
+/// wherever every layout allows it and size-1 dims drop out, so a channel shuffle's
+/// `[n, g, c, h, w]` view comes as rows of `h*w`, not of `w`. The one strided walker of the
+/// kernels.
 pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [usize; N], usize)) {
     let dims = layouts[0].dims();
     if layouts[0].elem_count() == 0 {
@@ -148,17 +154,70 @@ pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([
         f(off, [1; N], layouts[0].elem_count());
         return;
     }
+    if dims.len() > MERGE_MAX {
+        return for_each_innermost_row_n(layouts, f);
+    }
+    // Merged dims and strides, innermost first (on the stack: compiled graph steps call this
+    // every run and must not allocate).
+    let (mut md, mut ms, mut r) = ([0usize; MERGE_MAX], [[0usize; MERGE_MAX]; N], 0);
+    for d in (0..dims.len()).rev() {
+        let n = dims[d];
+        if n == 1 {
+            continue;
+        }
+        if r > 0 && (0..N).all(|i| layouts[i].strides()[d] == ms[i][r - 1] * md[r - 1]) {
+            md[r - 1] *= n;
+            continue;
+        }
+        md[r] = n;
+        for i in 0..N {
+            ms[i][r] = layouts[i].strides()[d];
+        }
+        r += 1;
+    }
+    if r == 0 {
+        return f(off, [1; N], 1);
+    }
+    let inner: [usize; N] = std::array::from_fn(|i| ms[i][0]);
+    let mut idx = [0usize; MERGE_MAX];
+    loop {
+        f(off, inner, md[0]);
+        let mut d = 1;
+        loop {
+            if d >= r {
+                return;
+            }
+            idx[d] += 1;
+            for (o, s) in off.iter_mut().zip(&ms) {
+                *o += s[d];
+            }
+            if idx[d] < md[d] {
+                break;
+            }
+            for (o, s) in off.iter_mut().zip(&ms) {
+                *o -= s[d] * md[d];
+            }
+            idx[d] = 0;
+            d += 1;
+        }
+    }
+}
+
+/// [`for_each_row_n`] without merging: rows of the innermost dim as the shape gives it (the
+/// graph's general sum keeps eager's grouping of the additions this way), and shapes of very
+/// high rank.
+pub fn for_each_innermost_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([usize; N], [usize; N], usize)) {
+    let dims = layouts[0].dims();
+    if layouts[0].elem_count() == 0 {
+        return;
+    }
+    let mut off: [usize; N] = std::array::from_fn(|i| layouts[i].offset());
+    if dims.is_empty() {
+        return f(off, [1; N], 1);
+    }
     let rank = dims.len();
     let inner: [usize; N] = std::array::from_fn(|i| layouts[i].strides()[rank - 1]);
-    // The index counter lives on the stack for the ranks networks use, so that compiled graph
-    // steps, which call this every run, do not allocate.
-    let (mut small, mut large) = ([0usize; 8], Vec::new());
-    let idx: &mut [usize] = if rank - 1 <= small.len() {
-        &mut small[..rank - 1]
-    } else {
-        large.resize(rank - 1, 0);
-        &mut large
-    };
+    let mut idx = vec![0usize; rank - 1];
     loop {
         f(off, inner, dims[rank - 1]);
         let mut d = rank - 1;
@@ -179,5 +238,58 @@ pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([
             }
             idx[d] = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every element's offsets, in row-major order, from the multi-index directly.
+    fn naive<const N: usize>(ls: [&Layout; N]) -> Vec<[usize; N]> {
+        let dims = ls[0].dims();
+        let mut out = Vec::new();
+        let mut idx = vec![0usize; dims.len()];
+        for _ in 0..ls[0].elem_count() {
+            out.push(std::array::from_fn(|i| ls[i].offset() + idx.iter().zip(ls[i].strides()).map(|(a, s)| a * s).sum::<usize>()));
+            for d in (0..dims.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        out
+    }
+
+    fn walked<const N: usize>(ls: [&Layout; N]) -> Vec<[usize; N]> {
+        let mut out = Vec::new();
+        for_each_row_n(ls, |o, s, len| out.extend((0..len).map(|j| std::array::from_fn(|i| o[i] + j * s[i]))));
+        out
+    }
+
+    #[test]
+    fn rows_merge_without_changing_the_order() {
+        let c = |d: &[usize]| Layout::contiguous(Shape::from(d.to_vec()));
+        // A channel shuffle's view: [n, g, c, h, w] with g and c swapped; h, w merge.
+        let shuffle = c(&[2, 3, 4, 5, 6]).permute(&[0, 2, 1, 3, 4], "t").unwrap();
+        // A narrowed view (rows merge only within it), a broadcast (stride 0) and size-1 dims.
+        let narrow = c(&[4, 6, 5]).narrow(1, 1, 3, "t").unwrap();
+        let bcast = c(&[1, 3, 1]).broadcast_as(&Shape::from(vec![2, 3, 4]), "t").unwrap();
+        let ones = c(&[1, 1, 5, 1]).permute(&[3, 2, 1, 0], "t").unwrap();
+        for l in [&shuffle, &narrow, &bcast, &ones] {
+            assert_eq!(walked([l]), naive([l]), "{:?} {:?}", l.dims(), l.strides());
+        }
+        // Two layouts walk together: merging needs both to allow it.
+        let a = c(&[2, 3, 4, 5]).permute(&[0, 1, 3, 2], "t").unwrap();
+        let b = c(&[2, 3, 5, 4]);
+        assert_eq!(walked([&a, &b]), naive([&a, &b]));
+        let mut rows = 0;
+        for_each_row_n([&shuffle], |_, _, len| {
+            assert_eq!(len, 30, "h*w merged");
+            rows += 1;
+        });
+        assert_eq!(rows, 2 * 3 * 4);
     }
 }

@@ -126,6 +126,8 @@ fn configs() -> Vec<Cfg> {
         // fall in different phases, odd sizes and uneven pads
         c([2, 2, 11, 10], [4, 1, 3, 3], (3, 2), [1, 2, 0, 1], (2, 1), 2),
         c([1, 3, 13, 9], [3, 1, 3, 3], (2, 2), [0, 1, 1, 0], (1, 1), 3),
+        // a stride wider than the input (more phases than columns)
+        c([1, 2, 3, 5], [2, 1, 1, 3], (1, 7), [0, 0, 1, 1], (1, 1), 2),
         // one input channel, many outputs (LeNet's first layer) takes the depthwise kernels
         c([2, 1, 8, 8], [5, 1, 5, 5], (1, 1), [2, 2, 2, 2], (1, 1), 1),
         // Winograd F(2x2, 3x3): odd and even output sizes, asymmetric pads, groups

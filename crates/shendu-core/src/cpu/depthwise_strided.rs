@@ -94,7 +94,7 @@ impl<T: Float> Phases<T> {
                         *o = src[s + k * xs];
                     }
                 }
-            } else if sw == 2 && xs == 1 {
+            } else if sw == 2 && xs == 1 && n >= 2 {
                 // Pairs of columns split into the two phases (vectorises to shuffles).
                 let (first, second) = if cols[0].0 == 0 { (cols[0], cols[1]) } else { (cols[1], cols[0]) };
                 let (lo, hi) = self.buf.split_at_mut(row + first.2.max(second.2));
@@ -137,8 +137,21 @@ impl<T: Float> Phases<T> {
                 copy_short(row, &self.buf[base + left..base + left + w]);
                 continue;
             }
-            for b in 0..sw.min(w) {
-                let k0 = (b + sw - left % sw) % sw;
+            if sw == 2 && w >= 2 {
+                // Columns x and x + 1 come from the two phases, in step (a pair at a time).
+                let at = |x: usize| base + ((left + x) % 2) * plen + (left + x) / 2;
+                let (pa, pb) = (&self.buf[at(0)..], &self.buf[at(1)..]);
+                let mut pairs = row.chunks_exact_mut(2);
+                for ((pair, &a), &b) in (&mut pairs).zip(pa).zip(pb) {
+                    (pair[0], pair[1]) = (a, b);
+                }
+                if let Some(last) = pairs.into_remainder().first_mut() {
+                    *last = pa[w / 2];
+                }
+                continue;
+            }
+            // Columns k0, k0 + sw, ... lie side by side in one phase plane.
+            for k0 in 0..sw.min(w) {
                 let at = base + ((left + k0) % sw) * plen + (left + k0) / sw;
                 for (o, &v) in row[k0..].iter_mut().step_by(sw).zip(&self.buf[at..]) {
                     *o = v;

@@ -57,8 +57,13 @@ pub fn map<T: Copy + Sync, U: PoolElem + Sync>(x: &[T], layout: &Layout, f: impl
         let o = out.as_mut_slice();
         let mut i = 0;
         layout.for_each_row(|off, len, st| {
-            for k in 0..len {
-                o[i + k] = f(x[off + k * st]);
+            if st == 1 {
+                // Unit-stride rows (a permuted view's merged planes): a loop that vectorises.
+                o[i..i + len].iter_mut().zip(&x[off..off + len]).for_each(|(o, &v)| *o = f(v));
+            } else {
+                for k in 0..len {
+                    o[i + k] = f(x[off + k * st]);
+                }
             }
             i += len;
         });

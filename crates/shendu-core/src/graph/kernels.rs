@@ -14,7 +14,7 @@ use crate::cpu::elementwise::SendPtr;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
 use crate::cpu::threads;
 use crate::dtype::Float;
-use crate::layout::for_each_row_n;
+use crate::layout::{for_each_innermost_row_n, for_each_row_n};
 use crate::ops::binary::Binary;
 use crate::ops::unary::Unary;
 use crate::Layout;
@@ -397,7 +397,7 @@ pub(super) unsafe fn sum_k<T: Float>(m: &Mem, s: &Step, scale: f64, acc: &Layout
         });
     } else {
         std::slice::from_raw_parts_mut(out, n).fill(T::ZERO);
-        for_each_row_n([&x.layout, acc], |[xo, ao], [xs, as_], len| {
+        for_each_innermost_row_n([&x.layout, acc], |[xo, ao], [xs, as_], len| {
             if as_ == 0 {
                 let mut t = T::ZERO;
                 for j in 0..len {
