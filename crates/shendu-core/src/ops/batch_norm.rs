@@ -182,13 +182,20 @@ fn stats_of<T: Float>(given: Option<&Vec<f64>>, x: &[T], geo: (usize, usize, usi
     }
 }
 
-/// The values of an optional statistics input (checked against the channel count).
-fn given_stats(op: &'static str, t: Option<&&Tensor>, c: usize) -> Result<Option<Vec<f64>>> {
+/// The values of an optional per-channel input of `rows` rows (`what`: the [`BatchNormStats`],
+/// 3 rows, or the [`BatchNormParamGrad`] sums the input-gradient op reuses, 2 rows), checked
+/// against the channel count.
+fn given_rows(op: &'static str, what: &str, t: Option<&&Tensor>, rows: usize, c: usize) -> Result<Option<Vec<f64>>> {
     let Some(t) = t else { return Ok(None) };
-    if t.dims() != [3, c] {
-        return Err(Error::shape(op, format!("statistics {} do not match {c} channels (want [3, {c}])", t.shape())));
+    if t.dims() != [rows, c] {
+        return Err(Error::shape(op, format!("{what} {} do not match {c} channels (want [{rows}, {c}])", t.shape())));
     }
     Ok(Some(t.to_vec_f64()?))
+}
+
+/// The values of an optional statistics input (checked against the channel count).
+fn given_stats(op: &'static str, t: Option<&&Tensor>, c: usize) -> Result<Option<Vec<f64>>> {
+    given_rows(op, "statistics", t, 3, c)
 }
 
 /// Per channel `a, b, k` (three values a channel): the pass computes `a * u + b * v + k` (or
@@ -234,19 +241,6 @@ fn channel_affine<T: Float>(u: &[T], v: Option<&[T]>, coefs: &Coefs<T>, geo: (us
     let ptr = SendPtr(out.as_mut_slice().as_mut_ptr());
     parallel_ranges(geo.1, 1, |chans| dispatch(ChannelAffine { out: ptr, u, v, coefs, geo, chans }));
     out
-}
-
-/// The values of an optional [`BatchNormParamGrad`] input of the input-gradient op (`[2, C]`:
-/// the gradient sums it would otherwise compute).
-fn given_param_grad(t: Option<&&Tensor>, c: usize) -> Result<Option<Vec<f64>>> {
-    let Some(t) = t else { return Ok(None) };
-    if t.dims() != [2, c] {
-        return Err(Error::shape(
-            "batch_norm_input_grad",
-            format!("gradient sums {} do not match {c} channels (want [2, {c}])", t.shape()),
-        ));
-    }
-    Ok(Some(t.to_vec_f64()?))
 }
 
 fn vec_f64(t: &Tensor) -> Result<Vec<f64>> {
@@ -370,7 +364,7 @@ impl Op for BatchNormInputGrad {
         let geo = geometry("batch_norm_input_grad", &x)?;
         let wv = vec_f64(w)?;
         let given = given_stats("batch_norm_input_grad", inputs.get(3), geo.1)?;
-        let given_sums = given_param_grad(inputs.get(4), geo.1)?;
+        let given_sums = given_rows("batch_norm_input_grad", "gradient sums", inputs.get(4), 2, geo.1)?;
         let m = (geo.0 * geo.2) as f64;
         with_float!(x.dtype(), "batch_norm_input_grad", |T| {
             let out = x.with_contiguous("batch_norm_input_grad", |xs: &[T]| {
