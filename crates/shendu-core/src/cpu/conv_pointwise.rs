@@ -15,6 +15,7 @@ use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::conv_threads::{for_items, sum_over_items};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
+use crate::cpu::threads;
 use crate::pool::PooledVec;
 
 /// Maps of at most this many pixels take this path (7x7 and smaller); larger maps already make
@@ -31,9 +32,17 @@ pub(crate) fn applies(g: &ConvGeom, xv: &View4) -> bool {
     g.oh * g.ow <= MAX_PLANE && xs == 1 && ys == g.w
 }
 
-/// Images per product for `channels` planes of `hw` values each.
-fn images_per_chunk<T>(channels: usize, hw: usize, n: usize) -> usize {
-    (CHUNK_BYTES / (channels * hw * std::mem::size_of::<T>()).max(1)).clamp(1, n.max(1))
+/// Images per product for `channels` planes of `hw` values each, and the number of products: as
+/// many images as fit in [`CHUNK_BYTES`], then the products made a multiple of the thread count
+/// (where the batch allows), so they split evenly over the threads (5 products on 2 threads
+/// would leave one thread idle for a fifth of the layer).
+fn chunking<T>(channels: usize, hw: usize, n: usize) -> (usize, usize) {
+    let n = n.max(1);
+    let fit = (CHUNK_BYTES / (channels * hw * std::mem::size_of::<T>()).max(1)).clamp(1, n);
+    let t = threads::num_threads();
+    let chunks = n.div_ceil(fit).next_multiple_of(t).min(n);
+    let per = n.div_ceil(chunks);
+    (per, n.div_ceil(per))
 }
 
 /// Copies channels `c0..c0 + channels` of images `images` into `dst` as `[channels, images*hw]`:
@@ -58,8 +67,7 @@ fn gather<T: Copy>(
 /// `out [n, cout, h, w]` (contiguous, overwritten) = the 1x1 convolution of `x` by `w`.
 pub(crate) fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut [T]) {
     let (cin_g, cout_g, hw) = (g.cin_g(), g.cout_g(), g.oh * g.ow);
-    let per = images_per_chunk::<T>(cin_g.max(cout_g), hw, g.n);
-    let chunks = g.n.div_ceil(per);
+    let (per, chunks) = chunking::<T>(cin_g.max(cout_g), hw, g.n);
     let [sn, sc, ..] = xv.strides;
     let out_ptr = SendPtr(out.as_mut_ptr());
     let out_len = out.len();
@@ -95,11 +103,11 @@ pub(crate) fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, ou
 /// from `x` and the contiguous output gradient `gy`.
 pub(crate) fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, gw: &mut [T]) {
     let (cin_g, cout_g, hw) = (g.cin_g(), g.cout_g(), g.oh * g.ow);
-    let per = images_per_chunk::<T>(cin_g.max(cout_g), hw, g.n);
-    let chunks = g.n.div_ceil(per);
+    let (per, chunks) = chunking::<T>(cin_g.max(cout_g), hw, g.n);
     let [sn, sc, ..] = xv.strides;
-    // Items are (group, chunk), chunks inner: each thread's partial sums add its chunks in order.
-    sum_over_items(g.groups * chunks, chunks, gw, |r, threads, acc| {
+    // Items are (group, chunk), chunks inner, summed per range of items and the ranges added in
+    // order (a group's chunks may fall in different ranges: they are what the threads split).
+    sum_over_items(g.groups * chunks, 1, gw, |r, threads, acc| {
         let mut xs = PooledVec::<T>::uninit(cin_g * per * hw);
         let mut gs = PooledVec::<T>::uninit(cout_g * per * hw);
         for item in r {
