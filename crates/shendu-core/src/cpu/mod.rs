@@ -9,6 +9,7 @@ mod conv_threads;
 pub mod depthwise;
 mod depthwise_strided;
 pub mod elementwise;
+pub(crate) mod fork_join;
 pub mod gemm;
 pub mod im2col;
 pub mod index;

@@ -8,10 +8,18 @@ use super::thread_context::ThreadContext;
 
 static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
 
+/// Threads of the pools: `SHENDU_NUM_THREADS` (or `RAYON_NUM_THREADS`), else all cores.
+pub(crate) fn pool_size() -> usize {
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| env_threads().unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1))
+}
+
+/// The rayon pool of [`install`] (parallel iterators, the `gemm` crate's threads); the kernels'
+/// own forks go through [`fork_join`](super::fork_join).
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let n = env_threads().unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let n = pool_size();
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .thread_name(|i| format!("shendu-{i}"))
@@ -49,16 +57,11 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Splits `0..n` into at most `num_threads()` contiguous ranges of at least `min_chunk` items
-/// and runs `f` on each in parallel: the first range on the calling thread, the others on the
-/// pool.
-///
-/// The caller works rather than sleeping while the pool runs every range: then only
-/// `chunks - 1` pool threads have to wake up. On a 2-core machine where the other core is busy
-/// with another process, a woken pool thread can wait milliseconds for a core; when both ranges
-/// went to the pool, a whole 2-thread W2 run often ran at the 1-thread speed (medians of 6
-/// alternating runs: forward 5.3-12.4 ms against 5.4-7.4 ms with the caller working).
-///
-/// The ranges on the pool run in the caller's [`ThreadContext`].
+/// (`ceil(n / chunks)` each, the last shorter) and runs `f` on each in parallel, the calling
+/// thread included, through [`fork_join`](super::fork_join): idle workers spin for a moment
+/// before they sleep, so forking costs a store rather than a wake-up, and a range whose worker
+/// is descheduled is run by the caller instead of waited for. The ranges run in the caller's
+/// [`ThreadContext`](super::thread_context::ThreadContext).
 pub fn parallel_ranges(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     let threads = num_threads();
     let chunks = (n / min_chunk.max(1)).clamp(1, threads);
@@ -67,15 +70,10 @@ pub fn parallel_ranges(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<us
         return;
     }
     let per = n.div_ceil(chunks);
-    let ctx = ThreadContext::capture();
-    pool().in_place_scope(|s| {
-        let (f, ctx) = (&f, &ctx);
-        for c in 1..chunks {
-            let r = c * per..((c + 1) * per).min(n);
-            if !r.is_empty() {
-                s.spawn(move |_| ctx.run(|| f(r)));
-            }
+    super::fork_join::run_chunks(chunks, &|c| {
+        let r = c * per..((c + 1) * per).min(n);
+        if !r.is_empty() {
+            f(r);
         }
-        f(0..per.min(n));
     });
 }

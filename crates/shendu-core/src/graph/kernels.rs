@@ -12,7 +12,7 @@ use super::rows::Rows;
 use super::AssignMode;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
-use crate::cpu::threads;
+use crate::cpu::{fork_join, threads};
 use crate::dtype::Float;
 use crate::layout::{for_each_innermost_row_n, for_each_row_n};
 use crate::ops::binary::Binary;
@@ -25,25 +25,15 @@ pub(super) const CHUNK: usize = 1024;
 /// costs more than it saves.
 const PAR_CHUNK: usize = 1 << 15;
 
-/// Runs `f` on disjoint ranges covering `0..n`, on up to `num_threads()` threads with at least
-/// `min_chunk` items each. Forks with `rayon::join`, whose jobs live on the stack, so a run
-/// allocates nothing on any thread count.
+/// Runs `f` on disjoint ranges covering `0..n` (piece `c` of `p` starts at `n * c / p`), on up
+/// to `num_threads()` threads with at least `min_chunk` items each. A fork allocates nothing
+/// (`cpu::fork_join`), so a run allocates nothing on any thread count.
 pub(super) fn par_ranges(n: usize, min_chunk: usize, f: impl Fn(Range<usize>) + Sync) {
     let pieces = (n / min_chunk.max(1)).clamp(1, threads::num_threads());
     if pieces <= 1 {
         return f(0..n);
     }
-    threads::install(|| split(0..n, pieces, &f));
-}
-
-fn split(r: Range<usize>, pieces: usize, f: &(impl Fn(Range<usize>) + Sync)) {
-    if pieces <= 1 {
-        return f(r);
-    }
-    let left = pieces / 2;
-    let mid = r.start + r.len() * left / pieces;
-    let (rl, rr) = (r.start..mid, mid..r.end);
-    rayon::join(|| split(rl, left, f), || split(rr, pieces - left, f));
+    fork_join::run_chunks(pieces, &|c| f(n * c / pieces..n * (c + 1) / pieces));
 }
 
 /// `dst[i] = u(src[i])`, or in place when `src` is `None` (eager's expressions; the common ops

@@ -16,8 +16,8 @@ pub mod pack;
 
 use std::cell::Cell;
 
+use crate::cpu::fork_join;
 use crate::cpu::gemm::{MatMut, MatRef};
-use crate::cpu::threads;
 use pack::AlignedBuf;
 
 /// Instruction sets with a microkernel.
@@ -197,15 +197,7 @@ fn for_ranges(n: usize, chunks: usize, f: impl Fn(std::ops::Range<usize>) + Sync
         f(0..n);
         return;
     }
-    threads::install(|| {
-        rayon::scope(|s| {
-            let f = &f;
-            for c in 1..chunks {
-                s.spawn(move |_| f(c * n / chunks..(c + 1) * n / chunks));
-            }
-            f(0..n / chunks);
-        })
-    });
+    fork_join::run_chunks(chunks, &|c| f(c * n / chunks..(c + 1) * n / chunks));
 }
 
 /// Splits C between threads by whole tiles, each thread running the single-threaded loops on its
