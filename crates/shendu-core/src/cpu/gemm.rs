@@ -7,6 +7,7 @@ use std::any::TypeId;
 
 use gemm::Parallelism;
 
+use crate::cpu::elementwise::SendPtr;
 use crate::cpu::threads;
 
 /// Element types with a gemm kernel.
@@ -138,9 +139,10 @@ unsafe fn gemm_crate_scaled<T: GemmElem>(
     if m == 0 || n == 0 {
         return;
     }
-    let nthreads = if allow_threads { threads::num_threads() } else { 1 };
-    let par = if nthreads > 1 && m * n * k >= PARALLEL_MIN_MACS { Parallelism::Rayon(nthreads) } else { Parallelism::None };
-    let run = || {
+    let nthreads = if allow_threads && m * n * k >= PARALLEL_MIN_MACS { threads::num_threads() } else { 1 };
+    // SAFETY (for every call below): a band is a block of rows or columns of the caller's
+    // operands, which the contract covers; the bands of `dst` are disjoint.
+    let run = |m: usize, n: usize, dst: MatMut<T>, lhs: MatRef<T>, rhs: MatRef<T>| unsafe {
         gemm::gemm(
             m,
             n,
@@ -160,22 +162,27 @@ unsafe fn gemm_crate_scaled<T: GemmElem>(
             false,
             false,
             false,
-            par,
+            Parallelism::None,
         )
     };
-    if matches!(par, Parallelism::Rayon(_)) {
-        let run = SendFn(run);
-        threads::install(move || run.call());
-    } else {
-        run();
-    }
-}
-
-struct SendFn<F>(F);
-// SAFETY: the raw pointers inside are only used for the duration of the call (see `gemm`).
-unsafe impl<F> Send for SendFn<F> {}
-impl<F: FnOnce()> SendFn<F> {
-    fn call(self) {
-        (self.0)()
-    }
+    // Threads split the longer side of `dst` into bands, each one product of the crate on one
+    // thread, through the kernels' fork-join (the crate's own threads are rayon's, which sleep
+    // between products and cost a wake-up per product).
+    let bands = nthreads.min(m.max(n) / 8).max(1);
+    let (d0, l0, r0) = (SendPtr(dst.ptr), SendPtr(lhs.ptr as *mut T), SendPtr(rhs.ptr as *mut T));
+    let ((drs, dcs), (lrs, lcs), (rrs, rcs)) = ((dst.rs, dst.cs), (lhs.rs, lhs.cs), (rhs.rs, rhs.cs));
+    crate::cpu::fork_join::run_chunks(bands, &|b| {
+        let (d0, l0, r0) = (d0, l0, r0); // the Send wrappers, not their raw fields
+        let (rows, cols) = if m >= n { (b * m / bands..(b + 1) * m / bands, 0..n) } else { (0..m, b * n / bands..(b + 1) * n / bands) };
+        let (i, j) = (rows.start as isize, cols.start as isize);
+        // SAFETY: rows `rows` and columns `cols` of the caller's operands.
+        let (d, l, r) = unsafe { (d0.0.offset(i * drs + j * dcs), l0.0.offset(i * lrs), r0.0.offset(j * rcs)) };
+        run(
+            rows.len(),
+            cols.len(),
+            MatMut { ptr: d, rs: drs, cs: dcs },
+            MatRef { ptr: l, rs: lrs, cs: lcs },
+            MatRef { ptr: r, rs: rrs, cs: rcs },
+        );
+    });
 }
