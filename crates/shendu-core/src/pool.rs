@@ -130,6 +130,10 @@ impl<T: PoolElem> PooledVec<T> {
     /// A buffer of `len` elements whose contents are unspecified (old values from the pool, or
     /// zeros): the caller writes every element.
     pub fn uninit(len: usize) -> Self {
+        if len == 0 {
+            // No buffer at all: neither a hit nor a miss (an empty `Vec` allocates nothing).
+            return PooledVec(Vec::new());
+        }
         let v = take::<T>(len).unwrap_or_else(|| {
             MISSES.fetch_add(1, Ordering::Relaxed);
             vec![T::default(); len]

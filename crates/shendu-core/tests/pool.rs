@@ -68,3 +68,17 @@ fn vec_with_capacity_takes_a_pooled_buffer() {
     assert!(v.is_empty() && v.capacity() >= len);
     assert_eq!(v.as_ptr(), ptr, "the tensor's buffer, back in the pool, was not reused");
 }
+
+#[test]
+fn empty_buffers_are_neither_hits_nor_misses() {
+    use pool::PooledVec;
+    let before = pool::stats();
+    for _ in 0..1000 {
+        let v = PooledVec::<f32>::uninit(0);
+        assert!(v.is_empty());
+    }
+    let after = pool::stats();
+    // The other tests of this binary may run meanwhile, but make far fewer than 1000 requests.
+    assert!(after.misses - before.misses < 100, "misses {} -> {}", before.misses, after.misses);
+    assert!(after.hits - before.hits < 100, "hits {} -> {}", before.hits, after.hits);
+}
