@@ -165,3 +165,84 @@ fn small_map_pointwise_matches_direct_sums() {
     }
     set_num_threads(1);
 }
+
+/// Stride-1 depthwise convolutions on planes of 64 pixels or fewer run eight channels at a time
+/// (cpu/depthwise_lanes.rs): y, gx and gw against direct f64 sums, in f32 (the AVX transposes of
+/// whole blocks) and f64 (the portable loads), with the SIMD build and the portable one, on one
+/// and two threads. The cases reach a partial last block of channels, planes whose pixel count
+/// is not a multiple of 8 (7x7), a dilated kernel, asymmetric pads, pads wider than the kernel
+/// (the input gradient's tile crops the output gradient), a strided input and an 8x8 output
+/// grown from a 4x4 input.
+#[test]
+fn small_plane_depthwise_matches_direct_sums() {
+    let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    // (input [n, c, h, w], kernel, pads [top, bottom, left, right], dilation, transposed input)
+    type Case = ([usize; 4], (usize, usize), [usize; 4], usize, bool);
+    let cases: [Case; 6] = [
+        ([3, 20, 4, 4], (3, 3), [1, 1, 1, 1], 1, false),
+        ([2, 16, 7, 7], (3, 3), [1, 1, 1, 1], 1, false),
+        ([2, 8, 6, 6], (3, 3), [2, 2, 2, 2], 2, false),
+        ([2, 9, 5, 6], (3, 2), [0, 2, 1, 0], 1, false),
+        ([1, 8, 4, 4], (3, 3), [3, 1, 2, 3], 1, false),
+        ([2, 24, 5, 5], (3, 3), [1, 1, 1, 1], 1, true),
+    ];
+    for (shape, (kh, kw), [pt, pb, pl, pr], d, transposed) in cases {
+        let [n, c, h, w] = shape;
+        let (oh, ow) = (h + pt + pb - d * (kh - 1), w + pl + pr - d * (kw - 1));
+        assert!(oh * ow <= 64, "the case must take the small-plane path");
+        let p = Conv2dParams::default().with_groups(c).with_dilation(d).with_padding(Padding::Explicit {
+            top: pt,
+            bottom: pb,
+            left: pl,
+            right: pr,
+        });
+        for (dt, simd, threads) in [(DType::F32, true, 1), (DType::F32, true, 2), (DType::F64, true, 2), (DType::F64, false, 1)] {
+            set_simd_enabled(simd);
+            set_num_threads(threads);
+            let x = if transposed { randn_dt(&[n, c, w, h], 1, dt).transpose(2, 3).unwrap() } else { randn_dt(&shape, 1, dt) };
+            let wt = randn_dt(&[c, 1, kh, kw], 2, dt);
+            let got = run(&x, &wt, &p, 3);
+            let gy = randn_dt(&[n, c, oh, ow], 3, dt).to_vec_f64().unwrap();
+            let (xs, ws) = (x.contiguous().unwrap().to_vec_f64().unwrap(), wt.to_vec_f64().unwrap());
+            let (mut y, mut gx, mut gw) = (vec![0.0; n * c * oh * ow], vec![0.0; n * c * h * w], vec![0.0; c * kh * kw]);
+            for (b, ch, oy, ox, i, j) in every_tap(n, c, oh, ow, kh, kw) {
+                let (iy, ix) = ((oy + i * d) as isize - pt as isize, (ox + j * d) as isize - pl as isize);
+                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                    continue;
+                }
+                let xi = ((b * c + ch) * h + iy as usize) * w + ix as usize;
+                let (yi, wi) = (((b * c + ch) * oh + oy) * ow + ox, (ch * kh + i) * kw + j);
+                y[yi] += ws[wi] * xs[xi];
+                gx[xi] += ws[wi] * gy[yi];
+                gw[wi] += gy[yi] * xs[xi];
+            }
+            let tol = if dt == DType::F64 { 1e-12 } else { 2e-5 };
+            for (name, (a, b)) in ["y", "gx", "gw"].iter().zip(got.iter().zip([&y, &gx, &gw])) {
+                let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(
+                    worst <= tol * scale,
+                    "{shape:?} k{kh}x{kw} d{d} {dt} simd {simd} {threads} threads {name}: worst {worst} at scale {scale}"
+                );
+            }
+        }
+    }
+    set_simd_enabled(true);
+    set_num_threads(1);
+}
+
+/// Every `(b, c, oy, ox, i, j)` below the given bounds, last fastest.
+fn every_tap(
+    n: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize, usize, usize)> {
+    (0..n).flat_map(move |b| {
+        (0..c).flat_map(move |ch| {
+            (0..oh).flat_map(move |oy| (0..ow).flat_map(move |ox| (0..kh).flat_map(move |i| (0..kw).map(move |j| (b, ch, oy, ox, i, j)))))
+        })
+    })
+}

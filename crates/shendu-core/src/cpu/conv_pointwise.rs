@@ -13,6 +13,7 @@
 
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::conv_threads::{for_items, sum_over_items};
+use crate::cpu::depthwise::copy_short;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
 use crate::cpu::threads;
@@ -59,7 +60,7 @@ fn gather<T: Copy>(
     for (j, n) in images.enumerate() {
         for c in 0..channels {
             let s = base(n, c);
-            dst[c * cols + j * hw..c * cols + (j + 1) * hw].copy_from_slice(&src[s..s + hw]);
+            copy_short(&mut dst[c * cols + j * hw..c * cols + (j + 1) * hw], &src[s..s + hw]);
         }
     }
 }
@@ -92,7 +93,7 @@ pub(crate) fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, ou
                     // SAFETY: the (image, channel) planes of this chunk and group are this
                     // item's alone, and lie inside `out` (n*cout*hw values).
                     let dst = unsafe { out_ptr.slice_mut(d..d + hw) };
-                    dst.copy_from_slice(&ys[co * cols + j * hw..co * cols + (j + 1) * hw]);
+                    copy_short(dst, &ys[co * cols + j * hw..co * cols + (j + 1) * hw]);
                 }
             }
         }

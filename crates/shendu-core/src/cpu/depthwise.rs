@@ -11,11 +11,11 @@
 use std::ops::Range;
 
 use crate::cpu::conv_threads::for_chunks;
-use crate::cpu::depthwise_strided;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::im2col::PlaneView;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
 use crate::cpu::threads;
+use crate::cpu::{depthwise_lanes, depthwise_strided};
 use crate::dtype::Float;
 
 /// Geometry of a depthwise convolution over a batch.
@@ -187,6 +187,9 @@ pub fn forward<T: Float>(x: &[T], xv: PlaneView, sn: usize, w: &[T], g: &DwGeom,
     if g.oh == 0 || g.ow == 0 {
         return;
     }
+    if depthwise_lanes::applies(g) {
+        return depthwise_lanes::forward(x, xv, sn, w, g, out);
+    }
     let out = SendPtr(out.as_mut_ptr());
     for_chunks(g.n * g.c, 8, |r| dispatch(Fwd { x, xv, sn, w, g, out, r }));
 }
@@ -236,6 +239,9 @@ impl<T: Float> SimdKernel for Fwd<'_, T> {
 pub fn backward_data<T: Float>(gy: &[T], w: &[T], g: &DwGeom, gx: &mut [T]) {
     if g.h * g.w == 0 {
         return;
+    }
+    if depthwise_lanes::applies(g) {
+        return depthwise_lanes::backward_data(gy, w, g, gx);
     }
     let gx = SendPtr(gx.as_mut_ptr());
     for_chunks(g.n * g.c, 8, |r| dispatch(BwdData { gy, w, g, gx, r }));
@@ -401,6 +407,9 @@ pub fn backward_weight<T: Float>(x: &[T], xv: PlaneView, sn: usize, gy: &[T], g:
     gw.fill(T::ZERO);
     if g.oh == 0 || g.ow == 0 {
         return;
+    }
+    if depthwise_lanes::applies(g) {
+        return depthwise_lanes::backward_weight(x, xv, sn, gy, g, gw);
     }
     let t = threads::num_threads();
     if g.c >= t || g.n < 2 {

@@ -7,6 +7,7 @@ mod conv_flat;
 mod conv_pointwise;
 mod conv_threads;
 pub mod depthwise;
+pub(crate) mod depthwise_lanes;
 mod depthwise_strided;
 pub mod elementwise;
 pub(crate) mod fork_join;

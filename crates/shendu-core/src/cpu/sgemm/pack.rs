@@ -143,26 +143,7 @@ unsafe fn transpose_panel_avx<const MR: usize>(kc: usize, base: *const f32, rs: 
             let row = |r: usize| base.offset((r0 + r) as isize * rs);
             let rows = [row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7)];
             for p0 in (0..full).step_by(8) {
-                let l = |r: usize| _mm256_loadu_ps(rows[r].add(p0));
-                let (x0, x1, x2, x3, x4, x5, x6, x7) = (l(0), l(1), l(2), l(3), l(4), l(5), l(6), l(7));
-                let (t0, t1) = (_mm256_unpacklo_ps(x0, x1), _mm256_unpackhi_ps(x0, x1));
-                let (t2, t3) = (_mm256_unpacklo_ps(x2, x3), _mm256_unpackhi_ps(x2, x3));
-                let (t4, t5) = (_mm256_unpacklo_ps(x4, x5), _mm256_unpackhi_ps(x4, x5));
-                let (t6, t7) = (_mm256_unpacklo_ps(x6, x7), _mm256_unpackhi_ps(x6, x7));
-                let (s0, s1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
-                let (s2, s3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
-                let (s4, s5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
-                let (s6, s7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
-                let cols = [
-                    _mm256_permute2f128_ps::<0x20>(s0, s4),
-                    _mm256_permute2f128_ps::<0x20>(s1, s5),
-                    _mm256_permute2f128_ps::<0x20>(s2, s6),
-                    _mm256_permute2f128_ps::<0x20>(s3, s7),
-                    _mm256_permute2f128_ps::<0x31>(s0, s4),
-                    _mm256_permute2f128_ps::<0x31>(s1, s5),
-                    _mm256_permute2f128_ps::<0x31>(s2, s6),
-                    _mm256_permute2f128_ps::<0x31>(s3, s7),
-                ];
+                let cols = crate::cpu::simd::transpose8(rows.map(|r| _mm256_loadu_ps(r.add(p0))));
                 for (j, c) in cols.into_iter().enumerate() {
                     _mm256_storeu_ps(panel.add((p0 + j) * MR + r0), c);
                 }
