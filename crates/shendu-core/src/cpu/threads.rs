@@ -14,7 +14,7 @@ pub(crate) fn pool_size() -> usize {
     *SIZE.get_or_init(|| env_threads().unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1))
 }
 
-/// The rayon pool of [`install`] (parallel iterators, the `gemm` crate's threads); the kernels'
+/// The rayon pool of [`install`] (parallel iterators, as in k-means and k-NN); the kernels'
 /// own forks go through [`fork_join`](super::fork_join).
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
