@@ -63,6 +63,16 @@ pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// The rows and columns of an `h x w` plane that land inside an `hp x wp` scratch when the
+/// plane's `(0, 0)` is placed at `(top, left)` (negative: the plane's first rows or columns are
+/// cropped); empty ranges when none do.
+#[inline(always)]
+pub(crate) fn inside(top: isize, left: isize, (hp, wp): (usize, usize), (h, w): (usize, usize)) -> (Range<usize>, Range<usize>) {
+    let rows = (-top).max(0) as usize..(hp as isize - top).clamp(0, h as isize) as usize;
+    let cols = (-left).max(0) as usize..(wp as isize - left).clamp(0, w as isize) as usize;
+    (rows, cols)
+}
+
 /// A zero-filled scratch plane into which channel planes are copied at a fixed offset.
 struct Padded<T> {
     buf: Vec<T>,
@@ -84,10 +94,7 @@ impl<T: Float> Padded<T> {
     #[inline(always)]
     fn load(&mut self, src: &[T], base: usize, ys: usize, xs: usize, h: usize, w: usize) {
         let (top, left) = (self.top, self.left);
-        let y0 = (-top).max(0) as usize;
-        let y1 = (self.hp as isize - top).clamp(0, h as isize) as usize;
-        let x0 = (-left).max(0) as usize;
-        let x1 = (self.wp as isize - left).clamp(0, w as isize) as usize;
+        let (Range { start: y0, end: y1 }, Range { start: x0, end: x1 }) = inside(top, left, (self.hp, self.wp), (h, w));
         if y0 >= y1 || x0 >= x1 {
             return;
         }

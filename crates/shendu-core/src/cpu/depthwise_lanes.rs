@@ -15,7 +15,9 @@
 //! the images, in image order, so a weight's sum does not depend on the thread count.
 
 use crate::cpu::conv_threads::for_chunks;
-use crate::cpu::depthwise::{fwd_extent, DwGeom};
+use std::ops::Range;
+
+use crate::cpu::depthwise::{fwd_extent, inside, DwGeom};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::im2col::PlaneView;
 #[cfg(target_arch = "x86_64")]
@@ -75,10 +77,7 @@ impl<T: Float> LaneTile<T> {
     #[inline(always)]
     fn load(&mut self, src: &[T], base: impl Fn(usize) -> usize, lanes: usize, (ys, xs): (usize, usize), (h, w): (usize, usize)) {
         let (top, left) = (self.top, self.left);
-        let y0 = (-top).max(0) as usize;
-        let y1 = (self.hp as isize - top).clamp(0, h as isize) as usize;
-        let x0 = (-left).max(0) as usize;
-        let x1 = (self.wp as isize - left).clamp(0, w as isize) as usize;
+        let (Range { start: y0, end: y1 }, Range { start: x0, end: x1 }) = inside(top, left, (self.hp, self.wp), (h, w));
         #[cfg(target_arch = "x86_64")]
         if lanes == L && xs == 1 && ys == w && (y0, y1, x0, x1) == (0, h, 0, w) {
             // Eight whole contiguous planes: 8x8 transposes.

@@ -8,7 +8,9 @@
 //! columns computed and thrown away. The input gradient adds each tap's share into the phase
 //! planes the same way and interleaves them back.
 
-use crate::cpu::depthwise::{copy_short, fma_chunk, fwd_extent, hsum, DwGeom, V};
+use std::ops::Range;
+
+use crate::cpu::depthwise::{copy_short, fma_chunk, fwd_extent, hsum, inside, DwGeom, V};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::im2col::PlaneView;
 use crate::cpu::simd::Madd;
@@ -58,10 +60,8 @@ impl<T: Float> Phases<T> {
     #[inline(always)]
     fn load(&mut self, src: &[T], base: usize, ys: usize, xs: usize, h: usize, w: usize) {
         let (top, left) = (self.top, self.left);
-        let y0 = (-top).max(0) as usize;
-        let y1 = ((self.hq * self.sh) as isize - top).clamp(0, h as isize) as usize;
-        let x0 = (-left).max(0) as usize;
-        let x1 = ((self.wq * self.sw) as isize - left).clamp(0, w as isize) as usize;
+        let extent = (self.hq * self.sh, self.wq * self.sw);
+        let (Range { start: y0, end: y1 }, Range { start: x0, end: x1 }) = inside(top, left, extent, (h, w));
         if y0 >= y1 || x0 >= x1 {
             return;
         }
