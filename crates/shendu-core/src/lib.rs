@@ -33,6 +33,7 @@ pub use device::Device;
 pub use dtype::{DType, Float, WithDType};
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use ops::batch_norm::BatchNormActivation;
 pub use ops::compare::CmpOp;
 pub use ops::conv::Conv2dParams;
 pub use ops::conv_transpose::ConvTranspose2dParams;

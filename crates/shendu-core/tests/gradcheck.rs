@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use shendu_core::{DType, GradExt, Result, Tensor};
+use shendu_core::{BatchNormActivation, DType, GradExt, Result, Tensor};
 
 /// One row of the table.
 struct Case {
@@ -319,6 +319,14 @@ fn norm_cases(t: &mut Table) {
     case!(t, "batch_norm", [n(&[3, 4, 2, 3]), n(&[4]), n(&[4])], |x| x[0].batch_norm_train(&x[1], &x[2], 1e-5));
     case!(t, "batch_norm", [n(&[5, 3]), n(&[3]), n(&[3])], |x| x[0].batch_norm_train(&x[1], &x[2], 1e-3));
     case!(t, "batch_norm", [n(&[2, 3, 4]).t(), n(&[3]), n(&[3])], |x| x[0].batch_norm_train(&x[1], &x[2], 0.1));
+    // The fused activations: scaled and shifted so that every channel has values on both sides
+    // of each kink (ReLU6's 6 included), and a transposed input for the strided path.
+    let wide = |x: &[Tensor], act| x[0].batch_norm_act(&x[1].affine(3.0, 0.5)?, &x[2].affine(2.0, 1.0)?, 1e-5, act);
+    case!(t, "batch_norm_relu", [n(&[3, 4, 2, 3]), n(&[4]), n(&[4])], |x| wide(x, BatchNormActivation::Relu));
+    case!(t, "batch_norm_relu6", [n(&[3, 4, 2, 3]), n(&[4]), n(&[4])], |x| wide(x, BatchNormActivation::Relu6));
+    case!(t, "batch_norm_leaky_relu", [n(&[3, 4, 2, 3]), n(&[4]), n(&[4])], |x| wide(x, BatchNormActivation::Leaky(0.1)));
+    case!(t, "batch_norm_relu", [n(&[2, 3, 4]).t(), n(&[3]), n(&[3])], |x| wide(x, BatchNormActivation::Relu));
+    case!(t, "batch_norm_leaky_relu", [n(&[6, 3]), n(&[3]), n(&[3])], |x| wide(x, BatchNormActivation::Leaky(0.2)));
 }
 
 /// [`gradcheck`] or [`gradgradcheck`].
@@ -359,6 +367,9 @@ fn harness_detects_wrong_gradients() {
 /// op fails it even if nobody updates this list.
 const OP_NAMES: &[&str] = &[
     "batch_norm",
+    "batch_norm_relu",
+    "batch_norm_relu6",
+    "batch_norm_leaky_relu",
     "batch_norm_param_grad",
     "batch_norm_input_grad",
     "neg",

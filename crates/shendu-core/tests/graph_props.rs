@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use shendu_core::graph::{Graph, Node, Session};
-use shendu_core::{Conv2dParams, DType, PadMode, Padding, Result, Rng, Tensor, Var};
+use shendu_core::{BatchNormActivation, Conv2dParams, DType, PadMode, Padding, Result, Rng, Tensor, Var};
 
 type EagerFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor>>;
 type GraphFn = Box<dyn Fn(&[Node]) -> Result<Node>>;
@@ -149,6 +149,25 @@ fn table() -> Vec<Row> {
             y.max_pool2d((2, 2), (2, 2), Padding::Valid, (1, 1), false)?.flatten(1usize, 3)
         }),
     });
+    // Batch norm, plain and with each fused activation (scaled so that every channel has values
+    // on both sides of each kink), on [N, C, H, W] and [N, C].
+    row!(t, "batch_norm", Normal, [&[3, 4, 2, 3], &[4], &[4]], |x| x[0].batch_norm_train(&x[1], &x[2], 1e-5)?.sqr());
+    row!(t, "batch_norm", Normal, [&[5, 3], &[3], &[3]], |x| x[0].batch_norm_train(&x[1], &x[2], 1e-3)?.sin());
+    let acts = [
+        ("batch_norm_relu", BatchNormActivation::Relu),
+        ("batch_norm_relu6", BatchNormActivation::Relu6),
+        ("batch_norm_leaky_relu", BatchNormActivation::Leaky(0.1)),
+    ];
+    for (op, act) in acts {
+        let shapes: [&[usize]; 3] = [&[3, 4, 2, 3], &[4], &[4]];
+        t.push(Row {
+            op,
+            shapes: shapes.iter().map(|s| s.to_vec()).collect(),
+            draw: Draw::Normal,
+            eager: Box::new(move |x: &[Tensor]| x[0].batch_norm_act(&x[1].affine(3.0, 0.5)?, &x[2].affine(2.0, 1.0)?, 1e-5, act)?.sqr()),
+            graph: Box::new(move |x: &[Node]| x[0].batch_norm_act(&x[1].affine(3.0, 0.5)?, &x[2].affine(2.0, 1.0)?, 1e-5, act)?.sqr()),
+        });
+    }
     // A chain that the planner fuses (bias + activation into the matmul, elementwise tails).
     row!(t, "fused", Normal, [&[4, 5], &[5, 3], &[3]], |x| x[0].matmul(&x[1])?.add(&x[2])?.tanh()?.sqr()?.mul_scalar(0.5));
     row!(t, "fused", Normal, [&[4, 5], &[5, 3], &[3]], |x| x[0].matmul(&x[1])?.add(&x[2])?.relu()?.log_softmax(1));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::{Graph, Node, NodeKind, Traced};
 use crate::autograd::{GradExt, GradOps, Op};
+use crate::ops::batch_norm::{BatchNormActivation, BatchNormStats, BatchNormTrain};
 use crate::ops::binary::Binary;
 use crate::ops::concat::Cat;
 use crate::ops::conv::{resolve_spec, Conv2d};
@@ -366,6 +367,17 @@ impl Node {
             let dim = x[0].shape().dim_index(dim, "cat")?;
             Traced::apply(Cat { dim }, x)
         })
+    }
+    /// Training-mode batch norm (see [`Tensor::batch_norm_train`](crate::Tensor::batch_norm_train)).
+    pub fn batch_norm_train(&self, weight: &Node, bias: &Node, eps: f64) -> Result<Node> {
+        self.batch_norm_act(weight, bias, eps, BatchNormActivation::Identity)
+    }
+    /// Training-mode batch norm and its fused activation (see
+    /// [`Tensor::batch_norm_act`](crate::Tensor::batch_norm_act)): a statistics node feeding
+    /// the normalisation, as in eager mode.
+    pub fn batch_norm_act(&self, weight: &Node, bias: &Node, eps: f64, act: BatchNormActivation) -> Result<Node> {
+        let stats = self.graph.apply(BatchNormStats { eps }, &[self])?;
+        self.graph.apply(BatchNormTrain { eps, act }, &[self, weight, bias, &stats])
     }
     /// Applies any core op to this node and `others` (for ops without a method here).
     pub fn apply_op<O: Op>(&self, op: O, others: &[&Node]) -> Result<Node> {

@@ -6,7 +6,7 @@
 //! batch`, the variance unbiased, as PyTorch). Eval mode uses the running statistics. Without
 //! `track_running_stats` there are no buffers and both modes use batch statistics.
 
-use shendu_core::{DType, Tensor};
+use shendu_core::{BatchNormActivation, DType, Tensor};
 
 use crate::{join_name, Error, Mode, Module, Param, Result};
 
@@ -121,9 +121,24 @@ impl BatchNorm {
         &self.config
     }
 
-    /// `x` (channels at dim 1, `dims` the reduced dims) normalised; updates the running stats
-    /// in train mode.
-    fn forward_dims(&self, x: &Tensor, dims: &[usize], mode: Mode) -> Result<Tensor> {
+    /// `act` of `x` (channels at dim 1, `dims` the reduced dims) normalised; updates the running
+    /// stats in train mode. The activation runs inside batch norm's passes where batch norm is
+    /// the fused op (train mode, f32/f64), else as its own op after.
+    fn forward_dims(&self, x: &Tensor, dims: &[usize], mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
+        let composed = !mode.is_train() && self.running.is_some() || !matches!(x.dtype(), DType::F32 | DType::F64);
+        if composed {
+            return activate(&self.forward_dims_plain(x, dims, mode)?, act);
+        }
+        let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
+        if mode.is_train() && n <= 1 {
+            return Err(Error::layer(self.name, format!("input {} has {n} value per channel; training needs more than 1", x.shape())));
+        }
+        self.forward_fused(x, n, mode, act)
+    }
+
+    /// Batch norm without an activation, in composed ops: eval mode, or dtypes the fused op
+    /// lacks.
+    fn forward_dims_plain(&self, x: &Tensor, dims: &[usize], mode: Mode) -> Result<Tensor> {
         // `[1, C, 1, ...]`: per-channel values broadcast against x.
         let mut bshape = vec![1usize; x.rank()];
         bshape[1] = self.config.num_features;
@@ -137,9 +152,6 @@ impl BatchNorm {
             let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
             if mode.is_train() && n <= 1 {
                 return Err(Error::layer(self.name, format!("input {} has {n} value per channel; training needs more than 1", x.shape())));
-            }
-            if matches!(x.dtype(), DType::F32 | DType::F64) {
-                return self.forward_fused(x, n, mode);
             }
             let mean = x.mean(dims, true)?;
             let xc = x.sub(&mean)?;
@@ -171,7 +183,7 @@ impl BatchNorm {
     /// Batch statistics through core's fused `batch_norm_train` (two passes forward, three
     /// backward, instead of about ten of each for the composed form above); the running
     /// statistics come from the same statistics pass.
-    fn forward_fused(&self, x: &Tensor, n: usize, mode: Mode) -> Result<Tensor> {
+    fn forward_fused(&self, x: &Tensor, n: usize, mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         let c = self.config.num_features;
         let w = match &self.weight {
             Some(w) => w.tensor(),
@@ -181,7 +193,7 @@ impl BatchNorm {
             Some(b) => b.tensor(),
             None => Tensor::zeros(&[c], x.dtype())?,
         };
-        let (y, mean, var) = x.batch_norm_train_with_stats(&w, &b, self.config.eps)?;
+        let (y, mean, var) = x.batch_norm_act_with_stats(&w, &b, self.config.eps, act)?;
         if mode.is_train() && self.running.is_some() {
             self.update_running(&mean, &var, n)?;
         }
@@ -234,10 +246,20 @@ impl BatchNorm {
     }
 }
 
+/// `act` as its standalone op.
+fn activate(y: &Tensor, act: BatchNormActivation) -> Result<Tensor> {
+    Ok(match act {
+        BatchNormActivation::Identity => y.clone(),
+        BatchNormActivation::Relu => y.relu()?,
+        BatchNormActivation::Relu6 => y.relu6()?,
+        BatchNormActivation::Leaky(slope) => y.leaky_relu(slope)?,
+    })
+}
+
 /// Batch norm over `[N, C]` or `[N, C, L]` (statistics per channel over N and L).
 ///
 /// ```
-/// use shendu_core::{DType, Tensor};
+/// use shendu_core::{BatchNormActivation, DType, Tensor};
 /// use shendu_nn::{layers::BatchNorm1d, Mode, Module, ModuleExt};
 /// let bn = BatchNorm1d::new(3, DType::F32).unwrap();
 /// let x = Tensor::randn(&[8, 3], DType::F32).unwrap();
@@ -261,8 +283,10 @@ impl std::ops::Deref for BatchNorm1d {
     }
 }
 
-impl Module for BatchNorm1d {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+impl BatchNorm1d {
+    /// `act(self.forward(x))`, the activation inside batch norm's passes in train mode (see
+    /// [`BatchNorm2d::forward_act`]).
+    pub fn forward_act(&self, x: &Tensor, mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         let dims: &[usize] = match x.rank() {
             2 => &[0],
             3 => &[0, 2],
@@ -272,7 +296,13 @@ impl Module for BatchNorm1d {
             }
         };
         self.0.check_channels(x, "[N, C] or [N, C, L]")?;
-        self.0.forward_dims(x, dims, mode)
+        self.0.forward_dims(x, dims, mode, act)
+    }
+}
+
+impl Module for BatchNorm1d {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_act(x, mode, BatchNormActivation::Identity)
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
@@ -287,7 +317,7 @@ impl Module for BatchNorm1d {
 /// Batch norm over `[N, C, H, W]` (statistics per channel over N, H and W).
 ///
 /// ```
-/// use shendu_core::{DType, Tensor};
+/// use shendu_core::{BatchNormActivation, DType, Tensor};
 /// use shendu_nn::{layers::BatchNorm2d, Mode, Module};
 /// let bn = BatchNorm2d::new(4, DType::F32).unwrap();
 /// let x = Tensor::randn(&[2, 4, 3, 3], DType::F32).unwrap();
@@ -310,14 +340,23 @@ impl std::ops::Deref for BatchNorm2d {
     }
 }
 
-impl Module for BatchNorm2d {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+impl BatchNorm2d {
+    /// `act(self.forward(x))`: in train mode (f32, f64) the activation runs inside batch norm's
+    /// own passes (`Tensor::batch_norm_act`), saving a pass over the output forward and one
+    /// over the gradient backward; otherwise it is the standalone op after batch norm.
+    pub fn forward_act(&self, x: &Tensor, mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         if x.rank() != 4 {
             let c = self.0.config.num_features;
             return Err(Error::layer("BatchNorm2d", format!("input {} must be [N, {c}, H, W]", x.shape())));
         }
         self.0.check_channels(x, "[N, C, H, W]")?;
-        self.0.forward_dims(x, &[0, 2, 3], mode)
+        self.0.forward_dims(x, &[0, 2, 3], mode, act)
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_act(x, mode, BatchNormActivation::Identity)
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {

@@ -1,12 +1,12 @@
 //! The layers with weights: `[convolutional]` (plain or DiracNet) and `[connected]`, each with
 //! its optional batch norm and then its activation.
 
-use shendu_core::{Conv2dParams, DType, Padding, Tensor};
+use shendu_core::{BatchNormActivation, Conv2dParams, DType, Padding, Tensor};
 use shendu_nn::layers::{BatchNorm1d, BatchNorm2d, BatchNormConfig};
 use shendu_nn::{init, join_name, Mode, Module, Param, Result};
 
 use super::ops::activate;
-use crate::netspec::{Chw, Connected, Conv};
+use crate::netspec::{Activation, Chw, Connected, Conv};
 
 /// A conv layer's parameters. DiracNet's convs (Zagoruyko & Komodakis 2017) use the weight
 /// `diag(alpha)·I + diag(beta)·W/‖W‖`: `I` the identity (Dirac delta) kernel, `‖W‖` the norm
@@ -62,6 +62,9 @@ impl ConvNode {
             y = y.add(&b.tensor().reshape(&[1, c.filters, 1, 1])?)?;
         }
         if let Some(bn) = &self.bn {
+            if let Some(act) = fusable(c.activation) {
+                return bn.forward_act(&y, mode, act);
+            }
             y = bn.forward(&y, mode)?;
         }
         activate(c.activation, &y)
@@ -80,6 +83,17 @@ impl ConvNode {
         if let Some(bn) = &self.bn {
             bn.visit_params(bn_name, f);
         }
+    }
+}
+
+/// The activations batch norm can apply in its own passes.
+fn fusable(a: Activation) -> Option<BatchNormActivation> {
+    match a {
+        Activation::Linear => Some(BatchNormActivation::Identity),
+        Activation::Relu => Some(BatchNormActivation::Relu),
+        Activation::Relu6 => Some(BatchNormActivation::Relu6),
+        Activation::Leaky => Some(BatchNormActivation::Leaky(0.1)),
+        _ => None,
     }
 }
 
@@ -116,10 +130,12 @@ impl ConnectedNode {
         if let Some(b) = &self.bias {
             y = y.add(&b.tensor())?;
         }
-        if let Some(bn) = &self.bn {
-            y = bn.forward(&y, mode)?;
-        }
-        Ok(activate(c.activation, &y)?.reshape(&[n, c.output, 1, 1])?)
+        let y = match (&self.bn, fusable(c.activation)) {
+            (Some(bn), Some(act)) => bn.forward_act(&y, mode, act)?,
+            (Some(bn), None) => activate(c.activation, &bn.forward(&y, mode)?)?,
+            (None, _) => activate(c.activation, &y)?,
+        };
+        Ok(y.reshape(&[n, c.output, 1, 1])?)
     }
 
     pub fn visit(&self, own: &str, bn_name: &str, f: &mut dyn FnMut(&str, &Param)) {

@@ -1,0 +1,285 @@
+//! Batch norm's passes over the data: the per-channel statistics, the gradient's two sums per
+//! channel, and the per-channel affine maps that write the output and the input's gradient,
+//! each optionally through the fused activation's [`Gate`].
+
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::channel_sums::{self, ChannelPlanes};
+use crate::cpu::elementwise::SendPtr;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::as_f32;
+use crate::cpu::simd::{dispatch, Madd, SimdKernel};
+use crate::cpu::threads::parallel_ranges;
+use crate::dtype::{Float, WithDType};
+use crate::pool::PooledVec;
+
+use super::activation::Gate;
+
+/// `[N, C, rest]` as `(n, c, plane)`, plane the product of the rest (1 for `[N, C]`).
+pub(super) type Geo = (usize, usize, usize);
+
+/// `sum(f(x))` over a slice: blocks of 256 values summed in 8 lanes of `T` (vectorised), the
+/// block sums added in f64, so long planes keep f64-like accuracy at f32 speed.
+#[inline(always)]
+fn blocked_sum<T: Float>(s: &[T], f: impl Fn(T) -> T) -> f64 {
+    let mut total = 0.0f64;
+    for block in s.chunks(256) {
+        let mut acc = [T::ZERO; 8];
+        let lanes = block.chunks_exact(8);
+        let rest = lanes.remainder();
+        for c in lanes {
+            for j in 0..8 {
+                acc[j] += f(c[j]);
+            }
+        }
+        let mut t = T::ZERO;
+        for &v in rest {
+            t += f(v);
+        }
+        total += acc.iter().map(|&a| WithDType::to_f64(a)).sum::<f64>() + WithDType::to_f64(t);
+    }
+    total
+}
+
+/// `(sum(g' * (x - mean)), sum(g'))` over two equal slices, `g' = gated(x, g)`, blocked as
+/// [`blocked_sum`].
+#[inline(always)]
+fn blocked_grad_sums<T: Float>(x: &[T], g: &[T], mean: T, gated: impl Fn(T, T) -> T) -> (f64, f64) {
+    let (mut gx, mut gs) = (0.0f64, 0.0f64);
+    for (xb, gb) in x.chunks(256).zip(g.chunks(256)) {
+        let (mut ax, mut ag) = ([T::ZERO; 8], [T::ZERO; 8]);
+        let (xl, gl) = (xb.chunks_exact(8), gb.chunks_exact(8));
+        let (xr, gr) = (xl.remainder(), gl.remainder());
+        for (xc, gc) in xl.zip(gl) {
+            for j in 0..8 {
+                let gv = gated(xc[j], gc[j]);
+                ax[j] += gv * (xc[j] - mean);
+                ag[j] += gv;
+            }
+        }
+        let (mut tx, mut tg) = (T::ZERO, T::ZERO);
+        for (&xv, &gv) in xr.iter().zip(gr) {
+            let gv = gated(xv, gv);
+            tx += gv * (xv - mean);
+            tg += gv;
+        }
+        gx += ax.iter().map(|&a| WithDType::to_f64(a)).sum::<f64>() + WithDType::to_f64(tx);
+        gs += ag.iter().map(|&a| WithDType::to_f64(a)).sum::<f64>() + WithDType::to_f64(tg);
+    }
+    (gx, gs)
+}
+
+/// The `(mean, 1/sqrt(var + eps))` of each channel: the mean, then the variance around it (two
+/// passes, so no cancellation), channels in parallel.
+fn channel_stats<T: Float>(x: &[T], geo: Geo, eps: f64) -> Vec<(f64, f64)> {
+    channel_moments(x, geo).into_iter().map(|(mean, var)| (mean, 1.0 / (var + eps).sqrt())).collect()
+}
+
+/// The `(mean, biased variance)` of each channel (two passes, channels in parallel).
+pub(super) fn channel_moments<T: Float>(x: &[T], (n, c, plane): Geo) -> Vec<(f64, f64)> {
+    let m = (n * plane) as f64;
+    let mut stats = vec![(0.0, 0.0); c];
+    let dst = SendPtr(stats.as_mut_ptr());
+    parallel_ranges(c, 1, |r| {
+        // SAFETY: each range of channels writes its own entries.
+        let out = unsafe { dst.slice_mut(r.clone()) };
+        for (ch, o) in r.zip(out) {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(xf) = as_f32(x) {
+                let p = ChannelPlanes { start: ch * plane, len: plane, n, stride: c * plane };
+                if let Some(sum) = channel_sums::sum(xf, p) {
+                    let mean = sum / m;
+                    if let Some(sq) = channel_sums::squared_deviation(xf, p, mean as f32) {
+                        *o = (mean, sq / m);
+                        continue;
+                    }
+                }
+            }
+            let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..(i * c + ch + 1) * plane]);
+            let mean = planes().map(|p| blocked_sum(p, |v| v)).sum::<f64>() / m;
+            let mt = T::from_f64(mean);
+            let var = planes().map(|p| blocked_sum(p, |v| (v - mt) * (v - mt))).sum::<f64>() / m;
+            *o = (mean, var);
+        }
+    });
+    stats
+}
+
+/// The `(mean, invstd)` of each channel: from a [`BatchNormStats`] input when there is one, else
+/// computed from `x`.
+pub(super) fn stats_of<T: Float>(given: Option<&Vec<f64>>, x: &[T], geo: Geo, eps: f64) -> PerChannel {
+    match given {
+        Some(v) => (0..geo.1).map(|c| (v[c], v[geo.1 + c])).collect(),
+        None => channel_stats(x, geo, eps),
+    }
+}
+
+/// Per channel, two f64 numbers: `(mean, invstd)` for statistics, `(sum(g * xhat), sum(g))`
+/// for gradient sums.
+pub(super) type PerChannel = Vec<(f64, f64)>;
+
+/// The forward's pre-activation `z = za_c * x + zk_c` (`z` holds `za, zk` for each channel) and
+/// its activation: what the backward passes need to gate the gradient as the activation did.
+/// `z` is computed with the same multiply-add as the forward's, so the gate sees the same value.
+#[derive(Clone, Copy)]
+pub(super) struct Gated<'a, T> {
+    pub z: &'a [T],
+    pub gate: Gate<T>,
+}
+
+/// Each channel's statistics and gradient sums `(sum(g' * xhat), sum(g'))`, with `g'` the
+/// gradient through the activation when `gated` is given, else `g` itself.
+pub(super) fn grad_sums<T: Float>(
+    x: &[T],
+    g: &[T],
+    geo: Geo,
+    eps: f64,
+    given: Option<&Vec<f64>>,
+    gated: Option<Gated<'_, T>>,
+) -> (PerChannel, PerChannel) {
+    let stats = stats_of(given, x, geo, eps);
+    let mut sums = vec![(0.0, 0.0); geo.1];
+    let out = SendPtr(sums.as_mut_ptr());
+    parallel_ranges(geo.1, 1, |chans| dispatch(ChannelGradSums { x, g, geo, stats: &stats, gated, out, chans }));
+    (stats, sums)
+}
+
+/// [`grad_sums`] over the channels `chans`, one channel at a time.
+struct ChannelGradSums<'a, T> {
+    x: &'a [T],
+    g: &'a [T],
+    geo: Geo,
+    stats: &'a PerChannel,
+    gated: Option<Gated<'a, T>>,
+    out: SendPtr<(f64, f64)>,
+    chans: std::ops::Range<usize>,
+}
+
+impl<T: Float> SimdKernel for ChannelGradSums<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<A: Madd>(self) {
+        for ch in self.chans.clone() {
+            let (mean, invstd) = self.stats[ch];
+            let (gx, gs) = self.channel::<A>(ch, mean);
+            // SAFETY: each range of channels writes its own entries.
+            unsafe { *self.out.0.add(ch) = (gx * invstd, gs) };
+        }
+    }
+}
+
+impl<T: Float> ChannelGradSums<'_, T> {
+    /// `(sum(g' * (x - mean)), sum(g'))` over one channel's planes.
+    #[inline(always)]
+    fn channel<A: Madd>(&self, ch: usize, mean: f64) -> (f64, f64) {
+        let (n, c, plane) = self.geo;
+        let zc = self.gated.map(|gt| (gt.z[2 * ch], gt.z[2 * ch + 1], gt.gate));
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(xf), Some(gf)) = (as_f32(self.x), as_f32(self.g)) {
+            // `as_f32` holds only where the FMA kernels run, so `A` is the fused multiply-add
+            // here too, as in the forward that made `z`.
+            let p = ChannelPlanes { start: ch * plane, len: plane, n, stride: c * plane };
+            let gate = zc.map(|(a, k, gt)| {
+                let f = |v: T| WithDType::to_f64(v) as f32;
+                channel_sums::ZGate { a: f(a), k: f(k), lo: f(gt.lo), hi: f(gt.hi), leak: f(gt.leak) }
+            });
+            if let Some(sums) = channel_sums::grad_sums(xf, gf, p, mean as f32, gate) {
+                return sums;
+            }
+        }
+        let mt = T::from_f64(mean);
+        let (mut gx, mut gs) = (0.0, 0.0);
+        for i in 0..n {
+            let p = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+            let (a, b) = match zc {
+                None => blocked_grad_sums(&self.x[p.clone()], &self.g[p], mt, |_, g| g),
+                Some((za, zk, gate)) if gate.leaky() => {
+                    blocked_grad_sums(&self.x[p.clone()], &self.g[p], mt, |x, g| gate.grad::<true>(A::madd(za, x, zk), g))
+                }
+                Some((za, zk, gate)) => {
+                    blocked_grad_sums(&self.x[p.clone()], &self.g[p], mt, |x, g| gate.grad::<false>(A::madd(za, x, zk), g))
+                }
+            };
+            gx += a;
+            gs += b;
+        }
+        (gx, gs)
+    }
+}
+
+/// What a [`channel_affine`] pass does besides its multiply-adds.
+#[derive(Clone, Copy)]
+pub(super) enum Through<'a, T> {
+    /// Nothing: `a * u + k` or `a * u + b * v + k`.
+    Plain,
+    /// The forward's activation: `act(a * u + k)`.
+    Activation(Gate<T>),
+    /// The input gradient's gate: `a * g' + b * v + k`, `u` gated to `g'` by the activation's
+    /// derivative at the forward's `z` (computed from `v`, which is `x`).
+    Gradient(Gated<'a, T>),
+}
+
+/// `out = a_c * u + b_c * v + k_c` (without `v`: `a_c * u + k_c`) over every plane of channels
+/// `chans` of `[n, C, plane]` buffers (fused multiply-adds where the CPU has them), through
+/// `through`. `coefs` holds `a, b, k` for each channel.
+struct ChannelAffine<'a, T> {
+    out: SendPtr<T>,
+    u: &'a [T],
+    v: Option<&'a [T]>,
+    coefs: &'a [T],
+    through: Through<'a, T>,
+    geo: Geo,
+    chans: std::ops::Range<usize>,
+}
+
+impl<T: Float> SimdKernel for ChannelAffine<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<A: Madd>(self) {
+        let (n, c, plane) = self.geo;
+        // Image by image, so that the planes of a range of channels are read in memory order
+        // (with small planes, channel by channel would stride across the whole batch).
+        for i in 0..n {
+            for ch in self.chans.clone() {
+                let (a, b, k) = (self.coefs[3 * ch], self.coefs[3 * ch + 1], self.coefs[3 * ch + 2]);
+                let r = (i * c + ch) * plane..(i * c + ch + 1) * plane;
+                // SAFETY: (i, ch) planes are disjoint; each channel belongs to one range.
+                let o = unsafe { self.out.slice_mut(r.clone()) };
+                let u = &self.u[r.clone()];
+                match (self.v, self.through) {
+                    (None, Through::Activation(gate)) if gate.leaky() => activated::<A, T, true>(o, u, (a, k), gate),
+                    (None, Through::Activation(gate)) => activated::<A, T, false>(o, u, (a, k), gate),
+                    (None, _) => o.iter_mut().zip(u).for_each(|(o, &u)| *o = A::madd(a, u, k)),
+                    (Some(v), Through::Gradient(Gated { z, gate })) => {
+                        let zc = (z[2 * ch], z[2 * ch + 1]);
+                        if gate.leaky() {
+                            gated::<A, T, true>(o, u, &v[r], (a, b, k), zc, gate)
+                        } else {
+                            gated::<A, T, false>(o, u, &v[r], (a, b, k), zc, gate)
+                        }
+                    }
+                    (Some(v), _) => o.iter_mut().zip(u).zip(&v[r]).for_each(|((o, &u), &v)| *o = A::madd(a, u, A::madd(b, v, k))),
+                }
+            }
+        }
+    }
+}
+
+/// `o = act(a * u + k)`.
+#[inline(always)]
+fn activated<A: Madd, T: Float, const LEAKY: bool>(o: &mut [T], u: &[T], (a, k): (T, T), gate: Gate<T>) {
+    o.iter_mut().zip(u).for_each(|(o, &u)| *o = gate.out::<LEAKY>(A::madd(a, u, k)))
+}
+
+/// `o = a * g' + b * v + k`, `g'` the gradient `u` through the activation at `za * v + zk`.
+#[inline(always)]
+fn gated<A: Madd, T: Float, const LEAKY: bool>(o: &mut [T], u: &[T], v: &[T], (a, b, k): (T, T, T), (za, zk): (T, T), gate: Gate<T>) {
+    o.iter_mut().zip(u).zip(v).for_each(|((o, &u), &v)| *o = A::madd(a, gate.grad::<LEAKY>(A::madd(za, v, zk), u), A::madd(b, v, k)))
+}
+
+/// [`ChannelAffine`] into a new buffer, channels in parallel.
+pub(super) fn channel_affine<T: Float>(u: &[T], v: Option<&[T]>, coefs: &[T], through: Through<'_, T>, geo: Geo) -> PooledVec<T> {
+    let mut out = PooledVec::<T>::uninit(u.len());
+    let ptr = SendPtr(out.as_mut_slice().as_mut_ptr());
+    parallel_ranges(geo.1, 1, |chans| dispatch(ChannelAffine { out: ptr, u, v, coefs, through, geo, chans }));
+    out
+}

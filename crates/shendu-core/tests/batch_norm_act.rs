@@ -1,0 +1,70 @@
+//! Batch norm with a fused activation equals batch norm followed by the standalone activation:
+//! output, input gradient and parameter gradients, in f32 through the AVX2 sums and in the
+//! portable loops, on 1 and 2 threads, on planes whose lengths leave vector tails. (The f64
+//! gradients against finite differences are rows of `gradcheck.rs`.)
+
+use shendu_core::cpu::simd::set_simd_enabled;
+use shendu_core::{set_num_threads, BatchNormActivation, DType, Rng, Tensor, Var};
+
+fn randn(shape: &[usize], rng: &mut Rng, scale: f64, shift: f64) -> Tensor {
+    let v: Vec<f64> = (0..shape.iter().product::<usize>()).map(|_| rng.normal() * scale + shift).collect();
+    Tensor::from_vec(v, shape).unwrap().to_dtype(DType::F32).unwrap()
+}
+
+/// `[y, gx, gw, gb]` of `sum(f(x, w, b) * r)`.
+fn run(x: &Tensor, w: &Tensor, b: &Tensor, r: &Tensor, f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor) -> [Vec<f64>; 4] {
+    let (xv, wv, bv) = (Var::new(x.clone()), Var::new(w.clone()), Var::new(b.clone()));
+    let y = f(xv.as_tensor(), wv.as_tensor(), bv.as_tensor());
+    y.mul(r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = |v: &Var| v.grad().unwrap().to_vec_f64().unwrap();
+    [y.to_vec_f64().unwrap(), grad(&xv), grad(&wv), grad(&bv)]
+}
+
+fn standalone(y: &Tensor, act: BatchNormActivation) -> Tensor {
+    match act {
+        BatchNormActivation::Identity => y.clone(),
+        BatchNormActivation::Relu => y.relu().unwrap(),
+        BatchNormActivation::Relu6 => y.relu6().unwrap(),
+        BatchNormActivation::Leaky(s) => y.leaky_relu(s).unwrap(),
+    }
+}
+
+#[test]
+fn fused_activation_matches_batch_norm_then_activation() {
+    let acts = [BatchNormActivation::Relu, BatchNormActivation::Relu6, BatchNormActivation::Leaky(0.1), BatchNormActivation::Identity];
+    // Planes of 25 and 49 values (vector tails), a 16x16 plane (several 256-value blocks over
+    // the batch), and [N, C].
+    let shapes: [&[usize]; 4] = [&[8, 16, 5, 5], &[4, 8, 7, 7], &[3, 5, 16, 16], &[64, 3]];
+    let mut rng = Rng::new(11);
+    for shape in shapes {
+        let c = shape[1];
+        let x = randn(shape, &mut rng, 2.0, 0.5);
+        // Weights and biases that put every channel's outputs on both sides of 0 and of 6.
+        let w = randn(&[c], &mut rng, 2.0, 2.5);
+        let b = randn(&[c], &mut rng, 1.0, 2.0);
+        let r = randn(shape, &mut rng, 1.0, 0.0);
+        for act in acts {
+            for (simd, threads) in [(true, 1), (true, 2), (false, 1), (false, 2)] {
+                set_simd_enabled(simd);
+                set_num_threads(threads);
+                let fused = run(&x, &w, &b, &r, &|x, w, b| x.batch_norm_act(w, b, 1e-5, act).unwrap());
+                let apart = run(&x, &w, &b, &r, &|x, w, b| standalone(&x.batch_norm_train(w, b, 1e-5).unwrap(), act));
+                for (what, (f, a)) in ["y", "gx", "gw", "gb"].iter().zip(fused.iter().zip(&apart)) {
+                    let scale = a.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+                    let worst = f.iter().zip(a).map(|(f, a)| (f - a).abs()).fold(0.0, f64::max);
+                    assert!(
+                        worst <= 2e-6 * scale,
+                        "{act:?} {shape:?} simd {simd} {threads} threads {what}: worst {worst} at scale {scale}"
+                    );
+                }
+                if act == BatchNormActivation::Relu6 {
+                    let sat = fused[0].iter().filter(|&&v| v == 6.0).count();
+                    let zero = fused[0].iter().filter(|&&v| v == 0.0).count();
+                    assert!(sat > 0 && zero > 0, "{shape:?}: the test data must reach both kinks ({sat} at 6, {zero} at 0)");
+                }
+            }
+        }
+    }
+    set_simd_enabled(true);
+    set_num_threads(1);
+}
