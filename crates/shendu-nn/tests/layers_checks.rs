@@ -159,6 +159,40 @@ fn batch_norm_eval_and_untracked() {
     assert!(m.iter().all(|v| v.abs() < 1e-12), "{m:?}");
 }
 
+/// `forward_act` is `forward` then the activation, in train mode (the fused op, running
+/// statistics updated the same) and in eval mode (the standalone activation), for 2d and 1d.
+#[test]
+fn batch_norm_forward_act_is_forward_then_activation() {
+    use shendu_core::BatchNormActivation as Act;
+    let x = Tensor::randn(&[4, 3, 5, 5], DType::F32).unwrap().affine(2.0, 0.7).unwrap();
+    let x1 = Tensor::randn(&[16, 3], DType::F32).unwrap().affine(2.0, 0.7).unwrap();
+    for (act, name) in [(Act::Relu, "relu"), (Act::Relu6, "relu6"), (Act::Leaky(0.1), "leaky"), (Act::Identity, "identity")] {
+        let standalone = |y: Tensor| match act {
+            Act::Relu => y.relu().unwrap(),
+            Act::Relu6 => y.relu6().unwrap(),
+            Act::Leaky(s) => y.leaky_relu(s).unwrap(),
+            Act::Identity => y,
+        };
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            let (a, b) = (a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
+            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-6, "{name} {what}: worst difference {worst}");
+        };
+        let (fused, apart) = (BatchNorm2d::new(3, DType::F32).unwrap(), BatchNorm2d::new(3, DType::F32).unwrap());
+        for mode in [Mode::Train, Mode::Train, Mode::Eval] {
+            let y = fused.forward_act(&x.mul_scalar(3.0).unwrap(), mode, act).unwrap();
+            close(&y, &standalone(apart.forward(&x.mul_scalar(3.0).unwrap(), mode).unwrap()), &format!("2d {mode:?}"));
+        }
+        let (rf, ra) = (fused.running.as_ref().unwrap(), apart.running.as_ref().unwrap());
+        close(&rf.mean.value(), &ra.mean.value(), "running mean");
+        close(&rf.var.value(), &ra.var.value(), "running var");
+        let (fused, apart) = (BatchNorm1d::new(3, DType::F32).unwrap(), BatchNorm1d::new(3, DType::F32).unwrap());
+        for mode in [Mode::Train, Mode::Eval] {
+            close(&fused.forward_act(&x1, mode, act).unwrap(), &standalone(apart.forward(&x1, mode).unwrap()), &format!("1d {mode:?}"));
+        }
+    }
+}
+
 #[test]
 fn wrong_channels_are_layer_errors_naming_both_shapes() {
     let conv = Conv2dConfig::new(4, 8, 3).groups(2).build(DType::F32).unwrap();
