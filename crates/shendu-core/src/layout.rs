@@ -48,6 +48,12 @@ impl Layout {
         true
     }
 
+    /// The storage offset of the furthest element (the offset itself when empty).
+    pub fn max_offset(&self) -> usize {
+        let span: usize = self.dims().iter().zip(&self.strides).map(|(&d, &s)| d.saturating_sub(1) * s).sum();
+        self.offset + if self.elem_count() == 0 { 0 } else { span }
+    }
+
     /// The storage range of a contiguous layout.
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
         self.is_contiguous().then(|| self.offset..self.offset + self.elem_count())
@@ -157,48 +163,105 @@ pub fn for_each_row_n<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut([
     if dims.len() > MERGE_MAX {
         return for_each_innermost_row_n(layouts, f);
     }
-    // Merged dims and strides, innermost first (on the stack: compiled graph steps call this
-    // every run and must not allocate).
-    let (mut md, mut ms, mut r) = ([0usize; MERGE_MAX], [[0usize; MERGE_MAX]; N], 0);
-    for d in (0..dims.len()).rev() {
-        let n = dims[d];
-        if n == 1 {
-            continue;
-        }
-        if r > 0 && (0..N).all(|i| layouts[i].strides()[d] == ms[i][r - 1] * md[r - 1]) {
-            md[r - 1] *= n;
-            continue;
-        }
-        md[r] = n;
-        for i in 0..N {
-            ms[i][r] = layouts[i].strides()[d];
-        }
-        r += 1;
-    }
-    if r == 0 {
+    let walk = RowWalk::merge(layouts);
+    if walk.r == 0 {
         return f(off, [1; N], 1);
     }
-    let inner: [usize; N] = std::array::from_fn(|i| ms[i][0]);
-    let mut idx = [0usize; MERGE_MAX];
-    loop {
-        f(off, inner, md[0]);
-        let mut d = 1;
-        loop {
-            if d >= r {
-                return;
+    walk.walk(&mut off, 0..walk.rows(), f)
+}
+
+/// The rows of a strided walk of `N` layouts with their dims merged, as [`for_each_row_n`]
+/// visits them, held on the stack (no allocation), so that a range of rows can be walked on
+/// its own: a kernel splits the rows between threads.
+#[derive(Clone, Copy, Debug)]
+pub struct RowWalk<const N: usize> {
+    /// Merged dims and strides, innermost first; `r` of them.
+    md: [usize; MERGE_MAX],
+    ms: [[usize; MERGE_MAX]; N],
+    r: usize,
+    offsets: [usize; N],
+}
+
+impl<const N: usize> RowWalk<N> {
+    /// The walk of layouts sharing one shape, or `None` where [`for_each_row_n`] takes another
+    /// path (all contiguous, empty, scalar, or too many dims to merge on the stack).
+    pub fn new(layouts: [&Layout; N]) -> Option<RowWalk<N>> {
+        let dims = layouts[0].dims();
+        if layouts[0].elem_count() == 0 || dims.is_empty() || dims.len() > MERGE_MAX || layouts.iter().all(|l| l.is_contiguous()) {
+            return None;
+        }
+        let walk = RowWalk::merge(layouts);
+        (walk.r > 0).then_some(walk)
+    }
+
+    fn merge(layouts: [&Layout; N]) -> RowWalk<N> {
+        let dims = layouts[0].dims();
+        let (mut md, mut ms, mut r) = ([0usize; MERGE_MAX], [[0usize; MERGE_MAX]; N], 0);
+        for d in (0..dims.len()).rev() {
+            let n = dims[d];
+            if n == 1 {
+                continue;
             }
-            idx[d] += 1;
-            for (o, s) in off.iter_mut().zip(&ms) {
-                *o += s[d];
+            if r > 0 && (0..N).all(|i| layouts[i].strides()[d] == ms[i][r - 1] * md[r - 1]) {
+                md[r - 1] *= n;
+                continue;
             }
-            if idx[d] < md[d] {
-                break;
+            md[r] = n;
+            for i in 0..N {
+                ms[i][r] = layouts[i].strides()[d];
             }
-            for (o, s) in off.iter_mut().zip(&ms) {
-                *o -= s[d] * md[d];
+            r += 1;
+        }
+        RowWalk { md, ms, r, offsets: std::array::from_fn(|i| layouts[i].offset()) }
+    }
+
+    /// Elements per row.
+    pub fn row_len(&self) -> usize {
+        self.md[0]
+    }
+
+    /// Rows in the walk.
+    pub fn rows(&self) -> usize {
+        self.md[1..self.r].iter().product()
+    }
+
+    /// Calls `f(offsets, strides, len)` for rows `rows` (row `i` holds elements `i * row_len`
+    /// onwards in row-major order).
+    pub fn for_rows(&self, rows: std::ops::Range<usize>, f: impl FnMut([usize; N], [usize; N], usize)) {
+        let mut off = self.offsets;
+        self.walk(&mut off, rows, f)
+    }
+
+    fn walk(&self, off: &mut [usize; N], rows: std::ops::Range<usize>, mut f: impl FnMut([usize; N], [usize; N], usize)) {
+        let (md, ms, r) = (&self.md, &self.ms, self.r);
+        // The starting row's index in the merged outer dims (mixed radix, innermost first).
+        let mut idx = [0usize; MERGE_MAX];
+        let mut rest = rows.start;
+        for d in 1..r {
+            idx[d] = rest % md[d];
+            rest /= md[d];
+            for (o, s) in off.iter_mut().zip(ms) {
+                *o += s[d] * idx[d];
             }
-            idx[d] = 0;
-            d += 1;
+        }
+        let inner: [usize; N] = std::array::from_fn(|i| ms[i][0]);
+        for _ in rows {
+            f(*off, inner, md[0]);
+            let mut d = 1;
+            while d < r {
+                idx[d] += 1;
+                for (o, s) in off.iter_mut().zip(ms) {
+                    *o += s[d];
+                }
+                if idx[d] < md[d] {
+                    break;
+                }
+                for (o, s) in off.iter_mut().zip(ms) {
+                    *o -= s[d] * md[d];
+                }
+                idx[d] = 0;
+                d += 1;
+            }
         }
     }
 }
@@ -291,5 +354,30 @@ mod tests {
             rows += 1;
         });
         assert_eq!(rows, 2 * 3 * 4);
+    }
+
+    /// Any range of a [`RowWalk`]'s rows, walked on its own, is that stretch of the full walk,
+    /// and max_offset is the furthest element.
+    #[test]
+    fn row_ranges_walk_their_part_of_the_whole() {
+        let c = |d: &[usize]| Layout::contiguous(Shape::from(d.to_vec()));
+        let shuffle = c(&[2, 3, 4, 5, 6]).permute(&[0, 2, 1, 3, 4], "t").unwrap();
+        let narrow = c(&[4, 6, 5]).narrow(1, 1, 3, "t").unwrap().narrow(0, 1, 3, "t").unwrap();
+        let bcast = c(&[1, 3, 1]).broadcast_as(&Shape::from(vec![2, 3, 4]), "t").unwrap();
+        let t = c(&[7, 5]).permute(&[1, 0], "t").unwrap();
+        for l in [&shuffle, &narrow, &bcast, &t] {
+            let want = naive([l]);
+            assert_eq!(l.max_offset(), want.iter().map(|o| o[0]).max().unwrap(), "{:?}", l.dims());
+            let walk = RowWalk::new([l]).expect("a strided layout");
+            assert_eq!(walk.rows() * walk.row_len(), l.elem_count());
+            for split in [1, 2, 3, walk.rows() - 1] {
+                let mut got = Vec::new();
+                for r in [0..split, split..walk.rows()] {
+                    walk.for_rows(r, |[o], [s], len| got.extend((0..len).map(|j| [o + j * s])));
+                }
+                assert_eq!(got, want, "{:?} {:?} split at row {split}", l.dims(), l.strides());
+            }
+        }
+        assert!(RowWalk::new([&c(&[3, 4])]).is_none(), "contiguous: one flat row, no walk");
     }
 }

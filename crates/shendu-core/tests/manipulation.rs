@@ -542,3 +542,43 @@ fn dropout_mask_statistics_and_gradient() {
         "dropout_mask: dtype i64 is not supported (expects a float dtype)"
     );
 }
+
+/// Large strided copies split their rows between threads: a permuted view made contiguous, a
+/// unary op on it, and a concatenation of strided parts, each against the element-by-element
+/// gather, on 1 and 2 threads.
+#[test]
+fn large_strided_copies_match_the_gather_on_any_thread_count() {
+    let dims = [40usize, 6, 29, 13];
+    let x = Tensor::from_vec((0..dims.iter().product::<usize>()).map(|i| i as f32).collect(), &dims[..]).unwrap();
+    let v = x.to_vec::<f32>().unwrap();
+    let at = |n: usize, c: usize, h: usize, w: usize| v[((n * dims[1] + c) * dims[2] + h) * dims[3] + w];
+    // Permuted to [n, w, c, h]: element (n, w, c, h) is x[n, c, h, w].
+    let mut want = Vec::new();
+    for n in 0..dims[0] {
+        for w in 0..dims[3] {
+            for c in 0..dims[1] {
+                for h in 0..dims[2] {
+                    want.push(at(n, c, h, w));
+                }
+            }
+        }
+    }
+    // The concatenation along dim 1 of two narrowed, permuted views.
+    let p = x.permute(&[0, 3, 1, 2]).unwrap();
+    let (a, b) = (p.narrow(1, 8, 5).unwrap(), p.narrow(1, 0, 8).unwrap());
+    let cat_want: Vec<f32> = (0..dims[0])
+        .flat_map(|n| {
+            let row = |w: usize| (0..dims[1]).flat_map(move |c| (0..dims[2]).map(move |h| (n, w, c, h)));
+            (8..13).chain(0..8).flat_map(row).collect::<Vec<_>>()
+        })
+        .map(|(n, w, c, h)| at(n, c, h, w))
+        .collect();
+    for threads in [1, 2] {
+        shendu_core::set_num_threads(threads);
+        assert_eq!(p.contiguous().unwrap().to_vec::<f32>().unwrap(), want, "{threads} threads: contiguous");
+        let doubled: Vec<f32> = want.iter().map(|v| v * 2.0).collect();
+        assert_eq!(p.mul_scalar(2.0).unwrap().to_vec::<f32>().unwrap(), doubled, "{threads} threads: a unary op on the view");
+        assert_eq!(Tensor::cat(&[&a, &b], 1).unwrap().to_vec::<f32>().unwrap(), cat_want, "{threads} threads: cat of views");
+    }
+    shendu_core::set_num_threads(1);
+}

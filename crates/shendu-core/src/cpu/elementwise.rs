@@ -1,7 +1,7 @@
 //! Elementwise map and zip over strided inputs, parallel on large contiguous data.
 
 use crate::cpu::threads::parallel_ranges;
-use crate::layout::for_each_row_n;
+use crate::layout::{for_each_row_n, RowWalk};
 use crate::pool::{PoolElem, PooledVec};
 use crate::Layout;
 
@@ -53,22 +53,42 @@ pub fn map<T: Copy + Sync, U: PoolElem + Sync>(x: &[T], layout: &Layout, f: impl
                 *o = f(v);
             }
         });
+    } else if let Some(walk) = RowWalk::new([layout]).filter(|_| n >= PAR_CHUNK) {
+        // A large strided view (a channel shuffle's transpose, a permute): rows split between
+        // threads, each writing its own part of the output.
+        let (row, dst) = (walk.row_len(), SendPtr(out.as_mut_slice().as_mut_ptr()));
+        parallel_ranges(walk.rows(), PAR_CHUNK.div_ceil(row), |rows| {
+            // SAFETY: row i fills out[i * row..(i + 1) * row]; the ranges are disjoint.
+            let o = unsafe { dst.slice_mut(rows.start * row..rows.end * row) };
+            let mut i = 0;
+            walk.for_rows(rows, |[off], [st], len| {
+                map_row(&mut o[i..i + len], x, off, st, &f);
+                i += len;
+            });
+        });
     } else {
         let o = out.as_mut_slice();
         let mut i = 0;
         layout.for_each_row(|off, len, st| {
-            if st == 1 {
-                // Unit-stride rows (a permuted view's merged planes): a loop that vectorises.
-                o[i..i + len].iter_mut().zip(&x[off..off + len]).for_each(|(o, &v)| *o = f(v));
-            } else {
-                for k in 0..len {
-                    o[i + k] = f(x[off + k * st]);
-                }
-            }
+            map_row(&mut o[i..i + len], x, off, st, &f);
             i += len;
         });
     }
     out
+}
+
+/// `o[k] = f(x[off + k * st])`.
+#[inline(always)]
+fn map_row<T: Copy, U>(o: &mut [U], x: &[T], off: usize, st: usize, f: &impl Fn(T) -> U) {
+    if st == 1 {
+        // Unit-stride rows (a permuted view's merged planes): a loop that vectorises.
+        let len = o.len();
+        o.iter_mut().zip(&x[off..off + len]).for_each(|(o, &v)| *o = f(v));
+    } else {
+        for (k, o) in o.iter_mut().enumerate() {
+            *o = f(x[off + k * st]);
+        }
+    }
 }
 
 /// `out[i] = f(a[i], b[i])` where both layouts already have the output's shape (broadcast views).
