@@ -238,15 +238,19 @@ fn conv_workloads(opts: &Options, t: usize, peak: Option<f64>, record: &mut impl
     }
 }
 
+/// Width of the table's workload column: the longest name, "Z3 ShuffleNetV2-28 train" (rows
+/// print as they are measured, so the width cannot come from the figures).
+const NAME_WIDTH: usize = 24;
+
 /// The header of [`table_row`]'s table.
 pub fn table_header() -> String {
-    format!("{:<18} {:>7} {:>10} {:<8} {:>6}  {}", "workload", "threads", "value", "unit", "%peak", "detail")
+    format!("{:<NAME_WIDTH$} {:>7} {:>10} {:<8} {:>6}  {}", "workload", "threads", "value", "unit", "%peak", "detail")
 }
 
 /// One figure as a row of the human-readable table.
 pub fn table_row(f: &Figure) -> String {
     let pct = f.pct_of_peak.map(|p| format!("{p:.0}%")).unwrap_or_default();
-    format!("{:<18} {:>7} {:>10} {:<8} {:>6}  {}", f.workload, f.threads, format_value(f.value), f.unit, pct, f.extra)
+    format!("{:<NAME_WIDTH$} {:>7} {:>10} {:<8} {:>6}  {}", f.workload, f.threads, format_value(f.value), f.unit, pct, f.extra)
 }
 
 /// Three significant digits below 100, whole numbers above (as the peers' report).
@@ -268,6 +272,18 @@ pub fn to_json(figures: &[Figure]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every row's columns line up with the header's, the longest workload names included.
+    #[test]
+    fn table_columns_line_up() {
+        let threads_end = table_header().find("threads").unwrap() + "threads".len();
+        for name in ["W1 sgemm n=256", "W4 MLP train (graph)", "Z2 MobileNetV2-28 train", "Z3 ShuffleNetV2-28 train"] {
+            let f = Figure { workload: name.into(), threads: 2, value: 1.0, unit: "ms", pct_of_peak: None, extra: String::new() };
+            let row = table_row(&f);
+            assert_eq!(row[..threads_end].trim_end().len(), threads_end, "{row:?}");
+            assert_eq!(&row[threads_end - 1..threads_end], "2", "{row:?}");
+        }
+    }
 
     #[test]
     fn selection_by_prefix() {
