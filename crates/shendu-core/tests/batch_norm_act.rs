@@ -21,12 +21,7 @@ fn run(x: &Tensor, w: &Tensor, b: &Tensor, r: &Tensor, f: &dyn Fn(&Tensor, &Tens
 }
 
 fn standalone(y: &Tensor, act: BatchNormActivation) -> Tensor {
-    match act {
-        BatchNormActivation::Identity => y.clone(),
-        BatchNormActivation::Relu => y.relu().unwrap(),
-        BatchNormActivation::Relu6 => y.relu6().unwrap(),
-        BatchNormActivation::Leaky(s) => y.leaky_relu(s).unwrap(),
-    }
+    act.apply(y).unwrap()
 }
 
 #[test]
@@ -67,4 +62,54 @@ fn fused_activation_matches_batch_norm_then_activation() {
     }
     set_simd_enabled(true);
     set_num_threads(1);
+}
+
+/// Eval-mode batch norm: the one-pass op (no gradient recorded) equals the composed ops it
+/// records when a gradient is needed, for every activation, batches of one included; and the
+/// composed path's input gradient is the per-channel scale gated by the activation.
+#[test]
+fn eval_pass_matches_the_composed_ops() {
+    let mut rng = Rng::new(5);
+    let acts = [BatchNormActivation::Identity, BatchNormActivation::Relu, BatchNormActivation::Relu6, BatchNormActivation::Leaky(0.1)];
+    for shape in [&[4usize, 5, 3, 3][..], &[1, 4], &[3, 4, 7], &[2, 6, 9, 9]] {
+        let c = shape[1];
+        let x = randn(shape, &mut rng, 3.0, 0.5);
+        let (w, b) = (randn(&[c], &mut rng, 2.0, 1.5), randn(&[c], &mut rng, 1.0, 2.0));
+        let mean = randn(&[c], &mut rng, 0.5, 0.0);
+        let var = randn(&[c], &mut rng, 0.3, 0.0).sqr().unwrap().add_scalar(0.2).unwrap();
+        for act in acts {
+            let fast = x.batch_norm_eval(&w, &b, &mean, &var, 1e-5, act).unwrap();
+            assert!(!fast.requires_grad());
+            let xv = Var::new(x.clone());
+            let slow = xv.as_tensor().batch_norm_eval(&w, &b, &mean, &var, 1e-5, act).unwrap();
+            let (f, s) = (fast.to_vec_f64().unwrap(), slow.to_vec_f64().unwrap());
+            let worst = f.iter().zip(&s).map(|(f, s)| (f - s).abs() / (1.0 + s.abs())).fold(0.0, f64::max);
+            assert!(worst < 1e-6, "{act:?} {shape:?}: worst relative difference {worst}");
+            if act == BatchNormActivation::Relu6 {
+                assert!(f.contains(&6.0) && f.contains(&0.0), "{shape:?}: the data must reach both kinks");
+            }
+            // d(sum y)/dx = w / sqrt(var + eps) where the activation passes the gradient.
+            slow.sum_all().unwrap().backward().unwrap();
+            let gx = xv.grad().unwrap().to_vec_f64().unwrap();
+            let (wv, vv) = (w.to_vec_f64().unwrap(), var.to_vec_f64().unwrap());
+            let plane: usize = shape[2..].iter().product();
+            for (i, (&g, &y)) in gx.iter().zip(&s).enumerate() {
+                let ch = i / plane % c;
+                let pass = match act {
+                    BatchNormActivation::Identity => 1.0,
+                    BatchNormActivation::Relu => f64::from(y > 0.0),
+                    BatchNormActivation::Relu6 => f64::from(y > 0.0 && y < 6.0),
+                    BatchNormActivation::Leaky(s) => {
+                        if y > 0.0 {
+                            1.0
+                        } else {
+                            s
+                        }
+                    }
+                };
+                let want = pass * wv[ch] / (vv[ch] + 1e-5).sqrt();
+                assert!((g - want).abs() < 1e-5 * (1.0 + want.abs()), "{act:?} {shape:?} gx[{i}] = {g}, want {want}");
+            }
+        }
+    }
 }

@@ -440,6 +440,7 @@ const EXEMPT: &[(&str, &str)] = &[
     ("logical_not", "a u8 mask, no gradient"),
     ("batch_norm_param_grad", "batch_norm's backward, checked through batch_norm's rows; no second order"),
     ("batch_norm_input_grad", "batch_norm's backward, checked through batch_norm's rows; no second order"),
+    ("batch_norm_infer", "inference only, no gradient: batch_norm_eval records composed ops when one is needed (tests/batch_norm_act.rs)"),
     ("batch_norm_stats", "batch_norm's statistics input: a constant of its rule, checked through batch_norm's rows"),
     ("is_nan", "a u8 mask, no gradient"),
     ("is_finite", "a u8 mask, no gradient"),

@@ -125,9 +125,14 @@ impl BatchNorm {
     /// stats in train mode. The activation runs inside batch norm's passes where batch norm is
     /// the fused op (train mode, f32/f64), else as its own op after.
     fn forward_dims(&self, x: &Tensor, dims: &[usize], mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
-        let composed = !mode.is_train() && self.running.is_some() || !matches!(x.dtype(), DType::F32 | DType::F64);
-        if composed {
-            return activate(&self.forward_dims_plain(x, dims, mode)?, act);
+        let float = matches!(x.dtype(), DType::F32 | DType::F64);
+        if let (false, Some(r), true) = (mode.is_train(), &self.running, float) {
+            // Eval: one pass with the running statistics where no gradient is recorded.
+            let (w, b) = self.weight_and_bias(x.dtype())?;
+            return Ok(x.batch_norm_eval(&w, &b, &r.mean.value(), &r.var.value(), self.config.eps, act)?);
+        }
+        if !float {
+            return Ok(act.apply(&self.forward_dims_plain(x, dims, mode)?)?);
         }
         let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
         if mode.is_train() && n <= 1 {
@@ -184,20 +189,26 @@ impl BatchNorm {
     /// backward, instead of about ten of each for the composed form above); the running
     /// statistics come from the same statistics pass.
     fn forward_fused(&self, x: &Tensor, n: usize, mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
-        let c = self.config.num_features;
-        let w = match &self.weight {
-            Some(w) => w.tensor(),
-            None => Tensor::ones(&[c], x.dtype())?,
-        };
-        let b = match &self.bias {
-            Some(b) => b.tensor(),
-            None => Tensor::zeros(&[c], x.dtype())?,
-        };
+        let (w, b) = self.weight_and_bias(x.dtype())?;
         let (y, mean, var) = x.batch_norm_act_with_stats(&w, &b, self.config.eps, act)?;
         if mode.is_train() && self.running.is_some() {
             self.update_running(&mean, &var, n)?;
         }
         Ok(y)
+    }
+
+    /// The affine parameters, or ones and zeros without them.
+    fn weight_and_bias(&self, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let c = self.config.num_features;
+        let w = match &self.weight {
+            Some(w) => w.tensor(),
+            None => Tensor::ones(&[c], dtype)?,
+        };
+        let b = match &self.bias {
+            Some(b) => b.tensor(),
+            None => Tensor::zeros(&[c], dtype)?,
+        };
+        Ok((w, b))
     }
 
     /// Moves the running statistics towards the batch's, outside autograd.
@@ -244,16 +255,6 @@ impl BatchNorm {
             f(&join_name(prefix, "num_batches_tracked"), &r.num_batches_tracked);
         }
     }
-}
-
-/// `act` as its standalone op.
-fn activate(y: &Tensor, act: BatchNormActivation) -> Result<Tensor> {
-    Ok(match act {
-        BatchNormActivation::Identity => y.clone(),
-        BatchNormActivation::Relu => y.relu()?,
-        BatchNormActivation::Relu6 => y.relu6()?,
-        BatchNormActivation::Leaky(slope) => y.leaky_relu(slope)?,
-    })
 }
 
 /// Batch norm over `[N, C]` or `[N, C, L]` (statistics per channel over N and L).

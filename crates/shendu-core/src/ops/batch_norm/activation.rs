@@ -5,6 +5,7 @@
 //! gated gradient for batch norm's two passes to read again.
 
 use crate::dtype::Float;
+use crate::{Result, Tensor};
 
 /// The activation applied to batch norm's output in the same pass (torchvision's and Darknet's
 /// `conv -> batch norm -> activation` blocks). Each equals the standalone op of the same name,
@@ -31,6 +32,16 @@ impl BatchNormActivation {
             BatchNormActivation::Relu => "relu",
             BatchNormActivation::Relu6 => "relu6",
             BatchNormActivation::Leaky(_) => "leaky_relu",
+        }
+    }
+
+    /// The activation as its standalone op on `y`.
+    pub fn apply(self, y: &Tensor) -> Result<Tensor> {
+        match self {
+            BatchNormActivation::Identity => Ok(y.clone()),
+            BatchNormActivation::Relu => y.relu(),
+            BatchNormActivation::Relu6 => y.relu6(),
+            BatchNormActivation::Leaky(slope) => y.leaky_relu(slope),
         }
     }
 

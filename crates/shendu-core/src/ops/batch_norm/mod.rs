@@ -67,6 +67,14 @@ pub struct BatchNormInputGrad {
     pub act: BatchNormActivation,
 }
 
+/// Inference-mode batch norm, the statistics fixed: `[x, coefs [2, C] f64]` -> `act(a_c * x +
+/// k_c)` in one pass, `a` and `k` the rows of `coefs`. No gradient: [`Tensor::batch_norm_eval`]
+/// runs it only where no gradient is recorded, and the composed ops otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormInfer {
+    pub act: BatchNormActivation,
+}
+
 /// `[N, C, rest]` as (n, c, plane) with plane = product of the rest (1 for `[N, C]`).
 fn geometry(op: &'static str, x: &Tensor) -> Result<Geo> {
     let d = x.dims();
@@ -301,6 +309,35 @@ impl Op for BatchNormInputGrad {
     }
 }
 
+impl Op for BatchNormInfer {
+    fn name(&self) -> &'static str {
+        "batch_norm_infer"
+    }
+
+    fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        const OP: &str = "batch_norm_infer";
+        let x = inputs[0].contiguous()?;
+        let d = x.dims();
+        if d.len() < 2 {
+            return Err(Error::shape(OP, format!("input {} needs [N, C, ...]", x.shape())));
+        }
+        let geo = (d[0], d[1], d[2..].iter().product());
+        let missing = || Error::autograd(OP, "needs the per-channel coefficients [2, C] as input 1");
+        let ak = given_rows(OP, "coefficients", inputs.get(1), 2, geo.1)?.ok_or_else(missing)?;
+        with_float!(x.dtype(), OP, |T| {
+            let c = geo.1;
+            let coefs: Vec<T> = (0..c).flat_map(|ch| [ak[ch], 0.0, ak[c + ch]]).map(T::from_f64).collect();
+            let through = if self.act.is_identity() { Through::Plain } else { Through::Activation(Gate::of(self.act)) };
+            let out = x.with_contiguous(OP, |s: &[T]| channel_affine(s, None, &coefs, through, geo))?;
+            Ok(Tensor::from_pooled(out, x.shape().clone()))
+        })
+    }
+
+    fn backward<G: GradOps>(&self, _inputs: &[&G], _output: &G, _grad: &G) -> Result<Vec<Option<G>>> {
+        Err(Error::autograd("batch_norm_infer", "has no gradient: Tensor::batch_norm_eval records the composed ops when one is needed"))
+    }
+}
+
 /// Each channel's `(mean, biased variance)` of a `[N, C, ...]` tensor.
 fn moments_of(x: &Tensor) -> Result<Vec<(f64, f64)>> {
     let geo = geometry("batch_norm_stats", x)?;
@@ -377,6 +414,54 @@ impl Tensor {
         let y = apply(BatchNormTrain { eps, act }, &[self, weight, bias, &stats])?;
         let c = stats.dims()[1];
         Ok((y, stats.narrow(0, 0, 1)?.reshape(c)?, stats.narrow(0, 2, 1)?.reshape(c)?))
+    }
+
+    /// Inference-mode batch normalisation with fixed statistics, then `act`:
+    /// `act((x - mean) / sqrt(var + eps) * weight + bias)`, every vector `[C]` (channels at dim
+    /// 1). Where no gradient is recorded (eval under `no_grad`, or nothing requires one) it is one
+    /// pass over `x`; otherwise it records the composed ops, so gradients reach `x`, the weight
+    /// and the bias with the statistics held constant (PyTorch's eval-mode BatchNorm).
+    ///
+    /// ```
+    /// use shendu_core::{BatchNormActivation, DType, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f64, -3.0, 5.0, 7.0], &[2, 2]).unwrap();
+    /// let ones = Tensor::ones(&[2], DType::F64).unwrap();
+    /// let zeros = Tensor::zeros(&[2], DType::F64).unwrap();
+    /// let y = x.batch_norm_eval(&ones, &zeros, &zeros, &ones, 0.0, BatchNormActivation::Relu).unwrap();
+    /// assert_eq!(y.to_vec::<f64>().unwrap(), vec![1.0, 0.0, 5.0, 7.0]);
+    /// ```
+    pub fn batch_norm_eval(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f64,
+        act: BatchNormActivation,
+    ) -> Result<Tensor> {
+        const OP: &str = "batch_norm_eval";
+        let d = self.dims();
+        if d.len() < 2 {
+            return Err(Error::shape(OP, format!("input {} needs [N, C, ...]", self.shape())));
+        }
+        let c = d[1];
+        for (what, t) in [("weight", weight), ("bias", bias), ("running mean", running_mean), ("running variance", running_var)] {
+            check_channel_vec(OP, what, t, c)?;
+        }
+        let all = [self, weight, bias, running_mean, running_var];
+        if crate::autograd::is_grad_enabled() && all.iter().any(|t| t.requires_grad()) {
+            let mut bshape = vec![1usize; d.len()];
+            bshape[1] = c;
+            let scale = running_var.add_scalar(eps)?.rsqrt()?.mul(weight)?;
+            let shift = bias.sub(&running_mean.mul(&scale)?)?;
+            let y = self.mul(&scale.reshape(bshape.clone())?)?.add(&shift.reshape(bshape)?)?;
+            return act.apply(&y);
+        }
+        let (w, b, mean, var) = (vec_f64(weight)?, vec_f64(bias)?, vec_f64(running_mean)?, vec_f64(running_var)?);
+        let a: Vec<f64> = (0..c).map(|ch| w[ch] / (var[ch] + eps).sqrt()).collect();
+        let k: Vec<f64> = (0..c).map(|ch| b[ch] - mean[ch] * a[ch]).collect();
+        let coefs = Tensor::from_vec([a, k].concat(), &[2, c])?;
+        apply(BatchNormInfer { act }, &[self, &coefs])
     }
 
     /// The per-channel batch mean and biased variance of `[N, C, ...]`, as two `[C]` f64 tensors
