@@ -582,3 +582,42 @@ fn large_strided_copies_match_the_gather_on_any_thread_count() {
     }
     shendu_core::set_num_threads(1);
 }
+
+/// Narrow's adjoint writes zeros around the embedded block, also into a recycled buffer that
+/// held other values, on 1 and 2 threads, contiguous and strided sources, large and small.
+#[test]
+fn embed_writes_zeros_around_the_block() {
+    use shendu_core::GradExt;
+    let cases: [(&[usize], usize, usize, usize); 3] = [(&[2, 5, 4], 1, 2, 2), (&[16, 116, 7, 7], 1, 58, 58), (&[4, 6, 33, 40], 3, 0, 25)];
+    for (shape, dim, start, len) in cases {
+        for threads in [1, 2] {
+            shendu_core::set_num_threads(threads);
+            let mut part = shape.to_vec();
+            part[dim] = len;
+            let r = part.len();
+            let n: usize = part.iter().product();
+            let x = Tensor::from_vec((1..=n).map(|i| i as f32).collect(), &part[..]).unwrap();
+            let strided = x.transpose(r - 1, r - 2).unwrap().contiguous().unwrap().transpose(r - 1, r - 2).unwrap();
+            for src in [x.clone(), strided] {
+                // Leave a buffer of the output's size full of 7s in the pool.
+                drop(Tensor::full(shape, 7.0, DType::F32).unwrap().mul_scalar(1.0).unwrap());
+                let like = Tensor::zeros(shape, DType::F32).unwrap();
+                let got = src.g_embed(&like, dim, start).unwrap().to_vec::<f32>().unwrap();
+                let inner: usize = shape[dim + 1..].iter().product();
+                let xv = x.to_vec::<f32>().unwrap();
+                let mut k = 0;
+                for (i, &v) in got.iter().enumerate() {
+                    let at = i / inner % shape[dim];
+                    let expect = if at >= start && at < start + len {
+                        k += 1;
+                        xv[k - 1]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(v, expect, "{shape:?} dim {dim} at {i}, {threads} threads");
+                }
+            }
+        }
+    }
+    shendu_core::set_num_threads(1);
+}

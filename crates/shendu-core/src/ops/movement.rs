@@ -2,6 +2,8 @@
 //! and the adjoints their backward rules need (sum-to, embed).
 
 use crate::autograd::{apply, GradExt, GradOps, Op};
+use crate::cpu::elementwise::SendPtr;
+use crate::cpu::threads::parallel_ranges;
 use crate::ops::copy::copy_strided;
 use crate::ops::reduce::sum_to_shape;
 use crate::pool::PooledVec;
@@ -129,6 +131,9 @@ impl Op for Narrow {
     }
 }
 
+/// Elements below which embed's zero-fill stays on one thread.
+const PAR_ELEMS: usize = 1 << 15;
+
 /// Zeros shaped like input 1, with input 0 written at `start` along `dim`: narrow's adjoint.
 #[derive(Clone, Copy, Debug)]
 pub struct Embed {
@@ -156,8 +161,25 @@ impl Op for Embed {
                 format!("cannot place {} into {shape} at dim {} offset {}", x.shape(), self.dim, self.start),
             ));
         }
+        let d = shape.dims();
+        let (outer, inner): (usize, usize) = (d[..self.dim].iter().product(), d[self.dim + 1..].iter().product());
+        // Each outer row: zeros, the block of `x`, zeros.
+        let (row, head, block) = (d[self.dim] * inner, self.start * inner, x.dims()[self.dim] * inner);
         with_any!(x.dtype(), |T| {
-            let mut out = PooledVec::<T>::filled(shape.elem_count(), <T as crate::dtype::WithDType>::from_f64(0.0));
+            let mut out = PooledVec::<T>::uninit(shape.elem_count());
+            let zero = <T as crate::dtype::WithDType>::from_f64(0.0);
+            // Only the zeros around the blocks are written here (the blocks are copied next),
+            // rows in parallel: a channel split's backward embeds half of a large gradient.
+            let dst = SendPtr(out.as_mut_slice().as_mut_ptr());
+            parallel_ranges(outer, PAR_ELEMS.div_ceil(row.max(1)), |rows| {
+                for o in rows {
+                    // SAFETY: each outer row writes its own two zero runs inside `out`.
+                    unsafe {
+                        dst.slice_mut(o * row..o * row + head).fill(zero);
+                        dst.slice_mut(o * row + head + block..(o + 1) * row).fill(zero);
+                    }
+                }
+            });
             x.with_slice("embed", |s: &[T], l| copy_strided(s, l, out.as_mut_slice(), &dst_layout))?;
             Ok(Tensor::from_storage(out.into_storage(), Layout::contiguous(shape)))
         })
