@@ -1,4 +1,4 @@
-//! Training-mode batch normalisation as one op: per-channel batch statistics, normalisation and
+//! Batch normalisation. Training mode is one op: per-channel batch statistics, normalisation and
 //! the affine transform in three passes over the input forward (mean, variance, normalisation)
 //! and two backward (gradient sums, input gradient), where the same computation built from
 //! mean/sub/sqr/rsqrt/mul/add takes about ten of each.
@@ -12,7 +12,8 @@
 //!
 //! An activation can ride along ([`BatchNormActivation`]): `batch_norm_act` writes `act(bn(x))`
 //! in the normalisation's pass, and its backward gates the gradient inside batch norm's own two
-//! passes (see `activation`).
+//! passes (see `activation`). Eval mode with no gradient recorded is one pass as well
+//! ([`BatchNormInfer`], through [`Tensor::batch_norm_eval`]).
 
 mod activation;
 mod passes;
@@ -419,8 +420,9 @@ impl Tensor {
     /// Inference-mode batch normalisation with fixed statistics, then `act`:
     /// `act((x - mean) / sqrt(var + eps) * weight + bias)`, every vector `[C]` (channels at dim
     /// 1). Where no gradient is recorded (eval under `no_grad`, or nothing requires one) it is one
-    /// pass over `x`; otherwise it records the composed ops, so gradients reach `x`, the weight
-    /// and the bias with the statistics held constant (PyTorch's eval-mode BatchNorm).
+    /// pass over an f32 or f64 `x`; otherwise (and for half types) it runs the composed ops, so
+    /// gradients reach `x`, the weight and the bias with the statistics held constant (PyTorch's
+    /// eval-mode BatchNorm).
     ///
     /// ```
     /// use shendu_core::{BatchNormActivation, DType, Tensor};
@@ -449,7 +451,8 @@ impl Tensor {
             check_channel_vec(OP, what, t, c)?;
         }
         let all = [self, weight, bias, running_mean, running_var];
-        if crate::autograd::is_grad_enabled() && all.iter().any(|t| t.requires_grad()) {
+        let records = crate::autograd::is_grad_enabled() && all.iter().any(|t| t.requires_grad());
+        if records || !matches!(self.dtype(), crate::DType::F32 | crate::DType::F64) {
             let mut bshape = vec![1usize; d.len()];
             bshape[1] = c;
             let scale = running_var.add_scalar(eps)?.rsqrt()?.mul(weight)?;
