@@ -160,19 +160,15 @@ fn batch_norm_eval_and_untracked() {
 }
 
 /// `forward_act` is `forward` then the activation, in train mode (the fused op, running
-/// statistics updated the same) and in eval mode (the standalone activation), for 2d and 1d.
+/// statistics updated the same) and in eval mode (one pass under no_grad, composed ops while
+/// gradients are recorded), for 2d and 1d.
 #[test]
 fn batch_norm_forward_act_is_forward_then_activation() {
     use shendu_core::BatchNormActivation as Act;
     let x = Tensor::randn(&[4, 3, 5, 5], DType::F32).unwrap().affine(2.0, 0.7).unwrap();
     let x1 = Tensor::randn(&[16, 3], DType::F32).unwrap().affine(2.0, 0.7).unwrap();
     for (act, name) in [(Act::Relu, "relu"), (Act::Relu6, "relu6"), (Act::Leaky(0.1), "leaky"), (Act::Identity, "identity")] {
-        let standalone = |y: Tensor| match act {
-            Act::Relu => y.relu().unwrap(),
-            Act::Relu6 => y.relu6().unwrap(),
-            Act::Leaky(s) => y.leaky_relu(s).unwrap(),
-            Act::Identity => y,
-        };
+        let standalone = |y: Tensor| act.apply(&y).unwrap();
         let close = |a: &Tensor, b: &Tensor, what: &str| {
             let (a, b) = (a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
             let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
@@ -183,6 +179,13 @@ fn batch_norm_forward_act_is_forward_then_activation() {
             let y = fused.forward_act(&x.mul_scalar(3.0).unwrap(), mode, act).unwrap();
             close(&y, &standalone(apart.forward(&x.mul_scalar(3.0).unwrap(), mode).unwrap()), &format!("2d {mode:?}"));
         }
+        // Eval under no_grad takes the one-pass op; with the parameters' gradients recorded,
+        // the composed ops (above).
+        let fast = {
+            let _g = shendu_core::no_grad();
+            fused.forward_act(&x, Mode::Eval, act).unwrap()
+        };
+        close(&fast, &standalone(apart.forward(&x, Mode::Eval).unwrap()), "2d eval under no_grad");
         let (rf, ra) = (fused.running.as_ref().unwrap(), apart.running.as_ref().unwrap());
         close(&rf.mean.value(), &ra.mean.value(), "running mean");
         close(&rf.var.value(), &ra.var.value(), "running var");

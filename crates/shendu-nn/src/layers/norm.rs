@@ -122,8 +122,9 @@ impl BatchNorm {
     }
 
     /// `act` of `x` (channels at dim 1, `dims` the reduced dims) normalised; updates the running
-    /// stats in train mode. The activation runs inside batch norm's passes where batch norm is
-    /// the fused op (train mode, f32/f64), else as its own op after.
+    /// stats in train mode. For f32 and f64 the activation runs inside batch norm's own passes
+    /// (train mode, and eval mode where no gradient is recorded); for half types it is its own op
+    /// after the composed batch norm.
     fn forward_dims(&self, x: &Tensor, dims: &[usize], mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         let float = matches!(x.dtype(), DType::F32 | DType::F64);
         if let (false, Some(r), true) = (mode.is_train(), &self.running, float) {
@@ -141,8 +142,8 @@ impl BatchNorm {
         self.forward_fused(x, n, mode, act)
     }
 
-    /// Batch norm without an activation, in composed ops: eval mode, or dtypes the fused op
-    /// lacks.
+    /// Batch norm without an activation, in composed ops: for the half types, which the fused
+    /// ops lack.
     fn forward_dims_plain(&self, x: &Tensor, dims: &[usize], mode: Mode) -> Result<Tensor> {
         // `[1, C, 1, ...]`: per-channel values broadcast against x.
         let mut bshape = vec![1usize; x.rank()];
@@ -260,7 +261,7 @@ impl BatchNorm {
 /// Batch norm over `[N, C]` or `[N, C, L]` (statistics per channel over N and L).
 ///
 /// ```
-/// use shendu_core::{BatchNormActivation, DType, Tensor};
+/// use shendu_core::{DType, Tensor};
 /// use shendu_nn::{layers::BatchNorm1d, Mode, Module, ModuleExt};
 /// let bn = BatchNorm1d::new(3, DType::F32).unwrap();
 /// let x = Tensor::randn(&[8, 3], DType::F32).unwrap();
@@ -285,7 +286,7 @@ impl std::ops::Deref for BatchNorm1d {
 }
 
 impl BatchNorm1d {
-    /// `act(self.forward(x))`, the activation inside batch norm's passes in train mode (see
+    /// `act(self.forward(x))`, the activation inside batch norm's own passes (see
     /// [`BatchNorm2d::forward_act`]).
     pub fn forward_act(&self, x: &Tensor, mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         let dims: &[usize] = match x.rank() {
@@ -318,7 +319,7 @@ impl Module for BatchNorm1d {
 /// Batch norm over `[N, C, H, W]` (statistics per channel over N, H and W).
 ///
 /// ```
-/// use shendu_core::{BatchNormActivation, DType, Tensor};
+/// use shendu_core::{DType, Tensor};
 /// use shendu_nn::{layers::BatchNorm2d, Mode, Module};
 /// let bn = BatchNorm2d::new(4, DType::F32).unwrap();
 /// let x = Tensor::randn(&[2, 4, 3, 3], DType::F32).unwrap();
@@ -342,9 +343,10 @@ impl std::ops::Deref for BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    /// `act(self.forward(x))`: in train mode (f32, f64) the activation runs inside batch norm's
-    /// own passes (`Tensor::batch_norm_act`), saving a pass over the output forward and one
-    /// over the gradient backward; otherwise it is the standalone op after batch norm.
+    /// `act(self.forward(x))`. For f32 and f64 the activation runs inside batch norm's own passes:
+    /// `Tensor::batch_norm_act` in train mode (a pass over the output saved forward, and the
+    /// gradient gated inside the backward passes) and `Tensor::batch_norm_eval` in eval mode
+    /// (one pass where no gradient is recorded). For half types it is the standalone op after.
     pub fn forward_act(&self, x: &Tensor, mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         if x.rank() != 4 {
             let c = self.0.config.num_features;
