@@ -143,8 +143,8 @@ const GATE: u8 = 1;
 const LEAKY_GATE: u8 = 2;
 
 /// Without `g`: `(sum(x), sum((x - mean)^2))`; with `g`: `(sum(g * (x - mean)), sum(g))`,
-/// `g` gated first unless `GATED` is [`NO_GATE`] (then `gate` is `Some`). (A plain sum computes the deviation
-/// too: it costs nothing next to the loads.)
+/// `g` gated first unless `GATED` is [`NO_GATE`] (then `gate` is `Some`). (A plain sum computes
+/// the deviation too: it costs nothing next to the loads.)
 ///
 /// # Safety
 /// Every plane of `p` lies inside the buffers; the CPU has AVX2 and FMA.
