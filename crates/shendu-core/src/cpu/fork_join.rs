@@ -143,7 +143,19 @@ fn worker(pool: &'static Pool) {
 /// Calls `f(c)` for every `c` in `0..chunks`, each exactly once, on the calling thread and the
 /// pool's workers; returns when all have returned (and resumes the first panic, if any did).
 pub(crate) fn run_chunks(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-    let serial = || (0..chunks).for_each(f);
+    // Serially (one chunk, no workers, or the pool busy with another fork) the same contract:
+    // every chunk runs even after one panics, and the first panic is resumed at the end.
+    let serial = || {
+        let mut first = None;
+        for c in 0..chunks {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))) {
+                first.get_or_insert(p);
+            }
+        }
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
+        }
+    };
     if chunks <= 1 {
         return serial();
     }
@@ -199,6 +211,28 @@ mod tests {
             assert!(hits.iter().all(|h| h.load(Relaxed) == 1), "{chunks} chunks");
             assert_eq!(inner.load(Relaxed), 3 * chunks as u64);
         }
+    }
+
+    /// The serial path (here: a fork inside a chunk) keeps the contract too. The test above
+    /// failed under `cargo test` when another test held the pool and its fork ran serially:
+    /// the panic stopped chunks 6 and 7.
+    #[test]
+    fn a_panicking_chunk_in_a_serial_fork_still_lets_the_others_run() {
+        let ran = AtomicU64::new(0);
+        run_chunks(2, &|outer| {
+            if outer == 0 {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    run_chunks(8, &|c| {
+                        ran.fetch_add(1, Relaxed);
+                        if c == 5 {
+                            panic!("chunk five");
+                        }
+                    })
+                }));
+                assert_eq!(*r.unwrap_err().downcast::<&str>().unwrap(), "chunk five");
+            }
+        });
+        assert_eq!(ran.load(Relaxed), 8);
     }
 
     #[test]
