@@ -48,6 +48,12 @@ impl Layout {
         true
     }
 
+    /// True when some elements share a storage place (a broadcast: stride 0 on a dim longer
+    /// than 1), so writes through this layout cannot be split between threads.
+    pub fn repeats_elements(&self) -> bool {
+        self.dims().iter().zip(&self.strides).any(|(&d, &s)| d > 1 && s == 0)
+    }
+
     /// The storage offset of the furthest element (the offset itself when empty).
     pub fn max_offset(&self) -> usize {
         let span: usize = self.dims().iter().zip(&self.strides).map(|(&d, &s)| d.saturating_sub(1) * s).sum();

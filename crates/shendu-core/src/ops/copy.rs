@@ -13,12 +13,20 @@ use crate::{with_any, DType, Error, Layout, Result, Tensor};
 /// Elements below which a strided copy stays on one thread.
 const PAR_ELEMS: usize = 1 << 15;
 
-/// Copies `src` (viewed through `src_layout`) into `dst` (through `dst_layout`, same shape;
-/// `dst_layout` must not map two elements to one place). Large copies split their rows between
-/// threads.
+/// Copies `src` (viewed through `src_layout`) into `dst` (through `dst_layout`, same shape).
+/// Large copies split their rows between threads, unless `dst_layout` writes some place twice
+/// (a broadcast view).
 pub(crate) fn copy_strided<T: Copy + Send + Sync>(src: &[T], src_layout: &Layout, dst: &mut [T], dst_layout: &Layout) {
-    // SAFETY (both arms): every element of the walk lies inside `src` and `dst` (checked below
-    // against the layouts' furthest offsets), and no two elements map to one place of `dst`.
+    if src_layout.elem_count() == 0 {
+        return;
+    }
+    assert!(
+        src_layout.max_offset() < src.len() && dst_layout.max_offset() < dst.len(),
+        "copy_strided: a layout reaches outside its buffer"
+    );
+    // SAFETY: every element of the walk lies inside `src` and `dst` (checked above against the
+    // layouts' furthest offsets); rows run on several threads only where no two elements map
+    // to one place of `dst`.
     let copy_row = |dst: *mut T, [os, od]: [usize; 2], [ss, sd]: [usize; 2], n: usize| unsafe {
         if ss == 1 && sd == 1 {
             std::ptr::copy_nonoverlapping(src.as_ptr().add(os), dst.add(od), n);
@@ -28,26 +36,12 @@ pub(crate) fn copy_strided<T: Copy + Send + Sync>(src: &[T], src_layout: &Layout
             }
         }
     };
-    match RowWalk::new([src_layout, dst_layout]).filter(|_| src_layout.elem_count() >= PAR_ELEMS) {
-        Some(walk) if walk.rows() > 1 => {
-            assert!(
-                src_layout.max_offset() < src.len() && dst_layout.max_offset() < dst.len(),
-                "copy_strided: a layout reaches outside its buffer"
-            );
-            let ptr = SendPtr(dst.as_mut_ptr());
-            parallel_ranges(walk.rows(), PAR_ELEMS.div_ceil(walk.row_len()), |rows| {
-                walk.for_rows(rows, |o, s, n| copy_row(ptr.get(), o, s, n));
-            });
-        }
-        _ => for_each_row_n([src_layout, dst_layout], |[os, od], [ss, sd], n| {
-            if ss == 1 && sd == 1 {
-                dst[od..od + n].copy_from_slice(&src[os..os + n]);
-            } else {
-                for k in 0..n {
-                    dst[od + k * sd] = src[os + k * ss];
-                }
-            }
+    let ptr = SendPtr(dst.as_mut_ptr());
+    match RowWalk::new([src_layout, dst_layout]).filter(|_| src_layout.elem_count() >= PAR_ELEMS && !dst_layout.repeats_elements()) {
+        Some(walk) if walk.rows() > 1 => parallel_ranges(walk.rows(), PAR_ELEMS.div_ceil(walk.row_len()), |rows| {
+            walk.for_rows(rows, |o, s, n| copy_row(ptr.get(), o, s, n));
         }),
+        _ => for_each_row_n([src_layout, dst_layout], |o, s, n| copy_row(ptr.get(), o, s, n)),
     }
 }
 

@@ -127,7 +127,8 @@ impl BatchNorm {
     /// after the composed batch norm.
     fn forward_dims(&self, x: &Tensor, dims: &[usize], mode: Mode, act: BatchNormActivation) -> Result<Tensor> {
         let float = matches!(x.dtype(), DType::F32 | DType::F64);
-        if let (false, Some(r), true) = (mode.is_train(), &self.running, float) {
+        let running = if mode.is_train() { None } else { self.running.as_ref() };
+        if let (Some(r), true) = (running, float) {
             // Eval: one pass with the running statistics where no gradient is recorded.
             let (w, b) = self.weight_and_bias(x.dtype())?;
             return Ok(x.batch_norm_eval(&w, &b, &r.mean.value(), &r.var.value(), self.config.eps, act)?);

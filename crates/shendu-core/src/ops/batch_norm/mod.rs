@@ -24,7 +24,7 @@ use crate::autograd::{apply, GradExt, GradOps, Op};
 use crate::dtype::{Float, WithDType};
 use crate::{with_float, Error, Result, Tensor};
 use activation::Gate;
-use passes::{channel_affine, channel_moments, grad_sums, stats_of, Gated, Geo, PerChannel, Through};
+use passes::{channel_affine, channel_moments, grad_sums, rows_per_channel, stats_of, Gated, Geo, PerChannel, Through};
 
 /// `y = (x - mean_c) / sqrt(var_c + eps) * weight_c + bias_c` for `x` of shape `[N, C, ...]`,
 /// with the batch mean and the biased batch variance of each channel `c` over every dim but 1.
@@ -124,16 +124,22 @@ fn forward_coefs<T: Float>(stats: &PerChannel, wv: &[f64], bv: &[f64]) -> Vec<T>
         .collect()
 }
 
-/// The inputs past `x` and `grad` that the activation's backward ops need, checked: statistics
-/// at `stats_at`, weight and bias at `w_at` and `b_at`.
+/// What the activation's backward ops need besides `x` and `grad`, checked: the statistics
+/// (already read from input `stats_at`) and the weight and bias at `w_at` and `b_at`.
 struct ActInputs {
-    stats: Vec<f64>,
+    stats: PerChannel,
     weight: Vec<f64>,
     bias: Vec<f64>,
 }
 
 impl ActInputs {
-    fn read(op: &'static str, inputs: &[&Tensor], c: usize, (stats_at, w_at, b_at): (usize, usize, usize)) -> Result<ActInputs> {
+    fn read(
+        op: &'static str,
+        inputs: &[&Tensor],
+        stats: Option<&Vec<f64>>,
+        c: usize,
+        (stats_at, w_at, b_at): (usize, usize, usize),
+    ) -> Result<ActInputs> {
         let missing = || {
             Error::autograd(
                 op,
@@ -143,7 +149,7 @@ impl ActInputs {
                 ),
             )
         };
-        let stats = given_stats(op, inputs.get(stats_at), c)?.ok_or_else(missing)?;
+        let stats = rows_per_channel(stats.ok_or_else(missing)?, c);
         let (w, b) = (inputs.get(w_at).ok_or_else(missing)?, inputs.get(b_at).ok_or_else(missing)?);
         check_channel_vec(op, "weight", w, c)?;
         check_channel_vec(op, "bias", b, c)?;
@@ -151,9 +157,8 @@ impl ActInputs {
     }
 
     /// The forward's `a, k` per channel (see [`forward_coefs`]).
-    fn z_coefs<T: Float>(&self, c: usize) -> Vec<T> {
-        let stats: PerChannel = (0..c).map(|ch| (self.stats[ch], self.stats[c + ch])).collect();
-        forward_coefs(&stats, &self.weight, &self.bias)
+    fn z_coefs<T: Float>(&self) -> Vec<T> {
+        forward_coefs(&self.stats, &self.weight, &self.bias)
     }
 }
 
@@ -243,9 +248,9 @@ impl Op for BatchNormParamGrad {
         let (x, g) = (inputs[0].contiguous()?, inputs[1].contiguous()?);
         let geo = geometry(OP, &x)?;
         let given = given_stats(OP, inputs.get(2), geo.1)?;
-        let act = if self.act.is_identity() { None } else { Some(ActInputs::read(OP, inputs, geo.1, (2, 3, 4))?) };
+        let act = if self.act.is_identity() { None } else { Some(ActInputs::read(OP, inputs, given.as_ref(), geo.1, (2, 3, 4))?) };
         with_float!(x.dtype(), OP, |T| {
-            let z: Vec<T> = act.as_ref().map(|a| a.z_coefs(geo.1)).unwrap_or_default();
+            let z: Vec<T> = act.as_ref().map(|a| a.z_coefs()).unwrap_or_default();
             let gated = act.is_some().then(|| Gated { z: &z, gate: Gate::of(self.act) });
             let sums = x.with_contiguous(OP, |xs: &[T]| {
                 g.with_contiguous(OP, |gs: &[T]| grad_sums(xs, gs, geo, self.eps, given.as_ref(), gated).1)
@@ -273,18 +278,18 @@ impl Op for BatchNormInputGrad {
         let wv = vec_f64(w)?;
         let given = given_stats(OP, inputs.get(3), geo.1)?;
         let given_sums = given_rows(OP, "gradient sums", inputs.get(4), 2, geo.1)?;
-        let act = if self.act.is_identity() { None } else { Some(ActInputs::read(OP, inputs, geo.1, (3, 1, 5))?) };
+        let act = if self.act.is_identity() { None } else { Some(ActInputs::read(OP, inputs, given.as_ref(), geo.1, (3, 1, 5))?) };
         if act.is_some() && given_sums.is_none() {
             return Err(Error::autograd(OP, "with an activation it needs the gated gradient sums (input 4)"));
         }
         let m = (geo.0 * geo.2) as f64;
         with_float!(x.dtype(), OP, |T| {
-            let z: Vec<T> = act.as_ref().map(|a| a.z_coefs(geo.1)).unwrap_or_default();
+            let z: Vec<T> = act.as_ref().map(|a| a.z_coefs()).unwrap_or_default();
             let through = if act.is_some() { Through::Gradient(Gated { z: &z, gate: Gate::of(self.act) }) } else { Through::Plain };
             let out = x.with_contiguous(OP, |xs: &[T]| {
                 g.with_contiguous(OP, |gs: &[T]| {
                     let (stats, sums) = match &given_sums {
-                        Some(v) => (stats_of(given.as_ref(), xs, geo, self.eps), (0..geo.1).map(|c| (v[c], v[geo.1 + c])).collect()),
+                        Some(v) => (stats_of(given.as_ref(), xs, geo, self.eps), rows_per_channel(v, geo.1)),
                         None => grad_sums(xs, gs, geo, self.eps, given.as_ref(), None),
                     };
                     // dx = k * (g - sum_g/m - xhat * sum_gxhat/m), xhat = (x - mean) * invstd:

@@ -108,9 +108,15 @@ pub(super) fn channel_moments<T: Float>(x: &[T], (n, c, plane): Geo) -> Vec<(f64
 /// computed from `x`.
 pub(super) fn stats_of<T: Float>(given: Option<&Vec<f64>>, x: &[T], geo: Geo, eps: f64) -> PerChannel {
     match given {
-        Some(v) => (0..geo.1).map(|c| (v[c], v[geo.1 + c])).collect(),
+        Some(v) => rows_per_channel(v, geo.1),
         None => channel_stats(x, geo, eps),
     }
+}
+
+/// The first two rows of a `[rows, c]` per-channel input as pairs: `(mean, invstd)` of the
+/// statistics, or the two gradient sums.
+pub(super) fn rows_per_channel(v: &[f64], c: usize) -> PerChannel {
+    (0..c).map(|ch| (v[ch], v[c + ch])).collect()
 }
 
 /// Per channel, two f64 numbers: `(mean, invstd)` for statistics, `(sum(g * xhat), sum(g))`
