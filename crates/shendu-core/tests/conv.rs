@@ -483,6 +483,9 @@ fn winograd_matches_im2col_forward_and_backward() {
         ([1, 32, 17, 19], [18, 16, 3, 3], [0, 2, 1, 0], 2),
         ([3, 16, 9, 16], [16, 16, 3, 3], [0, 0, 0, 0], 1),
         ([2, 20, 11, 36], [24, 20, 3, 3], [2, 1, 1, 2], 1),
+        // maps narrower than a vector of tiles: 8x8 (4 tiles a row) and 2x3 (2)
+        ([2, 16, 8, 8], [24, 16, 3, 3], [1, 1, 1, 1], 1),
+        ([3, 16, 4, 5], [16, 16, 3, 3], [0, 0, 0, 0], 1),
     ];
     for (k, (xd, wd, pads, groups)) in cases.into_iter().enumerate() {
         let c = Cfg { x: xd, w: wd, stride: (1, 1), pads, dil: (1, 1), groups };

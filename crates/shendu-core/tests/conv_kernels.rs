@@ -1,7 +1,8 @@
 //! The AVX2 f32 Winograd kernels (cpu/winograd_avx2.rs: padded copy, transforms, packed
 //! product) against the portable ones (`set_simd_enabled(false)`), on shapes that reach their
 //! edge cases: odd output widths and heights (clipped tiles), tile rows of 8 to 19 tiles and
-//! narrower ones (portable transforms, packed product), bands whose tile count is not a multiple
+//! narrower ones (1 to 5 tiles: one chunk per row with scratch lanes; the portable transforms
+//! gather lane by lane), bands whose tile count is not a multiple
 //! of the 16-tile panel, output channel counts that leave a partial 6-channel panel, even and odd
 //! left pads, groups, and inputs with strided rows. Also the thread split of every convolution
 //! path (cpu/conv_threads.rs) against one thread. The SIMD switch and the thread count are
@@ -45,7 +46,7 @@ fn avx2_kernels_match_the_portable_ones() {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     // (input, weight, pads [top, bottom, left, right], groups, strided input)
     type Case = ([usize; 4], [usize; 4], [usize; 4], usize, bool);
-    let cases: [Case; 7] = [
+    let cases: [Case; 11] = [
         // tw 14, two bands (112 and 84 tiles), 20 output channels (panels 6, 6, 6, 2)
         ([2, 16, 28, 28], [20, 16, 3, 3], [1, 1, 1, 1], 1, false),
         // odd output height, tw 16, left pad 1, groups
@@ -60,6 +61,14 @@ fn avx2_kernels_match_the_portable_ones() {
         ([2, 16, 15, 16], [16, 16, 3, 3], [1, 1, 1, 1], 1, false),
         // strided input rows: the portable padded copy, AVX2 transforms
         ([2, 16, 18, 22], [18, 16, 3, 3], [1, 1, 1, 1], 1, true),
+        // rows narrower than a vector (one chunk per tile row, scratch lanes): tw 4 (ResNet's 8x8)
+        ([2, 16, 8, 8], [20, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        // tw 4 with the last tile clipped both ways (7x7), strided input
+        ([2, 16, 7, 7], [16, 16, 3, 3], [1, 1, 1, 1], 1, true),
+        // tw 1: a 2x2 output, the smallest Winograd takes
+        ([3, 16, 4, 4], [16, 16, 3, 3], [0, 0, 0, 0], 1, false),
+        // tw 3 on a tall map: four bands of narrow rows (37, 37, 37, 9)
+        ([1, 16, 240, 6], [18, 16, 3, 3], [1, 1, 1, 1], 1, false),
     ];
     for threads in [1, 2] {
         set_num_threads(threads);

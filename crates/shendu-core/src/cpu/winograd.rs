@@ -10,7 +10,10 @@
 //! `M[ξ] = U[ξ] [cout, cin] · V[ξ]`, output transform into the result. For f32 on CPUs with
 //! AVX2+FMA the copy, the transforms and the products run the kernels of `winograd_avx2` (the
 //! products on weights packed once per call, reading V where the transform wrote it); W2's
-//! forward went from 14.7 to 11-12 ms on one thread with them.
+//! forward went from 14.7 to 11-12 ms on one thread with them. Maps whose tile rows are narrower
+//! than a vector (up to 14 columns: ResNet's 8x8 stage, 7x7) run one vector per tile row with
+//! scratch lanes (see `winograd_avx2::input_transform`); the portable transforms gather such
+//! tiles lane by lane.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,7 +174,8 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     let (vl, ml) = (Band::new(g.cin_g(), band_rows * tw), Band::new(g.cout_g(), band_rows * tw));
     for_items(g.n * g.groups * bands, bands, |items, threads| {
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
-        let mut p = PooledVec::<T>::filled(g.cin_g() * hp * wp, <T as Float>::ZERO);
+        // L floats more: the AVX2 transform's scratch lanes of a narrow row read past the planes.
+        let mut p = PooledVec::<T>::filled(g.cin_g() * hp * wp + L, <T as Float>::ZERO);
         // Zeroed: the product reads the padding tiles of the last 16-tile panel.
         let mut v = PooledVec::<T>::filled(vl.len(), <T as Float>::ZERO);
         let mut m = PooledVec::<T>::uninit(ml.len());
@@ -245,15 +249,14 @@ pub(crate) fn load_padded<T: ConvElem>(x: &[T], xv: &View4, g: &ConvGeom, n: usi
     }
 }
 
-/// [`InputTransform`], through the AVX2 kernel where it applies.
+/// [`InputTransform`], through the AVX2 kernel where it applies (f32; `p` ends with `L` floats of
+/// room).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn input_transform<T: ConvElem>(p: &[T], hp: usize, wp: usize, c: usize, ty: Range<usize>, tw: usize, v: &mut [T], vl: Band) {
     #[cfg(target_arch = "x86_64")]
-    if tw >= L {
-        if let (Some(p), Some(v)) = (crate::cpu::simd::as_f32(p), crate::cpu::simd::as_f32_mut(v)) {
-            // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
-            return unsafe { winograd_avx2::input_transform(p, hp, wp, c, ty, tw, v, vl) };
-        }
+    if let (Some(p), Some(v)) = (crate::cpu::simd::as_f32(p), crate::cpu::simd::as_f32_mut(v)) {
+        // SAFETY: as_f32 checked that the CPU has AVX2 and FMA.
+        return unsafe { winograd_avx2::input_transform(p, hp, wp, c, ty, tw, v, vl) };
     }
     dispatch(InputTransform { p, hp, wp, c, ty, tw, v, vl });
 }
@@ -272,12 +275,10 @@ fn output_transform<T: ConvElem>(
     ml: Band,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if tw >= L {
-        if let Some(m) = crate::cpu::simd::as_f32(m) {
-            // SAFETY: T is f32 (as_f32 checked it, and that the CPU has AVX2 and FMA); the caller
-            // owns the band's output rows.
-            return unsafe { winograd_avx2::output_transform(m, c, ty, tw, oh, ow, SendPtr(out.get() as *mut f32), base, ml) };
-        }
+    if let Some(m) = crate::cpu::simd::as_f32(m) {
+        // SAFETY: T is f32 (as_f32 checked it, and that the CPU has AVX2 and FMA); the caller
+        // owns the band's output rows.
+        return unsafe { winograd_avx2::output_transform(m, c, ty, tw, oh, ow, SendPtr(out.get() as *mut f32), base, ml) };
     }
     dispatch(OutputTransform { m, c, ty, tw, oh, ow, out, base, ml });
 }
@@ -290,17 +291,30 @@ pub(crate) fn lanes<T: Copy>(f: impl FnMut(usize) -> T) -> [T; L] {
     std::array::from_fn(f)
 }
 
-/// The 16 transformed values of the tiles `k..k+L` of rows `r0..r3` (de-interleaved, see
-/// [`load_padded`]): `V = B^T d B`.
+/// Starts of the chunks of `L` tiles that cover `n >= 1` tiles: 0, L, 2L, ..., the last one
+/// shifted back to end at `n` (it recomputes a few tiles rather than running a scalar tail); a
+/// single chunk at 0 when `n < L`, whose lanes past `n` are scratch.
+pub(crate) fn chunk_starts(n: usize) -> impl Iterator<Item = usize> {
+    let last = n.saturating_sub(L);
+    (0..n.div_ceil(L)).map(move |i| (i * L).min(last))
+}
+
+/// The positions of the tiles `k0..k0 + L` of a band of tile rows `ty`, `tw` tiles wide, read
+/// one tile row after another (the narrow path, `tw < L`): `(tile row, tile column)` per lane.
+/// Lanes past the band's last tile repeat it, so they read real input.
 #[inline(always)]
-fn input_tiles<T: ConvElem>(rows: [(&[T], &[T]); 4], k: usize) -> [[T; L]; 16] {
-    // d[r][j] for j = 0..4 at tile k+l: even[k+l], odd[k+l], even[k+l+1], odd[k+l+1]
-    let d = |r: usize, j: usize| -> [T; L] {
-        let (e, o) = rows[r];
-        let src = if j.is_multiple_of(2) { e } else { o };
-        let s = &src[k + j / 2..k + j / 2 + L];
-        lanes(|l| s[l])
-    };
+pub(crate) fn narrow_tiles(ty: &Range<usize>, tw: usize, k0: usize) -> [(usize, usize); L] {
+    let last = ty.len() * tw - 1;
+    lanes(|l| {
+        let t = (k0 + l).min(last);
+        (ty.start + t / tw, t % tw)
+    })
+}
+
+/// The 16 transformed values `V = B^T d B` of L tiles, where `d(r, j)` gives row `r`, column
+/// `j` of the tiles' 4x4 input.
+#[inline(always)]
+fn input_tiles<T: ConvElem>(d: impl Fn(usize, usize) -> [T; L]) -> [[T; L]; 16] {
     let sub = |a: [T; L], b: [T; L]| lanes(|l| a[l] - b[l]);
     let add = |a: [T; L], b: [T; L]| lanes(|l| a[l] + b[l]);
     let mut v = [[<T as Float>::ZERO; L]; 16];
@@ -343,39 +357,39 @@ impl<T: ConvElem> SimdKernel for InputTransform<'_, T> {
         let InputTransform { p, hp, wp, c, ty, tw, v, vl } = self;
         let stride = vl.xs;
         let half = wp / 2;
+        if tw < L {
+            // Too narrow for a chunk per tile row: chunks run over the band's tile rows together
+            // and each lane gathers its own tile. Whole chunks are stored (k0 + L <= vl.rs).
+            for k0 in chunk_starts(ty.len() * tw) {
+                let at = narrow_tiles(&ty, tw, k0).map(|(y, x)| 2 * y * wp + x);
+                for ci in 0..c {
+                    let plane = &p[ci * hp * wp..(ci + 1) * hp * wp];
+                    // d[r][j] at tile (y, x): padded row 2y + r, column 2x + j (de-interleaved)
+                    let t = input_tiles(|r, j| lanes(|l| plane[at[l] + r * wp + (j % 2) * half + j / 2]));
+                    for (xi, tv) in t.iter().enumerate() {
+                        let o = xi * stride + ci * vl.rs + k0;
+                        v[o..o + L].copy_from_slice(tv);
+                    }
+                }
+            }
+            return;
+        }
         for ci in 0..c {
             let plane = &p[ci * hp * wp..(ci + 1) * hp * wp];
             for (bi, y) in ty.clone().enumerate() {
                 let row = |r: usize| plane[(2 * y + r) * wp..(2 * y + r + 1) * wp].split_at(half);
                 let rows = [row(0), row(1), row(2), row(3)];
                 let o = ci * vl.rs + bi * tw;
-                if tw < L {
-                    // Too narrow for a chunk: pad the rows into a chunk-sized scratch.
-                    let mut pad = [[<T as Float>::ZERO; 2 * L + 2]; 4];
-                    for (r, (e, od)) in rows.iter().enumerate() {
-                        pad[r][..e.len()].copy_from_slice(e);
-                        pad[r][L + 1..L + 1 + od.len()].copy_from_slice(od);
-                    }
-                    let pr: [(&[T], &[T]); 4] = std::array::from_fn(|r| pad[r].split_at(L + 1));
-                    let t = input_tiles(pr, 0);
-                    for (xi, tv) in t.iter().enumerate() {
-                        v[xi * stride + o..xi * stride + o + tw].copy_from_slice(&tv[..tw]);
-                    }
-                    continue;
-                }
-                // Chunks of L tiles; the last one is shifted back to end at tw (it recomputes a
-                // few tiles rather than running a scalar tail).
-                let mut k = 0;
-                loop {
-                    let k0 = k.min(tw - L);
-                    let t = input_tiles(rows, k0);
+                for k0 in chunk_starts(tw) {
+                    // d[r][j] for tile k0 + l: even[k0 + l], odd[k0 + l], even[k0 + l + 1], ...
+                    let t = input_tiles(|r, j| {
+                        let (e, od) = rows[r];
+                        let s = &(if j % 2 == 0 { e } else { od })[k0 + j / 2..][..L];
+                        lanes(|l| s[l])
+                    });
                     for (xi, tv) in t.iter().enumerate() {
                         v[xi * stride + o + k0..xi * stride + o + k0 + L].copy_from_slice(tv);
                     }
-                    if k0 + L >= tw {
-                        break;
-                    }
-                    k += L;
                 }
             }
         }
@@ -422,6 +436,32 @@ impl<T: ConvElem> SimdKernel for OutputTransform<'_, T> {
     fn run<A: Madd>(self) {
         let OutputTransform { m, c, ty, tw, oh, ow, out, base, ml } = self;
         let stride = ml.xs;
+        if tw < L {
+            // As the input transform's narrow path: chunks over the band's tile rows, each lane
+            // storing its own tile; lanes past the band's last tile are not stored (the product
+            // computed only the band's tiles).
+            let rows = 2 * ty.start..(2 * ty.end).min(oh);
+            let n = ty.len() * tw;
+            for k0 in chunk_starts(n) {
+                let at = narrow_tiles(&ty, tw, k0).map(|(y, x)| (2 * y - rows.start, 2 * x));
+                for co in 0..c {
+                    let ms: [&[T]; 16] = std::array::from_fn(|xi| &m[xi * stride + co * ml.rs + k0..][..L]);
+                    let y4 = output_tiles(&ms, 0);
+                    let row0 = base + (co * oh + rows.start) * ow;
+                    // SAFETY: the band's rows of output channel co belong to this call.
+                    let dst = unsafe { out.slice_mut(row0..row0 + rows.len() * ow) };
+                    for (l, &(y, x)) in at.iter().enumerate().take(n - k0) {
+                        for (q, yq) in y4.iter().enumerate() {
+                            let (r, s) = (q / 2, q % 2);
+                            if y + r < rows.len() && x + s < ow {
+                                dst[(y + r) * ow + x + s] = yq[l];
+                            }
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for co in 0..c {
             for (bi, y) in ty.clone().enumerate() {
                 let o = co * ml.rs + bi * tw;
@@ -430,25 +470,8 @@ impl<T: ConvElem> SimdKernel for OutputTransform<'_, T> {
                 // SAFETY: rows 2y, 2y+1 (those < oh) of output channel co belong to this call.
                 let dst = unsafe { out.slice_mut(row0..row0 + nrows * ow) };
                 let (d0, d1) = dst.split_at_mut(ow);
-                if tw < L {
-                    let mut pad = [[<T as Float>::ZERO; L]; 16];
-                    for (xi, pv) in pad.iter_mut().enumerate() {
-                        pv[..tw].copy_from_slice(&m[xi * stride + o..xi * stride + o + tw]);
-                    }
-                    let ms: [&[T]; 16] = std::array::from_fn(|xi| &pad[xi][..]);
-                    let y4 = output_tiles(&ms, 0);
-                    for x in 0..ow {
-                        d0[x] = y4[x % 2][x / 2];
-                        if nrows == 2 {
-                            d1[x] = y4[2 + x % 2][x / 2];
-                        }
-                    }
-                    continue;
-                }
                 let ms: [&[T]; 16] = std::array::from_fn(|xi| &m[xi * stride + o..xi * stride + o + tw]);
-                let mut k = 0;
-                loop {
-                    let k0 = k.min(tw - L);
+                for k0 in chunk_starts(tw) {
                     let [y00, y01, y10, y11] = output_tiles(&ms, k0);
                     // Columns 2*k0 .. 2*k0 + 2L, clipped to ow (only the last tile can be cut).
                     let end = (2 * (k0 + L)).min(ow);
@@ -474,10 +497,6 @@ impl<T: ConvElem> SimdKernel for OutputTransform<'_, T> {
                             }
                         }
                     }
-                    if k0 + L >= tw {
-                        break;
-                    }
-                    k += L;
                 }
             }
         }

@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::cpu::elementwise::SendPtr;
-use crate::cpu::winograd::Band;
+use crate::cpu::winograd::{chunk_starts, Band};
 use crate::pool::PooledVec;
 
 /// Tiles per vector.
@@ -26,7 +26,33 @@ const L: usize = 8;
 fn deinterleave(s: &[f32]) -> (__m256, __m256) {
     let s = &s[..16];
     // SAFETY: 16 floats are in bounds.
-    let (v0, v1) = unsafe { (_mm256_loadu_ps(s.as_ptr()), _mm256_loadu_ps(s.as_ptr().add(8))) };
+    unsafe { deinterleave_regs(_mm256_loadu_ps(s.as_ptr()), _mm256_loadu_ps(s.as_ptr().add(8))) }
+}
+
+/// The even and odd elements of `s[0..n]` (`n <= 16`), in order, zeros past `n`: a masked load,
+/// which reads nothing past `n`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn deinterleave_first(s: &[f32], n: usize) -> (__m256, __m256) {
+    let s = &s[..n.min(16)];
+    let (m0, m1) = first_lanes(s.len());
+    // SAFETY: the masks select lanes below s.len() only, and masked-off lanes are not read.
+    unsafe { deinterleave_regs(_mm256_maskload_ps(s.as_ptr(), m0), _mm256_maskload_ps(s.as_ptr().add(8), m1)) }
+}
+
+/// Masks of the first `n <= 16` lanes of two vectors.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn first_lanes(n: usize) -> (__m256i, __m256i) {
+    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let n = n as i32;
+    (_mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx), _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), idx))
+}
+
+/// The even and odd elements of `[v0 v1]`, in order.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn deinterleave_regs(v0: __m256, v1: __m256) -> (__m256, __m256) {
     // Per 128-bit lane: [x0 x2 x8 x10 | x4 x6 x12 x14]; then swap the middle 64-bit pairs.
     let e = _mm256_shuffle_ps::<0x88>(v0, v1);
     let o = _mm256_shuffle_ps::<0xDD>(v0, v1);
@@ -105,29 +131,33 @@ pub(crate) fn pad_planes(x: &[f32], r: PadPlanes, p: &mut [f32]) {
     }
 }
 
-/// `V[ξ][c][tile] = (B^T d B)[ξ]` for the tile rows `ty` (all `tw >= 8` columns) of the padded
-/// planes `p` (`c` planes of `hp x wp`), laid out as `vl` says.
+/// `V[ξ][c][tile] = (B^T d B)[ξ]` for all `tw` tiles of the tile rows `ty` of the padded planes
+/// `p` (`c` planes of `hp x wp`, then at least `L` more floats), laid out as `vl` says.
+///
+/// Rows of fewer than `L` tiles (small maps) take one chunk each, whose lanes past `tw` read on
+/// into the next row and are scratch: they are stored too, over the next tile row's first tiles
+/// (or past the channel's tiles), which are written after them. So the rows are written in order,
+/// and `V` needs `L` floats of room after its last channel.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn input_transform(p: &[f32], hp: usize, wp: usize, c: usize, ty: Range<usize>, tw: usize, v: &mut [f32], vl: Band) {
-    assert!(tw >= L && wp == 2 * tw + 2 && hp >= 2 * ty.end + 2 && vl.rs >= ty.len() * tw && vl.xs >= c * vl.rs);
+    assert!(wp == 2 * tw + 2 && hp >= 2 * ty.end + 2 && p.len() >= c * hp * wp + L);
+    assert!(vl.rs >= ty.len() * tw && vl.xs >= c * vl.rs + L);
     let stride = vl.xs;
     let v = &mut v[..16 * stride];
     let half = wp / 2;
     let vp = v.as_mut_ptr();
     for ci in 0..c {
-        let plane = &p[ci * hp * wp..(ci + 1) * hp * wp];
         for (bi, y) in ty.clone().enumerate() {
-            let rows = &plane[2 * y * wp..(2 * y + 4) * wp];
+            // Four padded rows, and the L floats after them that a narrow row's scratch lanes read.
+            let rows = &p[(ci * hp + 2 * y) * wp..][..4 * wp + L];
             let rp = rows.as_ptr();
             let o = ci * vl.rs + bi * tw;
-            let mut k = 0;
-            loop {
-                // The last chunk is shifted back to end at tw (recomputing a few tiles).
-                let k0 = k.min(tw - L);
+            for k0 in chunk_starts(tw) {
                 // d[r][j] at tiles k0..k0+8: even[k0], odd[k0], even[k0+1], odd[k0+1] of row r.
                 // (A macro, not a closure: LLVM kept the closure out of line.)
-                // SAFETY: r*wp + half + k0 + 1 + 8 <= 3*wp + half + tw + 1 = 4*wp: inside `rows`.
+                // SAFETY: r*wp + half + k0 + 1 + 8 <= 3*wp + half + max(tw, 8) + 1 <= 4*wp + L:
+                // inside `rows`.
                 macro_rules! d {
                     ($r:expr, $j:expr) => {
                         unsafe { _mm256_loadu_ps(rp.add($r * wp + ($j % 2) * half + k0 + $j / 2)) }
@@ -147,8 +177,8 @@ pub(crate) fn input_transform(p: &[f32], hp: usize, wp: usize, c: usize, ty: Ran
                         _ => rows!(_mm256_sub_ps, 1, 3),
                     };
                     // V = s B, row i: s0 - s2, s1 + s2, s2 - s1, s1 - s3.
-                    // SAFETY: ξ = 4i + j < 16 blocks of `stride`, and o + k0 + 8 <= c*rs <= stride
-                    // (asserted above), so the stores stay inside `v`.
+                    // SAFETY: ξ = 4i + j < 16 blocks of `stride`, and o + k0 + 8 <= c*rs + L <=
+                    // stride (asserted above), so the stores stay inside `v`.
                     unsafe {
                         let q = vp.add(4 * i * stride + o + k0);
                         _mm256_storeu_ps(q, _mm256_sub_ps(s[0], s[2]));
@@ -157,17 +187,14 @@ pub(crate) fn input_transform(p: &[f32], hp: usize, wp: usize, c: usize, ty: Ran
                         _mm256_storeu_ps(q.add(3 * stride), _mm256_sub_ps(s[1], s[3]));
                     }
                 }
-                if k0 + L >= tw {
-                    break;
-                }
-                k += L;
             }
         }
     }
 }
 
-/// `out[co][2y + r][2x + s] = (A^T m A)[r][s]` for the tile rows `ty` (`tw >= 8` columns), clipped
-/// to `oh x ow`; `m` is laid out as `ml` says, output channel `co` starts at `base + co*oh*ow`.
+/// `out[co][2y + r][2x + s] = (A^T m A)[r][s]` for the tile rows `ty`, clipped to `oh x ow`; `m`
+/// is laid out as `ml` says (with `L` floats of room after its last channel: a row of fewer than
+/// `L` tiles is read as one chunk), output channel `co` starts at `base + co*oh*ow`.
 ///
 /// # Safety
 /// Rows `2*ty.start .. min(2*ty.end, oh)` of the `c` output planes at `base` must be valid for
@@ -185,7 +212,7 @@ pub(crate) unsafe fn output_transform(
     base: usize,
     ml: Band,
 ) {
-    assert!(tw >= L && ow.div_ceil(2) == tw && oh.div_ceil(2) >= ty.end && ml.rs >= ty.len() * tw && ml.xs >= c * ml.rs);
+    assert!(ow.div_ceil(2) == tw && oh.div_ceil(2) >= ty.end && ml.rs >= ty.len() * tw && ml.xs >= c * ml.rs + L);
     let stride = ml.xs;
     let m = &m[..16 * stride];
     let mp = m.as_ptr();
@@ -206,10 +233,8 @@ pub(crate) unsafe fn output_transform(
             // SAFETY: rows 2y, 2y+1 (those < oh) of output channel co are this call's.
             let dst = unsafe { out.slice_mut(row0..row0 + nrows * ow) };
             let (d0, d1) = dst.split_at_mut(ow);
-            let mut k = 0;
-            loop {
-                let k0 = k.min(tw - L);
-                // SAFETY: ξ < 16 blocks of `stride`, o + k0 + 8 <= c*rs <= stride (asserted above).
+            for k0 in chunk_starts(tw) {
+                // SAFETY: ξ < 16 blocks of `stride`, o + k0 + 8 <= c*rs + L <= stride (asserted).
                 macro_rules! g {
                     ($xi:expr) => {
                         unsafe { _mm256_loadu_ps(mp.add($xi * stride + o + k0)) }
@@ -236,37 +261,38 @@ pub(crate) unsafe fn output_transform(
                     let (y10, y11) = fin(&t1);
                     put_row(&mut d1[2 * k0..], cols, interleave(y10, y11));
                 }
-                if k0 + L >= tw {
-                    break;
-                }
-                k += L;
             }
         }
     }
 }
 
-/// Writes the first `cols <= 16` floats of `v`.
+/// Writes the first `cols <= 16` floats of `v` (masked stores below 16: nothing past `cols` is
+/// touched).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn put_row(d: &mut [f32], cols: usize, v: (__m256, __m256)) {
+    let d = &mut d[..cols];
     if cols == 2 * L {
         store(d, v.0);
         store(&mut d[L..], v.1);
     } else {
-        let mut buf = [0f32; 2 * L];
-        store(&mut buf, v.0);
-        store(&mut buf[L..], v.1);
-        d[..cols].copy_from_slice(&buf[..cols]);
+        let (m0, m1) = first_lanes(cols);
+        // SAFETY: the masks select lanes below cols = d.len() only.
+        unsafe {
+            _mm256_maskstore_ps(d.as_mut_ptr(), m0, v.0);
+            _mm256_maskstore_ps(d.as_mut_ptr().add(L), m1, v.1);
+        }
     }
 }
 
 /// `Z[ξ][c][tile] = (A dY A^T)[ξ]` for the tile rows `ty` of the `c` output-gradient planes `gy`
 /// (`oh x ow`, contiguous); positions past `oh x ow` count as zero. `Z` is laid out as `zl`
-/// says, `tw = ceil(ow / 2)`.
+/// says, `tw = ceil(ow / 2)`; rows of fewer than `L` tiles are written as in [`input_transform`]
+/// (whole chunks, in order).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Range<usize>, tw: usize, z: &mut [f32], zl: Band) {
-    assert!(ow.div_ceil(2) == tw && oh.div_ceil(2) >= ty.end && zl.rs >= ty.len() * tw && zl.xs >= c * zl.rs);
+    assert!(ow.div_ceil(2) == tw && oh.div_ceil(2) >= ty.end && zl.rs >= ty.len() * tw && zl.xs >= c * zl.rs + L);
     let stride = zl.xs;
     let z = &mut z[..16 * stride];
     let zp = z.as_mut_ptr();
@@ -284,9 +310,7 @@ pub(crate) fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Ran
         }
         for (bi, y) in ty.clone().enumerate() {
             let o = ci * zl.rs + bi * tw;
-            let mut k = 0;
-            loop {
-                let k0 = if tw >= L { k.min(tw - L) } else { 0 };
+            for k0 in chunk_starts(tw) {
                 // Columns 2k0 .. 2k0 + 16 of rows 2y and 2y + 1, de-interleaved into the tiles'
                 // left (a) and right (b) columns.
                 let row = |r: usize| -> (__m256, __m256) {
@@ -297,9 +321,7 @@ pub(crate) fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Ran
                     if 2 * k0 + 2 * L <= ow {
                         deinterleave(&src[2 * k0..])
                     } else {
-                        let mut buf = [0f32; 2 * L];
-                        buf[..ow - 2 * k0].copy_from_slice(&src[2 * k0..]);
-                        deinterleave(&buf)
+                        deinterleave_first(&src[2 * k0..], ow - 2 * k0)
                     }
                 };
                 let ((a0, b0), (a1, b1)) = (row(0), row(1));
@@ -311,26 +333,15 @@ pub(crate) fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Ran
                     (_mm256_sub_ps(a0, a1), _mm256_sub_ps(b0, b1)),
                     (_mm256_sub_ps(zero, a1), _mm256_sub_ps(zero, b1)),
                 ];
-                let cnt = L.min(tw - k0);
                 for (r, &(a, b)) in q.iter().enumerate() {
                     let zr = [a, _mm256_add_ps(a, b), _mm256_sub_ps(a, b), _mm256_sub_ps(zero, b)];
                     for (j, &zv) in zr.iter().enumerate() {
                         let at = (r * 4 + j) * stride + o + k0;
-                        if cnt == L {
-                            // SAFETY: ξ < 16 blocks of `stride`, o + k0 + 8 <= c*rs <= stride.
-                            unsafe { _mm256_storeu_ps(zp.add(at), zv) };
-                        } else {
-                            let mut buf = [0f32; L];
-                            store(&mut buf, zv);
-                            // SAFETY: as above, cnt <= 8.
-                            unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), zp.add(at), cnt) };
-                        }
+                        // SAFETY: ξ < 16 blocks of `stride`, o + k0 + 8 <= c*rs + 8 <= stride
+                        // (asserted above).
+                        unsafe { _mm256_storeu_ps(zp.add(at), zv) };
                     }
                 }
-                if k0 + L >= tw {
-                    break;
-                }
-                k += L;
             }
         }
     }

@@ -12,7 +12,7 @@ use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
-use crate::cpu::winograd::{input_transform, lanes, load_padded, Band, BAND_TILES, L};
+use crate::cpu::winograd::{chunk_starts, input_transform, lanes, load_padded, narrow_tiles, Band, BAND_TILES, L};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::winograd_avx2;
 use crate::dtype::Float;
@@ -32,7 +32,8 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     // range order.
     let run = |r: Range<usize>, threads: bool, du: &mut [T]| {
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
-        let mut p = PooledVec::<T>::filled(cin_g * hp * wp, <T as Float>::ZERO);
+        // L floats more, as in the forward.
+        let mut p = PooledVec::<T>::filled(cin_g * hp * wp + L, <T as Float>::ZERO);
         let mut v = PooledVec::<T>::uninit(vl.len());
         let mut z = PooledVec::<T>::uninit(zl.len());
         let mut loaded = None;
@@ -117,20 +118,67 @@ struct GradTransform<'a, T> {
     zl: Band,
 }
 
+/// The 16 values `Z = A dY A^T` of L tiles from their 2x2 output gradients: `a0, b0` the left
+/// and right columns of the top row, `a1, b1` of the bottom row.
+#[inline(always)]
+fn grad_tiles<T: ConvElem>(a0: [T; L], b0: [T; L], a1: [T; L], b1: [T; L]) -> [[T; L]; 16] {
+    // Q = A dY: rows [dy0, dy0 + dy1, dy0 - dy1, -dy1]; then Z = Q A^T per row: [a, a + b, a - b, -b]
+    let q: [([T; L], [T; L]); 4] = [
+        (a0, b0),
+        (lanes(|l| a0[l] + a1[l]), lanes(|l| b0[l] + b1[l])),
+        (lanes(|l| a0[l] - a1[l]), lanes(|l| b0[l] - b1[l])),
+        (lanes(|l| -a1[l]), lanes(|l| -b1[l])),
+    ];
+    std::array::from_fn(|xi| {
+        let (a, b) = q[xi / 4];
+        match xi % 4 {
+            0 => a,
+            1 => lanes(|l| a[l] + b[l]),
+            2 => lanes(|l| a[l] - b[l]),
+            _ => lanes(|l| -b[l]),
+        }
+    })
+}
+
 impl<T: ConvElem> SimdKernel for GradTransform<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
         let GradTransform { gy, c, oh, ow, ty, tw, z, zl } = self;
         let stride = zl.xs;
+        if tw < L {
+            // Chunks over the band's tile rows, each lane gathering its own tile (as the input
+            // transform's narrow path); whole chunks are stored (k0 + L <= zl.rs).
+            for k0 in chunk_starts(ty.len() * tw) {
+                let at = narrow_tiles(&ty, tw, k0).map(|(y, x)| (2 * y, 2 * x));
+                for ci in 0..c {
+                    let plane = &gy[ci * oh * ow..(ci + 1) * oh * ow];
+                    let dy = |r: usize, s: usize| {
+                        lanes(|l| {
+                            let (y, x) = (at[l].0 + r, at[l].1 + s);
+                            if y < oh && x < ow {
+                                plane[y * ow + x]
+                            } else {
+                                <T as Float>::ZERO
+                            }
+                        })
+                    };
+                    let t = grad_tiles(dy(0, 0), dy(0, 1), dy(1, 0), dy(1, 1));
+                    for (xi, tv) in t.iter().enumerate() {
+                        let o = xi * stride + ci * zl.rs + k0;
+                        z[o..o + L].copy_from_slice(tv);
+                    }
+                }
+            }
+            return;
+        }
         // Two output-gradient rows, de-interleaved and zero-padded to whole chunks.
-        let width = tw.max(L);
-        let mut rows = vec![<T as Float>::ZERO; 4 * width];
+        let mut rows = vec![<T as Float>::ZERO; 4 * tw];
         for ci in 0..c {
             let plane = &gy[ci * oh * ow..(ci + 1) * oh * ow];
             for (bi, y) in ty.clone().enumerate() {
                 for r in 0..2 {
-                    let (even, odd) = rows[2 * r * width..2 * (r + 1) * width].split_at_mut(width);
+                    let (even, odd) = rows[2 * r * tw..2 * (r + 1) * tw].split_at_mut(tw);
                     even.fill(<T as Float>::ZERO);
                     odd.fill(<T as Float>::ZERO);
                     if 2 * y + r < oh {
@@ -145,40 +193,16 @@ impl<T: ConvElem> SimdKernel for GradTransform<'_, T> {
                     }
                 }
                 let o = ci * zl.rs + bi * tw;
-                let mut k = 0;
-                loop {
-                    let k0 = k.min(width - L);
+                for k0 in chunk_starts(tw) {
                     let ld = |r: usize, odd: usize| -> [T; L] {
-                        let s = &rows[(2 * r + odd) * width + k0..][..L];
+                        let s = &rows[(2 * r + odd) * tw + k0..][..L];
                         lanes(|l| s[l])
                     };
-                    let (a0, b0, a1, b1) = (ld(0, 0), ld(0, 1), ld(1, 0), ld(1, 1));
-                    // Q = A dY: rows [dy0, dy0 + dy1, dy0 - dy1, -dy1]; then Z = Q A^T per row:
-                    // [a, a + b, a - b, -b]
-                    let q: [([T; L], [T; L]); 4] = [
-                        (a0, b0),
-                        (lanes(|l| a0[l] + a1[l]), lanes(|l| b0[l] + b1[l])),
-                        (lanes(|l| a0[l] - a1[l]), lanes(|l| b0[l] - b1[l])),
-                        (lanes(|l| -a1[l]), lanes(|l| -b1[l])),
-                    ];
-                    let cnt = L.min(tw - k0.min(tw));
-                    for (r, (a, b)) in q.iter().enumerate() {
-                        let zr = [*a, lanes(|l| a[l] + b[l]), lanes(|l| a[l] - b[l]), lanes(|l| -b[l])];
-                        for (j, zv) in zr.iter().enumerate() {
-                            let xi = r * 4 + j;
-                            let at = xi * stride + o + k0;
-                            if cnt == L {
-                                // a fixed-size copy: vector stores, not a memcpy call
-                                z[at..at + L].copy_from_slice(zv);
-                            } else {
-                                z[at..at + cnt].copy_from_slice(&zv[..cnt]);
-                            }
-                        }
+                    let t = grad_tiles(ld(0, 0), ld(0, 1), ld(1, 0), ld(1, 1));
+                    for (xi, tv) in t.iter().enumerate() {
+                        let at = xi * stride + o + k0;
+                        z[at..at + L].copy_from_slice(tv);
                     }
-                    if k0 + L >= tw {
-                        break;
-                    }
-                    k += L;
                 }
             }
         }
