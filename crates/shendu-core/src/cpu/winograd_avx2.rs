@@ -77,6 +77,15 @@ fn store(d: &mut [f32], v: __m256) {
     unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) }
 }
 
+/// Writes the first `n <= 8` lanes of `v` (a masked store: nothing past `n` is touched).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn store_first(d: &mut [f32], n: usize, v: __m256) {
+    let d = &mut d[..n.min(L)];
+    // SAFETY: the mask selects lanes below d.len() only.
+    unsafe { _mm256_maskstore_ps(d.as_mut_ptr(), first_lanes(d.len()).0, v) }
+}
+
 /// Where the input planes of one group go in the padded, de-interleaved planes (see
 /// `winograd::load_padded`).
 #[derive(Clone, Copy)]
@@ -110,10 +119,17 @@ pub(crate) fn pad_planes(x: &[f32], r: PadPlanes, p: &mut [f32]) {
         for y in 0..rows {
             let src = &x[ci * sc + y * ys..][..cols];
             let dst = &mut p[(ci * hp + y + pt) * wp..][..wp];
+            if cols < 16 {
+                // One masked block (small maps): ceil(cols/2) even elements, floor(cols/2) odd.
+                let (e, o) = deinterleave_first(src, cols);
+                store_first(&mut dst[first..], cols.div_ceil(2), e);
+                store_first(&mut dst[second..], cols / 2, o);
+                continue;
+            }
             // Blocks of 16 from even offsets (the parity of an element decides its half); the last
             // block is shifted back to end at or one before `cols`, overlapping the previous one.
             let mut s0 = 0;
-            while s0 < cols && cols >= 16 {
+            while s0 < cols {
                 let s = s0.min((cols - 16) & !1);
                 let (e, o) = deinterleave(&src[s..]);
                 store(&mut dst[first + s / 2..], e);
