@@ -3,7 +3,7 @@
 //! each optionally through the fused activation's [`Gate`].
 
 #[cfg(target_arch = "x86_64")]
-use crate::cpu::channel_sums::{self, ChannelPlanes};
+use crate::cpu::channel_sums;
 use crate::cpu::elementwise::SendPtr;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::simd::as_f32;
@@ -82,18 +82,23 @@ pub(super) fn channel_moments<T: Float>(x: &[T], (n, c, plane): Geo) -> Vec<(f64
     parallel_ranges(c, 1, |r| {
         // SAFETY: each range of channels writes its own entries.
         let out = unsafe { dst.slice_mut(r.clone()) };
-        for (ch, o) in r.zip(out) {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(xf) = as_f32(x) {
-                let p = ChannelPlanes { start: ch * plane, len: plane, n, stride: c * plane };
-                if let Some(sum) = channel_sums::sum(xf, p) {
-                    let mean = sum / m;
-                    if let Some(sq) = channel_sums::squared_deviation(xf, p, mean as f32) {
-                        *o = (mean, sq / m);
-                        continue;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(xf) = as_f32(x) {
+            // Both passes in memory order: the sums, then the squared deviations from the means.
+            let mut means = vec![0.0f32; r.len()];
+            let mut sums = vec![(0.0, 0.0); r.len()];
+            if channel_sums::sums_in_order(xf, None, (n, c, plane), r.clone(), &means, None, &mut sums) {
+                means.iter_mut().zip(&sums).for_each(|(mean, s)| *mean = (s.0 / m) as f32);
+                let mut sq = vec![(0.0, 0.0); r.len()];
+                if channel_sums::sums_in_order(xf, None, (n, c, plane), r.clone(), &means, None, &mut sq) {
+                    for (o, (s, q)) in out.iter_mut().zip(sums.iter().zip(&sq)) {
+                        *o = (s.0 / m, q.1 / m);
                     }
+                    return;
                 }
             }
+        }
+        for (ch, o) in r.zip(out) {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..(i * c + ch + 1) * plane]);
             let mean = planes().map(|p| blocked_sum(p, |v| v)).sum::<f64>() / m;
             let mt = T::from_f64(mean);
@@ -149,7 +154,7 @@ pub(super) fn grad_sums<T: Float>(
     (stats, sums)
 }
 
-/// [`grad_sums`] over the channels `chans`, one channel at a time.
+/// [`grad_sums`] over the channels `chans`.
 struct ChannelGradSums<'a, T> {
     x: &'a [T],
     g: &'a [T],
@@ -164,6 +169,10 @@ impl<T: Float> SimdKernel for ChannelGradSums<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
+        #[cfg(target_arch = "x86_64")]
+        if self.in_memory_order() {
+            return;
+        }
         for ch in self.chans.clone() {
             let (mean, invstd) = self.stats[ch];
             let (gx, gs) = self.channel::<A>(ch, mean);
@@ -174,24 +183,32 @@ impl<T: Float> SimdKernel for ChannelGradSums<'_, T> {
 }
 
 impl<T: Float> ChannelGradSums<'_, T> {
-    /// `(sum(g' * (x - mean)), sum(g'))` over one channel's planes.
+    /// The f32 sums of every channel of the range in one walk through memory (see
+    /// [`channel_sums::sums_in_order`]); false where they do not apply.
+    #[cfg(target_arch = "x86_64")]
+    fn in_memory_order(&self) -> bool {
+        // `as_f32` holds only where the FMA kernels run, so the gate recomputes `z` with the
+        // fused multiply-add, as the forward that made it did.
+        let (Some(xf), Some(gf)) = (as_f32(self.x), as_f32(self.g)) else { return false };
+        let chans = self.chans.clone();
+        let means: Vec<f32> = chans.clone().map(|ch| self.stats[ch].0 as f32).collect();
+        let gates: Option<Vec<channel_sums::ZGate>> = self.gated.map(|gt| chans.clone().map(|ch| z_gate(gt, ch)).collect());
+        let mut sums = vec![(0.0, 0.0); chans.len()];
+        if !channel_sums::sums_in_order(xf, Some(gf), self.geo, chans.clone(), &means, gates.as_deref(), &mut sums) {
+            return false;
+        }
+        for (ch, (gx, gs)) in chans.zip(sums) {
+            // SAFETY: each range of channels writes its own entries.
+            unsafe { *self.out.0.add(ch) = (gx * self.stats[ch].1, gs) };
+        }
+        true
+    }
+
+    /// `(sum(g' * (x - mean)), sum(g'))` over one channel's planes (the portable loops).
     #[inline(always)]
     fn channel<A: Madd>(&self, ch: usize, mean: f64) -> (f64, f64) {
         let (n, c, plane) = self.geo;
         let zc = self.gated.map(|gt| (gt.z[2 * ch], gt.z[2 * ch + 1], gt.gate));
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(xf), Some(gf)) = (as_f32(self.x), as_f32(self.g)) {
-            // `as_f32` holds only where the FMA kernels run, so `A` is the fused multiply-add
-            // here too, as in the forward that made `z`.
-            let p = ChannelPlanes { start: ch * plane, len: plane, n, stride: c * plane };
-            let gate = zc.map(|(a, k, gt)| {
-                let f = |v: T| WithDType::to_f64(v) as f32;
-                channel_sums::ZGate { a: f(a), k: f(k), lo: f(gt.lo), hi: f(gt.hi), leak: f(gt.leak) }
-            });
-            if let Some(sums) = channel_sums::grad_sums(xf, gf, p, mean as f32, gate) {
-                return sums;
-            }
-        }
         let mt = T::from_f64(mean);
         let (mut gx, mut gs) = (0.0, 0.0);
         for i in 0..n {
@@ -210,6 +227,14 @@ impl<T: Float> ChannelGradSums<'_, T> {
         }
         (gx, gs)
     }
+}
+
+/// Channel `ch`'s gate of `gated` in f32, for the AVX2 sums.
+#[cfg(target_arch = "x86_64")]
+fn z_gate<T: Float>(gated: Gated<'_, T>, ch: usize) -> channel_sums::ZGate {
+    let f = |v: T| WithDType::to_f64(v) as f32;
+    let gt = gated.gate;
+    channel_sums::ZGate { a: f(gated.z[2 * ch]), k: f(gated.z[2 * ch + 1]), lo: f(gt.lo), hi: f(gt.hi), leak: f(gt.leak) }
 }
 
 /// What a [`channel_affine`] pass does besides its multiply-adds.
