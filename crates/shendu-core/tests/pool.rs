@@ -3,6 +3,9 @@
 
 use shendu_core::{pool, DType, Tensor, Var};
 
+/// Held by the tests that count the pool's misses or cause many: the counters are global.
+static MISS_COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn step(x: &Tensor, y: &Tensor, w1: &Var, w2: &Var) -> f32 {
     let pred = x.matmul(w1).unwrap().relu().unwrap().matmul(w2).unwrap();
     let loss = pred.sub(y).unwrap().sqr().unwrap().sum_all().unwrap();
@@ -16,6 +19,7 @@ fn step(x: &Tensor, y: &Tensor, w1: &Var, w2: &Var) -> f32 {
 
 #[test]
 fn steady_training_loop_reuses_buffers() {
+    let _serial = MISS_COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     shendu_core::manual_seed(1);
     let x = Tensor::randn(&[64, 100], DType::F32).unwrap();
     let y = Tensor::randn(&[64, 10], DType::F32).unwrap();
@@ -81,4 +85,26 @@ fn empty_buffers_are_neither_hits_nor_misses() {
     // The other tests of this binary may run meanwhile, but make far fewer than 1000 requests.
     assert!(after.misses - before.misses < 100, "misses {} -> {}", before.misses, after.misses);
     assert!(after.hits - before.hits < 100, "hits {} -> {}", before.hits, after.hits);
+}
+
+/// A step that holds many buffers of one size at once (a deep network keeps dozens of
+/// same-sized activations for its backward) gets all of them back from the pool at the next
+/// step. With a cap of 32 buffers per size, the rest were freed and allocated afresh each step.
+#[test]
+fn many_buffers_of_one_size_all_come_back() {
+    let _serial = MISS_COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    use pool::PooledVec;
+    // A length no other test uses, so the buffers seen are this test's (200 x 160 KB).
+    let len = 40_009;
+    let held = |n: usize| (0..n).map(|_| PooledVec::<f32>::uninit(len)).collect::<Vec<_>>();
+    drop(held(200));
+    // Mark every buffer of the second round; a pooled buffer keeps its contents, a fresh one
+    // from the system allocator arrives zeroed. (Addresses would not tell: the allocator
+    // often hands a freed block straight back.)
+    let mut second = held(200);
+    second.iter_mut().for_each(|v| v.as_mut_slice().fill(7.0));
+    drop(second);
+    let third = held(200);
+    let fresh = third.iter().filter(|v| v.as_slice().iter().any(|&x| x != 7.0)).count();
+    assert_eq!(fresh, 0, "{fresh} of 200 buffers were freed after the second round instead of pooled");
 }
