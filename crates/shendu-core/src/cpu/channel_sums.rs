@@ -202,59 +202,57 @@ impl Acc {
 /// A gate that passes everything (for the sums without one).
 const OPEN: ZGate = ZGate { a: 1.0, k: 0.0, lo: f32::NEG_INFINITY, hi: f32::INFINITY, leak: 0.0 };
 
-/// The sums of [`Acc::add`] for each channel of `chans` of `[n, C, len]` buffers (`means` and
-/// `gates` per channel of `chans`): without `g`, `(sum(x), sum((x - mean)^2))`; with `g`,
-/// `(sum(g' * (x - mean)), sum(g'))`, `g'` being `g` through the channel's gate if any. The
-/// buffers are walked in memory order (see the module docs). Every channel sees the
-/// same operations in the same order as it would summed alone, so the sums do not depend on
-/// how the channels are split between threads.
+/// What [`sums_in_order`] sums: the channels `chans` of `[n, C, len]` buffers `x` and, for the
+/// gradient's sums, `g`, with `means` and `gates` given per channel of `chans`.
+pub(crate) struct ChannelSums<'a> {
+    pub x: &'a [f32],
+    pub g: Option<&'a [f32]>,
+    /// `(n, C, len)`.
+    pub geo: (usize, usize, usize),
+    pub chans: std::ops::Range<usize>,
+    pub means: &'a [f32],
+    pub gates: Option<&'a [ZGate]>,
+}
+
+/// The sums of [`Acc::add`] for each channel of `s.chans`: without `g`, `(sum(x),
+/// sum((x - mean)^2))`; with `g`, `(sum(g' * (x - mean)), sum(g'))`, `g'` being `g` through the
+/// channel's gate if any. The buffers are walked in memory order (see the module docs). Every
+/// channel sees the same operations in the same order as it would summed alone, so the sums do
+/// not depend on how the channels are split between threads.
 ///
 /// Returns false (and leaves `out` alone) where the CPU lacks AVX2+FMA or the sizes disagree.
-pub(crate) fn sums_in_order(
-    x: &[f32],
-    g: Option<&[f32]>,
-    (n, c, len): (usize, usize, usize),
-    chans: std::ops::Range<usize>,
-    means: &[f32],
-    gates: Option<&[ZGate]>,
-    out: &mut [(f64, f64)],
-) -> bool {
+pub(crate) fn sums_in_order(s: &ChannelSums<'_>, out: &mut [(f64, f64)]) -> bool {
+    let (n, c, len) = s.geo;
     let total = n * c * len;
     let ok = fma_enabled()
-        && chans.end <= c
-        && x.len() >= total
-        && g.is_none_or(|g| g.len() >= total)
-        && means.len() == chans.len()
-        && out.len() == chans.len()
-        && gates.is_none_or(|gs| g.is_some() && gs.len() == chans.len());
+        && s.chans.end <= c
+        && s.x.len() >= total
+        && s.g.is_none_or(|g| g.len() >= total)
+        && s.means.len() == s.chans.len()
+        && out.len() == s.chans.len()
+        && s.gates.is_none_or(|gs| s.g.is_some() && gs.len() == s.chans.len());
     if ok {
         // SAFETY: the buffers hold n * c * len values and the CPU has AVX2 and FMA (checked).
-        unsafe { sums_in_order_avx(x, g, (n, c, len), chans, means, gates, out) };
+        unsafe { sums_in_order_avx(s, out) };
     }
     ok
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sums_in_order_avx(
-    x: &[f32],
-    g: Option<&[f32]>,
-    (n, c, len): (usize, usize, usize),
-    chans: std::ops::Range<usize>,
-    means: &[f32],
-    gates: Option<&[ZGate]>,
-    out: &mut [(f64, f64)],
-) {
-    let mut accs = vec![Acc::new(); chans.len()];
-    let (xp, gp) = (x.as_ptr(), g.map(|g| g.as_ptr()));
-    for i in 0..n {
+unsafe fn sums_in_order_avx(s: &ChannelSums<'_>, out: &mut [(f64, f64)]) {
+    let (_, c, len) = s.geo;
+    let mut accs = vec![Acc::new(); s.chans.len()];
+    let (xp, gp) = (s.x.as_ptr(), s.g.map(|g| g.as_ptr()));
+    for i in 0..s.geo.0 {
         for (j, acc) in accs.iter_mut().enumerate() {
-            let base = (i * c + chans.start + j) * len;
+            let base = (i * c + s.chans.start + j) * len;
+            let mean = s.means[j];
             // SAFETY: base + len <= n * c * len <= the buffers' lengths (checked by the caller).
             unsafe {
-                match gates.map(|gs| gs[j]) {
-                    None => acc.add::<NO_GATE>(xp, gp, base, len, means[j], OPEN),
-                    Some(gate) if gate.leak == 0.0 => acc.add::<GATE>(xp, gp, base, len, means[j], gate),
-                    Some(gate) => acc.add::<LEAKY_GATE>(xp, gp, base, len, means[j], gate),
+                match s.gates.map(|gs| gs[j]) {
+                    None => acc.add::<NO_GATE>(xp, gp, base, len, mean, OPEN),
+                    Some(gate) if gate.leak == 0.0 => acc.add::<GATE>(xp, gp, base, len, mean, gate),
+                    Some(gate) => acc.add::<LEAKY_GATE>(xp, gp, base, len, mean, gate),
                 }
             }
         }
@@ -302,7 +300,8 @@ mod tests {
                     assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{what} ({n},{c},{len}) {chans:?}: {a} vs {b}")
                 };
                 let mut out = vec![(0.0, 0.0); chans.len()];
-                assert!(sums_in_order(&x, None, (n, c, len), chans.clone(), &means, None, &mut out));
+                let plain = ChannelSums { x: &x, g: None, geo: (n, c, len), chans: chans.clone(), means: &means, gates: None };
+                assert!(sums_in_order(&plain, &mut out));
                 for (j, ch) in chans.clone().enumerate() {
                     let mean = means[j] as f64;
                     close(out[j].0, idx(ch).map(|i| x[i] as f64).sum(), "sum");
@@ -310,7 +309,8 @@ mod tests {
                 }
                 for gate in [None, Some(relu6), Some(leaky)] {
                     let gates = gate.map(|z| vec![z; chans.len()]);
-                    assert!(sums_in_order(&x, Some(&g), (n, c, len), chans.clone(), &means, gates.as_deref(), &mut out));
+                    let grad = ChannelSums { g: Some(&g), gates: gates.as_deref(), chans: chans.clone(), ..plain };
+                    assert!(sums_in_order(&grad, &mut out));
                     for (j, ch) in chans.clone().enumerate() {
                         let mean = means[j] as f64;
                         let gx: f64 = idx(ch).map(|i| gated(gate, x[i], g[i]) * (x[i] as f64 - mean)).sum();
@@ -326,12 +326,13 @@ mod tests {
     fn mismatched_sizes_are_refused() {
         let x = vec![1.0f32; 10];
         let mut out = vec![(0.0, 0.0); 2];
+        let fits = || ChannelSums { x: &x, g: None, geo: (1, 3, 2), chans: 0..2, means: &[0.0; 2], gates: None };
         // 2 x 3 x 2 = 12 values do not fit in 10.
-        assert!(!sums_in_order(&x, None, (2, 3, 2), 0..2, &[0.0; 2], None, &mut out));
+        assert!(!sums_in_order(&ChannelSums { geo: (2, 3, 2), ..fits() }, &mut out));
         // channels past c, and a gate without a gradient
-        assert!(!sums_in_order(&x, None, (1, 3, 2), 2..4, &[0.0; 2], None, &mut out));
+        assert!(!sums_in_order(&ChannelSums { chans: 2..4, ..fits() }, &mut out));
         let z = ZGate { a: 1.0, k: 0.0, lo: 0.0, hi: 6.0, leak: 0.0 };
-        assert!(!sums_in_order(&x, None, (1, 3, 2), 0..2, &[0.0; 2], Some(&[z; 2]), &mut out));
-        assert_eq!(sums_in_order(&x, None, (1, 3, 2), 0..2, &[0.0; 2], None, &mut out), crate::cpu::simd::fma_enabled());
+        assert!(!sums_in_order(&ChannelSums { gates: Some(&[z; 2]), ..fits() }, &mut out));
+        assert_eq!(sums_in_order(&fits(), &mut out), crate::cpu::simd::fma_enabled());
     }
 }

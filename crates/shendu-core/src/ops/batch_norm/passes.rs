@@ -3,7 +3,7 @@
 //! each optionally through the fused activation's [`Gate`].
 
 #[cfg(target_arch = "x86_64")]
-use crate::cpu::channel_sums;
+use crate::cpu::channel_sums::{self, ChannelSums};
 use crate::cpu::elementwise::SendPtr;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::simd::as_f32;
@@ -85,12 +85,13 @@ pub(super) fn channel_moments<T: Float>(x: &[T], (n, c, plane): Geo) -> Vec<(f64
         #[cfg(target_arch = "x86_64")]
         if let Some(xf) = as_f32(x) {
             // Both passes in memory order: the sums, then the squared deviations from the means.
-            let mut means = vec![0.0f32; r.len()];
+            let zeros = vec![0.0f32; r.len()];
+            let plain = ChannelSums { x: xf, g: None, geo: (n, c, plane), chans: r.clone(), means: &zeros, gates: None };
             let mut sums = vec![(0.0, 0.0); r.len()];
-            if channel_sums::sums_in_order(xf, None, (n, c, plane), r.clone(), &means, None, &mut sums) {
-                means.iter_mut().zip(&sums).for_each(|(mean, s)| *mean = (s.0 / m) as f32);
+            if channel_sums::sums_in_order(&plain, &mut sums) {
+                let means: Vec<f32> = sums.iter().map(|s| (s.0 / m) as f32).collect();
                 let mut sq = vec![(0.0, 0.0); r.len()];
-                if channel_sums::sums_in_order(xf, None, (n, c, plane), r.clone(), &means, None, &mut sq) {
+                if channel_sums::sums_in_order(&ChannelSums { means: &means, ..plain }, &mut sq) {
                     for (o, (s, q)) in out.iter_mut().zip(sums.iter().zip(&sq)) {
                         *o = (s.0 / m, q.1 / m);
                     }
@@ -194,7 +195,8 @@ impl<T: Float> ChannelGradSums<'_, T> {
         let means: Vec<f32> = chans.clone().map(|ch| self.stats[ch].0 as f32).collect();
         let gates: Option<Vec<channel_sums::ZGate>> = self.gated.map(|gt| chans.clone().map(|ch| z_gate(gt, ch)).collect());
         let mut sums = vec![(0.0, 0.0); chans.len()];
-        if !channel_sums::sums_in_order(xf, Some(gf), self.geo, chans.clone(), &means, gates.as_deref(), &mut sums) {
+        let request = ChannelSums { x: xf, g: Some(gf), geo: self.geo, chans: chans.clone(), means: &means, gates: gates.as_deref() };
+        if !channel_sums::sums_in_order(&request, &mut sums) {
             return false;
         }
         for (ch, (gx, gs)) in chans.zip(sums) {
