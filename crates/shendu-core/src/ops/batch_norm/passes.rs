@@ -151,11 +151,19 @@ pub(super) fn grad_sums<T: Float>(
     let stats = stats_of(given, x, geo, eps);
     let mut sums = vec![(0.0, 0.0); geo.1];
     let out = SendPtr(sums.as_mut_ptr());
-    parallel_ranges(geo.1, 1, |chans| dispatch(ChannelGradSums { x, g, geo, stats: &stats, gated, out, chans }));
+    parallel_ranges(geo.1, 1, |chans| {
+        let sums = ChannelGradSums { x, g, geo, stats: &stats, gated, out, chans };
+        #[cfg(target_arch = "x86_64")]
+        if sums.in_memory_order() {
+            return;
+        }
+        dispatch(sums)
+    });
     (stats, sums)
 }
 
-/// [`grad_sums`] over the channels `chans`.
+/// [`grad_sums`] over the channels `chans`: the f32 sums in one walk through memory where they
+/// run, else the portable loops one channel at a time (through `dispatch`).
 struct ChannelGradSums<'a, T> {
     x: &'a [T],
     g: &'a [T],
@@ -170,20 +178,20 @@ impl<T: Float> SimdKernel for ChannelGradSums<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<A: Madd>(self) {
-        #[cfg(target_arch = "x86_64")]
-        if self.in_memory_order() {
-            return;
-        }
         for ch in self.chans.clone() {
-            let (mean, invstd) = self.stats[ch];
-            let (gx, gs) = self.channel::<A>(ch, mean);
-            // SAFETY: each range of channels writes its own entries.
-            unsafe { *self.out.0.add(ch) = (gx * invstd, gs) };
+            let sums = self.channel::<A>(ch, self.stats[ch].0);
+            self.put(ch, sums);
         }
     }
 }
 
 impl<T: Float> ChannelGradSums<'_, T> {
+    /// Stores channel `ch`'s `(sum(g' * (x - mean)), sum(g'))` as `(sum(g' * xhat), sum(g'))`.
+    fn put(&self, ch: usize, (gx, gs): (f64, f64)) {
+        // SAFETY: each range of channels writes its own entries.
+        unsafe { *self.out.0.add(ch) = (gx * self.stats[ch].1, gs) };
+    }
+
     /// The f32 sums of every channel of the range in one walk through memory (see
     /// [`channel_sums::sums_in_order`]); false where they do not apply.
     #[cfg(target_arch = "x86_64")]
@@ -199,10 +207,7 @@ impl<T: Float> ChannelGradSums<'_, T> {
         if !channel_sums::sums_in_order(&request, &mut sums) {
             return false;
         }
-        for (ch, (gx, gs)) in chans.zip(sums) {
-            // SAFETY: each range of channels writes its own entries.
-            unsafe { *self.out.0.add(ch) = (gx * self.stats[ch].1, gs) };
-        }
+        chans.zip(sums).for_each(|(ch, sums)| self.put(ch, sums));
         true
     }
 
