@@ -68,13 +68,21 @@ fn blocked_grad_sums<T: Float>(x: &[T], g: &[T], mean: T, gated: impl Fn(T, T) -
     (gx, gs)
 }
 
-/// The `(mean, 1/sqrt(var + eps))` of each channel: the mean, then the variance around it (two
-/// passes, so no cancellation), channels in parallel.
+/// The `(mean, 1/sqrt(var + eps))` of each channel (see [`channel_moments`]).
 fn channel_stats<T: Float>(x: &[T], geo: Geo, eps: f64) -> Vec<(f64, f64)> {
     channel_moments(x, geo).into_iter().map(|(mean, var)| (mean, 1.0 / (var + eps).sqrt())).collect()
 }
 
-/// The `(mean, biased variance)` of each channel (two passes, channels in parallel).
+/// The `(mean, biased variance)` of each channel, channels in parallel.
+///
+/// f32 on AVX2 takes one pass in memory order: the sums of `x - s` and of `(x - s)^2` around a
+/// shift `s`, the mean of the channel's plane in the first image, so that
+/// `mean = s + E[x - s]` and `var = E[(x - s)^2] - E[x - s]^2`. The shift is the mean of a `1/n` share of the values, so
+/// `(mean - s)^2 <= n * var` and the subtraction cancels at most `log2(n + 1)` bits of sums
+/// that are accumulated to f64 from f32 blocks of 256 (6 bits at batch 64, and none when the
+/// first image is typical). A second pass around the mean read `x` from memory twice: a third
+/// of batch norm's reductions in a MobileNet step. Elsewhere: the mean, then the variance
+/// around it (two passes, no cancellation).
 pub(super) fn channel_moments<T: Float>(x: &[T], (n, c, plane): Geo) -> Vec<(f64, f64)> {
     let m = (n * plane) as f64;
     let mut stats = vec![(0.0, 0.0); c];
@@ -84,19 +92,17 @@ pub(super) fn channel_moments<T: Float>(x: &[T], (n, c, plane): Geo) -> Vec<(f64
         let out = unsafe { dst.slice_mut(r.clone()) };
         #[cfg(target_arch = "x86_64")]
         if let Some(xf) = as_f32(x) {
-            // Both passes in memory order: the sums, then the squared deviations from the means.
-            let zeros = vec![0.0f32; r.len()];
-            let plain = ChannelSums { x: xf, g: None, geo: (n, c, plane), chans: r.clone(), means: &zeros, gates: None };
-            let mut sums = vec![(0.0, 0.0); r.len()];
-            if channel_sums::sums_in_order(&plain, &mut sums) {
-                let means: Vec<f32> = sums.iter().map(|s| (s.0 / m) as f32).collect();
-                let mut sq = vec![(0.0, 0.0); r.len()];
-                if channel_sums::sums_in_order(&ChannelSums { means: &means, ..plain }, &mut sq) {
-                    for (o, (s, q)) in out.iter_mut().zip(sums.iter().zip(&sq)) {
-                        *o = (s.0 / m, q.1 / m);
-                    }
-                    return;
+            let first_plane = |ch: usize| xf.get(ch * plane..(ch + 1) * plane).filter(|p| !p.is_empty());
+            let shifts: Vec<f32> =
+                r.clone().map(|ch| first_plane(ch).map_or(0.0, |p| (blocked_sum(p, |v| v) / p.len() as f64) as f32)).collect();
+            let sums = ChannelSums { x: xf, g: None, geo: (n, c, plane), chans: r.clone(), means: &shifts, gates: None };
+            let mut sq = vec![(0.0, 0.0); r.len()];
+            if channel_sums::sums_in_order(&sums, &mut sq) {
+                for (o, (&(dev, dev2), &shift)) in out.iter_mut().zip(sq.iter().zip(&shifts)) {
+                    let off = dev / m;
+                    *o = (shift as f64 + off, (dev2 / m - off * off).max(0.0));
                 }
+                return;
             }
         }
         for (ch, o) in r.zip(out) {
@@ -320,4 +326,55 @@ pub(super) fn channel_affine<T: Float>(u: &[T], v: Option<&[T]>, coefs: &[T], th
     let ptr = SendPtr(out.as_mut_slice().as_mut_ptr());
     parallel_ranges(geo.1, 1, |chans| dispatch(ChannelAffine { out: ptr, u, v, coefs, through, geo, chans }));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exact two-pass `(mean, biased variance)` per channel, in f64.
+    fn reference(x: &[f32], (n, c, plane): Geo) -> Vec<(f64, f64)> {
+        (0..c)
+            .map(|ch| {
+                let vals = || (0..n).flat_map(move |i| x[(i * c + ch) * plane..(i * c + ch + 1) * plane].iter().map(|&v| v as f64));
+                let m = (n * plane) as f64;
+                let mean = vals().sum::<f64>() / m;
+                (mean, vals().map(|v| (v - mean) * (v - mean)).sum::<f64>() / m)
+            })
+            .collect()
+    }
+
+    /// A value in [-1, 1) from an index (a fixed hash, so the data is the same on every run).
+    fn noise(i: usize) -> f32 {
+        let h = (i as u64 ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// The f32 statistics against f64 on data that punishes `E[x^2] - E[x]^2`: a large offset
+    /// with unit noise (the raw second moment is 1e6 times the variance), and a first image far
+    /// from the rest (the shift of the one-pass sums at its worst, `(mean - s)^2 ~ n var`).
+    #[test]
+    fn moments_hold_against_cancellation() {
+        // 7x7 planes: masked tails; 5 channels split between threads by the caller's ranges.
+        let geo = (64, 5, 49);
+        let (n, c, plane) = geo;
+        let x: Vec<f32> = (0..n * c * plane)
+            .map(|i| {
+                let (img, ch) = (i / (c * plane), i / plane % c);
+                match ch {
+                    0 => 1000.0 + noise(i),
+                    1 => -3.0e4 + 0.01 * noise(i),
+                    2 if img == 0 => 50.0 + noise(i),
+                    2 => -50.0 + noise(i),
+                    3 => 0.0,
+                    _ => noise(i) * 1e-3,
+                }
+            })
+            .collect();
+        let got = channel_moments(&x, geo);
+        for (ch, (g, r)) in got.iter().zip(reference(&x, geo)).enumerate() {
+            assert!((g.0 - r.0).abs() <= 1e-6 * r.0.abs().max(1e-3), "channel {ch}: mean {} against {}", g.0, r.0);
+            assert!((g.1 - r.1).abs() <= 1e-5 * r.1 + 1e-12, "channel {ch}: variance {} against {}", g.1, r.1);
+        }
+    }
 }
