@@ -4,7 +4,8 @@
 //! narrower ones (1 to 5 tiles: one chunk per row with scratch lanes; the portable transforms
 //! gather lane by lane), bands whose tile count is not a multiple
 //! of the 16-tile panel, output channel counts that leave a partial 6-channel panel, even and odd
-//! left pads, groups, and inputs with strided rows. Also the thread split of every convolution
+//! left pads, groups, and inputs with strided rows; and the 1x1 convolutions that run their
+//! product kernel one image at a time. Also the thread split of every convolution
 //! path (cpu/conv_threads.rs) against one thread. The SIMD switch and the thread count are
 //! global: the tests take a lock.
 
@@ -46,7 +47,7 @@ fn avx2_kernels_match_the_portable_ones() {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     // (input, weight, pads [top, bottom, left, right], groups, strided input)
     type Case = ([usize; 4], [usize; 4], [usize; 4], usize, bool);
-    let cases: [Case; 11] = [
+    let cases: [Case; 13] = [
         // tw 14, two bands (112 and 84 tiles), 20 output channels (panels 6, 6, 6, 2)
         ([2, 16, 28, 28], [20, 16, 3, 3], [1, 1, 1, 1], 1, false),
         // odd output height, tw 16, left pad 1, groups
@@ -69,6 +70,11 @@ fn avx2_kernels_match_the_portable_ones() {
         ([3, 16, 4, 4], [16, 16, 3, 3], [0, 0, 0, 0], 1, false),
         // tw 3 on a tall map: four bands of narrow rows (37, 37, 37, 9)
         ([1, 16, 240, 6], [18, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        // 1x1 one image per product (cpu/conv_pointwise.rs): 90 columns (the last 16-column
+        // panel moved back over the one before), 13 output channels (panels 6, 6, 1)
+        ([3, 20, 9, 10], [13, 20, 1, 1], [0, 0, 0, 0], 1, false),
+        // 1x1 per image with groups, 16 columns exactly and a partial panel of 5
+        ([2, 12, 4, 16], [22, 6, 1, 1], [0, 0, 0, 0], 2, false),
     ];
     for threads in [1, 2] {
         set_num_threads(threads);
@@ -171,6 +177,27 @@ fn small_map_pointwise_matches_direct_sums() {
             let worst = a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
             assert!(worst <= tol * scale, "{hw}x{hw} {dt} {threads} threads {name}: worst difference {worst} at scale {scale}");
         }
+    }
+    set_num_threads(1);
+}
+
+/// A 1x1 convolution of a channel slice (ShuffleNet's split) one image per product: the planes
+/// are read in place, a whole image of channels apart, and must give what the portable path
+/// gives on a contiguous copy.
+#[test]
+fn per_image_pointwise_reads_channel_slices() {
+    let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    let x = randn(&[3, 40, 9, 12], 41).narrow(1, 8, 20).unwrap();
+    let w = randn(&[13, 20, 1, 1], 42);
+    let p = Conv2dParams::default();
+    for threads in [1, 2] {
+        set_num_threads(threads);
+        set_simd_enabled(true);
+        let fast = run(&x, &w, &p, 43);
+        set_simd_enabled(false);
+        let slow = run(&x.contiguous().unwrap(), &w, &p, 43);
+        set_simd_enabled(true);
+        assert_close(&fast, &slow, &format!("channel slice, {threads} threads"));
     }
     set_num_threads(1);
 }

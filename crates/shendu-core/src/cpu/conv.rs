@@ -204,6 +204,9 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
     if g.pointwise() && conv_pointwise::applies(g, &xv) {
         return conv_pointwise::forward(x, xv, w, g, out);
     }
+    if g.pointwise() && conv_pointwise::forward_per_image(x, &xv, w, g, out) {
+        return;
+    }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;
     let out_ptr = SendPtr(out.as_mut_ptr());

@@ -10,6 +10,12 @@
 //! The copies cost one pass over the operands; the products then run in the packed kernel.
 //! (The input gradient of a stride-1 1x1 convolution is a 1x1 forward with the transposed
 //! weight, so it takes this path too.)
+//!
+//! Larger f32 maps on AVX2 run one image per product through the broadcast kernel of the
+//! Winograd products (`winograd_avx2::gemm_uv_cols`): the weights are packed once per call and
+//! each image's planes are read where they lie. The general gemm packed both operands of every
+//! per-image product, and at ShuffleNet's sizes (196 to 784 columns, 24 to 232 channels) below
+//! its packed kernel's threshold it ran the `gemm` crate.
 
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::conv_threads::{for_items, sum_over_items};
@@ -31,6 +37,51 @@ const CHUNK_BYTES: usize = 512 << 10;
 pub(crate) fn applies(g: &ConvGeom, xv: &View4) -> bool {
     let [_, _, ys, xs] = xv.strides;
     g.oh * g.ow <= MAX_PLANE && xs == 1 && ys == g.w
+}
+
+/// Input channels above which the per-image path is not taken: one 16-column panel of the image
+/// (`cin` rows of 64 bytes) should stay in L1 while every output channel passes over it.
+const PER_IMAGE_MAX_CIN: usize = 384;
+
+/// Runs the 1x1 convolution one image per product through the broadcast kernel where it applies
+/// (f32 on AVX2, maps too large for [`applies`] but of at least 16 pixels, contiguous planes,
+/// up to [`PER_IMAGE_MAX_CIN`] input channels); returns false, doing nothing, elsewhere.
+pub(crate) fn forward_per_image<T: ConvElem>(x: &[T], xv: &View4, w: &[T], g: &ConvGeom, out: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let [sn, sc, ys, xs] = xv.strides;
+        let (cin_g, cout_g, hw) = (g.cin_g(), g.cout_g(), g.oh * g.ow);
+        // With fewer images than threads the general gemm threads each product instead.
+        let enough_items = g.n * g.groups >= threads::num_threads();
+        if xs != 1 || ys != g.w || hw <= MAX_PLANE || cin_g > PER_IMAGE_MAX_CIN || sc < hw || !enough_items {
+            return false;
+        }
+        let (Some(x), Some(w)) = (crate::cpu::simd::as_f32(x), crate::cpu::simd::as_f32(w)) else {
+            return false;
+        };
+        let up = crate::cpu::winograd_avx2::pack_u(w, g.groups, cout_g, cin_g);
+        let per_group = up.len() / g.groups;
+        let out = SendPtr(out.as_mut_ptr() as *mut f32);
+        for_items(g.n * g.groups, 1, |items, _| {
+            for item in items {
+                let (n, grp) = (item / g.groups, item % g.groups);
+                let v = &x[xv.offset + n * sn + grp * cin_g * sc..];
+                let base = (n * g.cout + grp * cout_g) * hw;
+                // SAFETY: the (image, group) output planes are this item's alone and lie inside
+                // `out` (n * cout * hw values).
+                let m = unsafe { out.slice_mut(base..base + cout_g * hw) };
+                let upg = &up.as_slice()[grp * per_group..(grp + 1) * per_group];
+                // SAFETY: as_f32 found AVX2 and FMA.
+                unsafe { crate::cpu::winograd_avx2::gemm_uv_cols(cout_g, cin_g, hw, upg, v, sc, m, hw) };
+            }
+        });
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, xv, w, g, out);
+        false
+    }
 }
 
 /// Images per product for `channels` planes of `hw` values each, and the number of products: as

@@ -398,24 +398,56 @@ pub(crate) fn gemm_uv(cout: usize, cin: usize, ntiles: usize, up: &[f32], v: &[f
         return;
     }
     let ntp = ntiles.next_multiple_of(MR);
-    let panels = cout.div_ceil(NR);
     assert!(cin > 0 && ntp <= vrs.min(mrs));
-    assert!(up.len() >= panels * cin * NR && v.len() >= (cin - 1) * vrs + ntp && m.len() >= (cout - 1) * mrs + ntp);
+    assert!(up.len() >= cout.div_ceil(NR) * cin * NR && v.len() >= (cin - 1) * vrs + ntp && m.len() >= (cout - 1) * mrs + ntp);
     for q in (0..ntp).step_by(MR) {
-        for p in 0..panels {
-            let co = p * NR;
-            let (a, b, c) = (v[q..].as_ptr(), up[p * cin * NR..].as_ptr(), m[co * mrs + q..].as_mut_ptr());
-            // SAFETY: the asserts above keep the panel's reads (cin rows of 16 floats of V, cin x
-            // NR of up) and writes (rows co..co+n of M, 16 floats each) in bounds.
-            unsafe {
-                match cout - co {
-                    1 => uv_tile::<1>(cin, a, vrs, b, c, mrs),
-                    2 => uv_tile::<2>(cin, a, vrs, b, c, mrs),
-                    3 => uv_tile::<3>(cin, a, vrs, b, c, mrs),
-                    4 => uv_tile::<4>(cin, a, vrs, b, c, mrs),
-                    5 => uv_tile::<5>(cin, a, vrs, b, c, mrs),
-                    _ => uv_tile::<6>(cin, a, vrs, b, c, mrs),
-                }
+        // SAFETY: the asserts above keep every panel inside the operands.
+        unsafe { uv_panels(cout, cin, up, v[q..].as_ptr(), vrs, m[q..].as_mut_ptr(), mrs) };
+    }
+}
+
+/// [`gemm_uv`] for exactly `ncols >= 16` columns, whatever their number: the last panel is moved
+/// back to end at `ncols`, recomputing (and rewriting with the same values) up to 15 columns
+/// of the one before, so nothing is read or written past a row. For a 1x1 convolution, where
+/// `V` is an image's planes and `M` its output planes.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn gemm_uv_cols(cout: usize, cin: usize, ncols: usize, up: &[f32], v: &[f32], vrs: usize, m: &mut [f32], mrs: usize) {
+    if cout == 0 {
+        return;
+    }
+    assert!(cin > 0 && ncols >= MR && ncols <= vrs.min(mrs));
+    assert!(up.len() >= cout.div_ceil(NR) * cin * NR && v.len() >= (cin - 1) * vrs + ncols && m.len() >= (cout - 1) * mrs + ncols);
+    let mut q0 = 0;
+    while q0 < ncols {
+        let q = q0.min(ncols - MR);
+        // SAFETY: columns q..q + 16 <= ncols of every row, inside the operands (asserted).
+        unsafe { uv_panels(cout, cin, up, v[q..].as_ptr(), vrs, m[q..].as_mut_ptr(), mrs) };
+        q0 = q + MR;
+    }
+}
+
+/// `M[co][0..16] = Σ_ci U[co][ci] · V[ci][0..16]` for every `co < cout`, panel by panel of `NR`.
+///
+/// # Safety
+/// `up` holds `cout.div_ceil(NR) * cin * NR` floats; `v` is readable at `ci*vrs + 0..16` for
+/// `ci < cin`, and `m` writable at `co*mrs + 0..16` for `co < cout`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn uv_panels(cout: usize, cin: usize, up: &[f32], v: *const f32, vrs: usize, m: *mut f32, mrs: usize) {
+    for p in 0..cout.div_ceil(NR) {
+        let co = p * NR;
+        let b = up[p * cin * NR..].as_ptr();
+        // SAFETY: the caller's contract; rows co..co + N < cout.
+        unsafe {
+            let c = m.add(co * mrs);
+            match cout - co {
+                1 => uv_tile::<1>(cin, v, vrs, b, c, mrs),
+                2 => uv_tile::<2>(cin, v, vrs, b, c, mrs),
+                3 => uv_tile::<3>(cin, v, vrs, b, c, mrs),
+                4 => uv_tile::<4>(cin, v, vrs, b, c, mrs),
+                5 => uv_tile::<5>(cin, v, vrs, b, c, mrs),
+                _ => uv_tile::<6>(cin, v, vrs, b, c, mrs),
             }
         }
     }
