@@ -486,6 +486,11 @@ fn winograd_matches_im2col_forward_and_backward() {
         // maps narrower than a vector of tiles: 8x8 (4 tiles a row) and 2x3 (2)
         ([2, 16, 8, 8], [24, 16, 3, 3], [1, 1, 1, 1], 1),
         ([3, 16, 4, 5], [16, 16, 3, 3], [0, 0, 0, 0], 1),
+        // one-band maps: the weight gradient sums several images per product (8x8: blocks of
+        // up to 4 images; 6x6: up to 7, in narrow rows), batches large enough for blocks of 3
+        // or more on two threads (four chunks of images each)
+        ([33, 16, 8, 8], [20, 16, 3, 3], [1, 1, 1, 1], 1),
+        ([40, 16, 6, 6], [16, 16, 3, 3], [1, 1, 1, 1], 1),
     ];
     for (k, (xd, wd, pads, groups)) in cases.into_iter().enumerate() {
         let c = Cfg { x: xd, w: wd, stride: (1, 1), pads, dil: (1, 1), groups };

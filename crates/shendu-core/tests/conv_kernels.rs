@@ -47,7 +47,7 @@ fn avx2_kernels_match_the_portable_ones() {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     // (input, weight, pads [top, bottom, left, right], groups, strided input)
     type Case = ([usize; 4], [usize; 4], [usize; 4], usize, bool);
-    let cases: [Case; 13] = [
+    let cases: [Case; 15] = [
         // tw 14, two bands (112 and 84 tiles), 20 output channels (panels 6, 6, 6, 2)
         ([2, 16, 28, 28], [20, 16, 3, 3], [1, 1, 1, 1], 1, false),
         // odd output height, tw 16, left pad 1, groups
@@ -70,6 +70,10 @@ fn avx2_kernels_match_the_portable_ones() {
         ([3, 16, 4, 4], [16, 16, 3, 3], [0, 0, 0, 0], 1, false),
         // tw 3 on a tall map: four bands of narrow rows (37, 37, 37, 9)
         ([1, 16, 240, 6], [18, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        // one-band maps whose weight-gradient products take several images at once: 8x8 (16
+        // tiles: blocks of 4 images, then 1) and 6x6 (9 tiles in narrow rows: 7, then 1)
+        ([9, 16, 8, 8], [20, 16, 3, 3], [1, 1, 1, 1], 1, false),
+        ([8, 16, 6, 6], [16, 16, 3, 3], [1, 1, 1, 1], 1, false),
         // 1x1 one image per product (cpu/conv_pointwise.rs): 90 columns (the last 16-column
         // panel moved back over the one before), 13 output channels (panels 6, 6, 1)
         ([3, 20, 9, 10], [13, 20, 1, 1], [0, 0, 0, 0], 1, false),

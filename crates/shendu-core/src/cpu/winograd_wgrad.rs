@@ -11,12 +11,18 @@ use std::ops::Range;
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm::{gemm, MatMut, MatRef};
+use crate::cpu::gemm_nt::{self, gemm_nt};
+use crate::cpu::simd::{as_f32, as_f32_mut};
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
 use crate::cpu::winograd::{chunk_starts, input_transform, lanes, load_padded, narrow_tiles, Band, BAND_TILES, L};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::winograd_avx2;
 use crate::dtype::Float;
 use crate::pool::PooledVec;
+
+/// Tiles summed per product when a block of images shares one (see `backward_weight`): 4 images
+/// of an 8x8 map, whose V and Z (16 x 64 channels x 64 tiles each) stay in L2.
+const BLOCK_TILES: usize = 64;
 
 /// `gw [cout, cin/groups, 3, 3]` (overwritten) from `x` (strided) and `gy` (contiguous), for a
 /// geometry where [`super::winograd::applies`] holds.
@@ -27,36 +33,57 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     let band_rows = (BAND_TILES / tw).clamp(1, th);
     let bands = th.div_ceil(band_rows);
     let total = g.n * g.groups * bands;
-    let (vl, zl) = (Band::new(cin_g, band_rows * tw), Band::new(cout_g, band_rows * tw));
+    // A map that is one band of few tiles (ResNet's 8x8 stage: 16) has its products summed
+    // over several images at once: consecutive images' tiles side by side in V and Z.
+    let block = if bands == 1 && g.groups == 1 { (BLOCK_TILES / (th * tw)).max(1) } else { 1 };
+    // Room for the scratch lanes a narrow row's transform writes past the block's last image.
+    let row_tiles = if block > 1 { block * th * tw + L } else { band_rows * tw };
+    let (vl, zl) = (Band::new(cin_g, row_tiles), Band::new(cout_g, row_tiles));
     // Each range of (image, group, band) items sums into its own dU; the sums are added in
     // range order.
     let run = |r: Range<usize>, threads: bool, du: &mut [T]| {
         let (hp, wp) = (2 * th + 2, 2 * tw + 2);
         // L floats more, as in the forward.
         let mut p = PooledVec::<T>::filled(cin_g * hp * wp + L, <T as Float>::ZERO);
-        let mut v = PooledVec::<T>::uninit(vl.len());
-        let mut z = PooledVec::<T>::uninit(zl.len());
+        // Image j of a block is transformed into the slice starting j * tiles on.
+        let mut v = PooledVec::<T>::uninit(vl.len() + block * th * tw);
+        let mut z = PooledVec::<T>::uninit(zl.len() + block * th * tw);
         let mut loaded = None;
-        for item in r {
+        let mut item = r.start;
+        while item < r.end {
             let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
-            if loaded != Some((n, grp)) {
-                load_padded(x, &xv, g, n, grp, hp, wp, p.as_mut_slice());
-                loaded = Some((n, grp));
-            }
-            let gyg = &gy[(n * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
             let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
             let ntiles = (ty1 - ty0) * tw;
-            input_transform(p.as_slice(), hp, wp, cin_g, ty0..ty1, tw, v.as_mut_slice(), vl);
-            grad_transform(gyg, cout_g, g.oh, g.ow, ty0..ty1, tw, z.as_mut_slice(), zl);
+            // With blocks, items are images (one group, one band).
+            let images = block.min(r.end - item);
+            for j in 0..images {
+                if loaded != Some((n + j, grp)) {
+                    load_padded(x, &xv, g, n + j, grp, hp, wp, p.as_mut_slice());
+                    loaded = Some((n + j, grp));
+                }
+                let gyg = &gy[((n + j) * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
+                input_transform(p.as_slice(), hp, wp, cin_g, ty0..ty1, tw, &mut v.as_mut_slice()[j * ntiles..], vl);
+                grad_transform(gyg, cout_g, g.oh, g.ow, ty0..ty1, tw, &mut z.as_mut_slice()[j * ntiles..], zl);
+            }
+            item += images;
+            let k = images * ntiles;
             for xi in 0..16 {
                 let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
-                // SAFETY: Z[ξ] is cout_g x ntiles (rows zl.rs apart) inside z, V[ξ] cin_g x ntiles
-                // (rows vl.rs apart, read transposed) inside v.
+                if k >= gemm_nt::MIN_K {
+                    if let (Some(z), Some(v), Some(dst)) =
+                        (as_f32(&z.as_slice()[xi * zl.xs..]), as_f32(&v.as_slice()[xi * vl.xs..]), as_f32_mut(dst))
+                    {
+                        gemm_nt(cout_g, cin_g, k, z, zl.rs, v, vl.rs, dst, cin_g);
+                        continue;
+                    }
+                }
+                // SAFETY: Z[ξ] is cout_g x k (rows zl.rs apart) inside z, V[ξ] cin_g x k (rows
+                // vl.rs apart, read transposed) inside v.
                 unsafe {
                     gemm(
                         cout_g,
                         cin_g,
-                        ntiles,
+                        k,
                         MatMut { ptr: dst.as_mut_ptr(), rs: cin_g as isize, cs: 1 },
                         true,
                         MatRef { ptr: z.as_slice()[xi * zl.xs..].as_ptr(), rs: zl.rs as isize, cs: 1 },
