@@ -84,40 +84,41 @@ unsafe fn tile<const R: usize, const C: usize>(
     c: *mut f32,
     ldc: usize,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    // acc[j][r]: row r of A against row j of B.
+    let mut acc = [[_mm256_setzero_ps(); R]; C];
     let full = k - k % 8;
     // SAFETY: t + 8 <= full <= k: inside every row; the masked step reads lanes below k only.
     unsafe {
         let mut t = 0;
         while t < full {
             let av: [__m256; R] = std::array::from_fn(|r| _mm256_loadu_ps(a.add(r * lda + t)));
-            for j in 0..C {
+            for (j, col) in acc.iter_mut().enumerate() {
                 let bv = _mm256_loadu_ps(b.add(j * ldb + t));
-                for r in 0..R {
-                    acc[r][j] = _mm256_fmadd_ps(av[r], bv, acc[r][j]);
+                for (x, &ar) in col.iter_mut().zip(&av) {
+                    *x = _mm256_fmadd_ps(ar, bv, *x);
                 }
             }
             t += 8;
         }
         if full < k {
             let av: [__m256; R] = std::array::from_fn(|r| _mm256_maskload_ps(a.add(r * lda + full), mask));
-            for j in 0..C {
+            for (j, col) in acc.iter_mut().enumerate() {
                 let bv = _mm256_maskload_ps(b.add(j * ldb + full), mask);
-                for r in 0..R {
-                    acc[r][j] = _mm256_fmadd_ps(av[r], bv, acc[r][j]);
+                for (x, &ar) in col.iter_mut().zip(&av) {
+                    *x = _mm256_fmadd_ps(ar, bv, *x);
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
+        for r in 0..R {
             let cr = c.add(r * ldc);
             if C == 4 {
                 // [Σ lanes 0-3 of each of the four | Σ lanes 4-7 of each], then the halves added.
-                let h = _mm256_hadd_ps(_mm256_hadd_ps(row[0], row[1]), _mm256_hadd_ps(row[2], row[3]));
+                let h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0][r], acc[1][r]), _mm256_hadd_ps(acc[2][r], acc[3][r]));
                 let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
                 _mm_storeu_ps(cr, _mm_add_ps(_mm_loadu_ps(cr), s));
             } else {
-                for (j, &v) in row.iter().enumerate() {
-                    *cr.add(j) += hsum(v);
+                for (j, col) in acc.iter().enumerate() {
+                    *cr.add(j) += hsum(col[r]);
                 }
             }
         }
