@@ -29,7 +29,9 @@ use crate::cpu::conv_threads::{for_items, sum_over_items, Items};
 use crate::cpu::depthwise::{self, DwGeom};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
+use crate::cpu::gemm_nt::{self, gemm_nt};
 use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
+use crate::cpu::simd::{as_f32, as_f32_mut};
 use crate::cpu::{winograd, winograd_wgrad};
 use crate::dtype::Float;
 use crate::pool::{PoolElem, PooledVec};
@@ -377,6 +379,25 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
                 im2col(x, &plane, &cg, y0, y1, c);
                 MatRef { ptr: c.as_ptr(), rs: 1, cs: ncols as isize }
             };
+            // Both operands run along the band's pixels (`cols_t` has unit row stride, its rows
+            // `cs` apart): the kernel that sums along them, where it applies.
+            if gemm_nt::pays_off(cout_g, k, ncols) && cols_t.rs == 1 {
+                let ldb = cols_t.cs as usize;
+                // SAFETY: gy's band holds cout_g rows of ncols values ohw apart; the column
+                // matrix (or the image's planes) holds k rows of ncols values `ldb` apart.
+                let (a, b) = unsafe {
+                    (
+                        std::slice::from_raw_parts(gyg.ptr, (cout_g - 1) * ohw + ncols),
+                        std::slice::from_raw_parts(cols_t.ptr, (k - 1) * ldb + ncols),
+                    )
+                };
+                let c = &mut acc[grp * cout_g * k..][..cout_g * k];
+                if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
+                    if gemm_nt(cout_g, k, ncols, a, ohw, b, ldb, c, k) {
+                        continue;
+                    }
+                }
+            }
             // SAFETY: gy rows y0..y1 [cout_g, ncols] times col^T [ncols, k], into acc's group block.
             unsafe { gemm(cout_g, k, ncols, dst, true, gyg, cols_t, threads) };
         }

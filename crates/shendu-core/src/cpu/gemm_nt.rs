@@ -6,22 +6,27 @@
 //! need one of them transposed; instead this kernel vectorises along `k` itself: a tile of 2
 //! rows of A by 4 rows of B keeps 8 accumulators of 8 partial sums each, two plus four loads feed
 //! eight multiply-adds, and the lanes are added once per tile, at the end. That reduction costs
-//! about as much as two steps of eight, so the kernel pays off from `k` of 32 or so. The general
-//! gemm (the `gemm` crate below its packed threshold) packed both operands of each of these
-//! products: Winograd's weight-gradient products (16 x 16 x 112, 32 x 32 x 64) ran at 57-65
-//! GFLOP/s there.
+//! about as much as two steps of eight, so the kernel pays off from `k` of 32 or so, and only
+//! on thin products (see [`pays_off`]): the general gemm packs both operands of each product,
+//! which does not pay there. Winograd's weight-gradient products of 16 channels (16 x 16 x 112)
+//! ran at 40 GFLOP/s through it, 65 here. (Public for the kernel benchmarks only.)
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Products with fewer summed values than this are left to the general gemm (the per-tile
-/// reduction would dominate).
-pub(crate) const MIN_K: usize = 32;
+/// Whether this kernel beats the general gemm on an `m x n x k` product: `k` of at least 32
+/// (below, the per-tile reduction dominates) and a side of at most 32. With both sides larger
+/// the general gemm's kernels reuse each operand panel across enough of the other to win
+/// (1 thread, GFLOP/s, general gemm against this kernel: 16 x 16 x 112 39 / 65, 144 x 24 x 784
+/// 46 / 75, 32 x 32 x 64 52 / 57; but 64 x 64 x 112 77 / 66, 64 x 128 x 196 86 / 61).
+pub fn pays_off(m: usize, n: usize, k: usize) -> bool {
+    k >= 32 && m.min(n) <= 32
+}
 
 /// `c[i*ldc + j] += Σ_t a[i*lda + t] · b[j*ldb + t]` for `i < m`, `j < n`, `t < k`. Returns
 /// false, doing nothing, where the CPU lacks AVX2+FMA (or off x86-64).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) -> bool {
+pub fn gemm_nt(m: usize, n: usize, k: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::simd::fma_enabled() {
         if m == 0 || n == 0 {

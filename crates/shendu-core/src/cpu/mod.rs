@@ -12,7 +12,8 @@ mod depthwise_strided;
 pub mod elementwise;
 pub(crate) mod fork_join;
 pub mod gemm;
-pub(crate) mod gemm_nt;
+#[doc(hidden)]
+pub mod gemm_nt;
 pub mod im2col;
 pub mod index;
 pub mod pool;

@@ -69,7 +69,7 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
             let k = images * ntiles;
             for xi in 0..16 {
                 let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
-                if k >= gemm_nt::MIN_K {
+                if gemm_nt::pays_off(cout_g, cin_g, k) {
                     if let (Some(z), Some(v), Some(dst)) =
                         (as_f32(&z.as_slice()[xi * zl.xs..]), as_f32(&v.as_slice()[xi * vl.xs..]), as_f32_mut(dst))
                     {
