@@ -281,22 +281,23 @@ pub(crate) unsafe fn output_transform(
     }
 }
 
-/// Writes the first `cols <= 16` floats of `v` (masked stores below 16: nothing past `cols` is
-/// touched).
+/// Writes the first `cols <= 16` floats of `v`: whole vectors as plain stores, a partial one
+/// masked (nothing past `cols` is touched). A masked store is much slower than a plain one on
+/// AMD, and an 8x8 map's output rows are one whole vector each.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn put_row(d: &mut [f32], cols: usize, v: (__m256, __m256)) {
     let d = &mut d[..cols];
-    if cols == 2 * L {
-        store(d, v.0);
-        store(&mut d[L..], v.1);
-    } else {
-        let (m0, m1) = first_lanes(cols);
-        // SAFETY: the masks select lanes below cols = d.len() only.
-        unsafe {
-            _mm256_maskstore_ps(d.as_mut_ptr(), m0, v.0);
-            _mm256_maskstore_ps(d.as_mut_ptr().add(L), m1, v.1);
-        }
+    let (whole, part) = if cols >= L { (Some(v.0), (L, v.1)) } else { (None, (0, v.0)) };
+    if let Some(w) = whole {
+        store(d, w);
+    }
+    let (at, rest) = (part.0, cols - part.0);
+    if rest == L {
+        store(&mut d[at..], part.1);
+    } else if rest > 0 {
+        // SAFETY: the mask selects the lanes below rest = d.len() - at only.
+        unsafe { _mm256_maskstore_ps(d.as_mut_ptr().add(at), first_lanes(rest).0, part.1) };
     }
 }
 
