@@ -3,13 +3,15 @@
 //! (`dW[co][ci] = Σ_t dY[co][t] · X[ci][t]`).
 //!
 //! Neither operand then has a contiguous side to vectorise across, so a broadcast kernel would
-//! need one of them transposed; instead this kernel vectorises along `k` itself: a tile of 2
-//! rows of A by 4 rows of B keeps 8 accumulators of 8 partial sums each, two plus four loads feed
-//! eight multiply-adds, and the lanes are added once per tile, at the end. That reduction costs
-//! about as much as two steps of eight, so the kernel pays off from `k` of 32 or so, and only
-//! on thin products (see [`pays_off`]): the general gemm packs both operands of each product,
-//! which does not pay there. Winograd's weight-gradient products of 16 channels (16 x 16 x 112)
-//! ran at 40 GFLOP/s through it, 65 here. (Public for the kernel benchmarks only.)
+//! need one of them transposed; instead this kernel vectorises along `k` itself: a tile of 3
+//! rows of A by 4 rows of B keeps 12 accumulators of 8 partial sums each (independent chains
+//! enough to cover the multiply-add latency; 2 x 4 ran 16 x 16 x 112 at 66 GFLOP/s against 91),
+//! three plus four loads feed twelve multiply-adds, and the lanes are added once per tile, at
+//! the end. That reduction costs about as much as two steps of eight, so the kernel pays off
+//! from `k` of 32 or so, and only on thin products (see [`pays_off`]): the general gemm packs
+//! both operands of each product, which does not pay there. Winograd's weight-gradient products
+//! of 16 channels (16 x 16 x 112) ran at 40-55 GFLOP/s through it, 91 here. (Public for the
+//! kernel benchmarks only.)
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -17,8 +19,8 @@ use std::arch::x86_64::*;
 /// Whether this kernel beats the general gemm on an `m x n x k` product: `k` of at least 32
 /// (below, the per-tile reduction dominates) and a side of at most 32. With both sides larger
 /// the general gemm's kernels reuse each operand panel across enough of the other to win
-/// (1 thread, GFLOP/s, general gemm against this kernel: 16 x 16 x 112 39 / 65, 144 x 24 x 784
-/// 46 / 75, 32 x 32 x 64 52 / 57; but 64 x 64 x 112 77 / 66, 64 x 128 x 196 86 / 61).
+/// (1 thread, GFLOP/s, general gemm against this kernel: 16 x 16 x 112 54 / 91, 144 x 24 x 784
+/// 53 / 110, 32 x 32 x 64 64 / 83; but 64 x 64 x 64 87 / 82).
 pub fn pays_off(m: usize, n: usize, k: usize) -> bool {
     k >= 32 && m.min(n) <= 32
 }
@@ -49,13 +51,17 @@ unsafe fn gemm_nt_avx2(m: usize, n: usize, k: usize, a: *const f32, lda: usize, 
     // The last k % 8 values of each row go in through a masked load.
     let rest = k % 8;
     let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    for i in (0..m).step_by(2) {
+    for i in (0..m).step_by(3) {
         for j in (0..n).step_by(4) {
             // SAFETY: rows i..i + R of A and j..j + C of B exist (R, C clipped to m, n), and
             // C's tile lies inside c (the caller's asserts).
             unsafe {
                 let (ap, bp, cp) = (a.add(i * lda), b.add(j * ldb), c.add(i * ldc + j));
-                match (m - i).min(2) * 10 + (n - j).min(4) {
+                match (m - i).min(3) * 10 + (n - j).min(4) {
+                    34 => tile::<3, 4>(k, mask, ap, lda, bp, ldb, cp, ldc),
+                    33 => tile::<3, 3>(k, mask, ap, lda, bp, ldb, cp, ldc),
+                    32 => tile::<3, 2>(k, mask, ap, lda, bp, ldb, cp, ldc),
+                    31 => tile::<3, 1>(k, mask, ap, lda, bp, ldb, cp, ldc),
                     24 => tile::<2, 4>(k, mask, ap, lda, bp, ldb, cp, ldc),
                     23 => tile::<2, 3>(k, mask, ap, lda, bp, ldb, cp, ldc),
                     22 => tile::<2, 2>(k, mask, ap, lda, bp, ldb, cp, ldc),
@@ -147,7 +153,7 @@ mod tests {
     /// above the vector width with masked tails, and leading dimensions wider than the rows.
     #[test]
     fn matches_f64_sums() {
-        for (m, n, k) in [(1, 1, 1), (2, 4, 8), (3, 5, 13), (16, 16, 112), (7, 6, 33), (5, 9, 200)] {
+        for (m, n, k) in [(1, 1, 1), (2, 4, 8), (3, 5, 13), (16, 16, 112), (7, 6, 33), (5, 9, 200), (8, 7, 40)] {
             let (lda, ldb, ldc) = (k + 3, k + 1, n + 2);
             let a: Vec<f32> = (0..m * lda).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02).collect();
             let b: Vec<f32> = (0..n * ldb).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.03).collect();
