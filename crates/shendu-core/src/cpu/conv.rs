@@ -29,9 +29,8 @@ use crate::cpu::conv_threads::{for_items, sum_over_items, Items};
 use crate::cpu::depthwise::{self, DwGeom};
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
-use crate::cpu::gemm_nt::{self, gemm_nt};
+use crate::cpu::gemm_nt::add_a_bt;
 use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
-use crate::cpu::simd::{as_f32, as_f32_mut};
 use crate::cpu::{winograd, winograd_wgrad};
 use crate::dtype::Float;
 use crate::pool::{PoolElem, PooledVec};
@@ -356,50 +355,38 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
     }
     let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.cin_g() * g.kh * g.kw);
     let ohw = g.oh * g.ow;
-    let x_ptr = x.as_ptr() as usize;
     let [_, sc, ys, xs] = xv.strides;
     let pointwise = g.pointwise() && ys == g.w * xs;
     let cg = g.col_geom();
     let bands: Vec<(usize, usize)> = if pointwise { vec![(0, g.oh)] } else { g.bands::<T>().collect() };
     let nb = bands.len();
     sum_over_items(g.n * g.groups * nb, nb, gw, |r, threads, acc| {
-        let x_ptr = x_ptr as *const T;
         let mut col = if pointwise { PooledVec::<T>::uninit(0) } else { PooledVec::<T>::uninit(g.col_len::<T>()) };
         for item in r {
             let (n, grp, (y0, y1)) = (item / (g.groups * nb), (item / nb) % g.groups, bands[item % nb]);
-            let dst = MatMut { ptr: acc[grp * cout_g * k..].as_mut_ptr(), rs: k as isize, cs: 1 };
-            let gyg = MatRef { ptr: gy[(n * g.cout + grp * cout_g) * ohw + y0 * g.ow..].as_ptr(), rs: ohw as isize, cs: 1 };
+            let dst = &mut acc[grp * cout_g * k..];
+            let gyg = &gy[(n * g.cout + grp * cout_g) * ohw + y0 * g.ow..];
             let plane = xv.plane(n, grp * cin_g);
             let ncols = (y1 - y0) * g.ow;
-            let cols_t = if pointwise {
-                // x_g^T: [ohw, cin_g] read in place.
-                MatRef { ptr: x_ptr.wrapping_add(plane.base), rs: xs as isize, cs: sc as isize }
+            // The columns as k rows of ncols values: x_g [cin_g, ohw] read in place, or the
+            // column matrix; (rows, row stride, column stride).
+            let (cols, ldb, cs) = if pointwise {
+                (&x[plane.base..], sc, xs)
             } else {
                 let c = &mut col.as_mut_slice()[..k * ncols];
                 im2col(x, &plane, &cg, y0, y1, c);
-                MatRef { ptr: c.as_ptr(), rs: 1, cs: ncols as isize }
+                (&*c, ncols, 1)
             };
-            // Both operands run along the band's pixels (`cols_t` has unit row stride, its rows
-            // `cs` apart): the kernel that sums along them, where it applies.
-            if gemm_nt::pays_off(cout_g, k, ncols) && cols_t.rs == 1 {
-                let ldb = cols_t.cs as usize;
-                // SAFETY: gy's band holds cout_g rows of ncols values ohw apart; the column
-                // matrix (or the image's planes) holds k rows of ncols values `ldb` apart.
-                let (a, b) = unsafe {
-                    (
-                        std::slice::from_raw_parts(gyg.ptr, (cout_g - 1) * ohw + ncols),
-                        std::slice::from_raw_parts(cols_t.ptr, (k - 1) * ldb + ncols),
-                    )
-                };
-                let c = &mut acc[grp * cout_g * k..][..cout_g * k];
-                if let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
-                    if gemm_nt(cout_g, k, ncols, a, ohw, b, ldb, c, k) {
-                        continue;
-                    }
-                }
+            if cs == 1 {
+                // gy rows y0..y1 [cout_g, ncols] times colᵀ [ncols, k], into acc's group block.
+                add_a_bt(cout_g, k, ncols, gyg, ohw, cols, ldb, dst, k, threads);
+                continue;
             }
-            // SAFETY: gy rows y0..y1 [cout_g, ncols] times col^T [ncols, k], into acc's group block.
-            unsafe { gemm(cout_g, k, ncols, dst, true, gyg, cols_t, threads) };
+            let cols_t = MatRef { ptr: cols.as_ptr(), rs: cs as isize, cs: ldb as isize };
+            let gm = MatRef { ptr: gyg.as_ptr(), rs: ohw as isize, cs: 1 };
+            // SAFETY: gy rows y0..y1 [cout_g, ncols] times x_gᵀ [ncols, cin_g] (strided view,
+            // inside `x`), into acc's group block.
+            unsafe { gemm(cout_g, k, ncols, MatMut { ptr: dst.as_mut_ptr(), rs: k as isize, cs: 1 }, true, gm, cols_t, threads) };
         }
     });
 }

@@ -16,6 +16,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
+use crate::cpu::simd::{as_f32, as_f32_mut};
+
 /// Whether this kernel beats the general gemm on an `m x n x k` product: `k` of at least 32
 /// (below, the per-tile reduction dominates) and a side of at most 32. With both sides larger
 /// the general gemm's kernels reuse each operand panel across enough of the other to win
@@ -23,6 +26,44 @@ use std::arch::x86_64::*;
 /// 53 / 110, 32 x 32 x 64 64 / 83; but 64 x 64 x 64 87 / 82).
 pub fn pays_off(m: usize, n: usize, k: usize) -> bool {
     k >= 32 && m.min(n) <= 32
+}
+
+/// `c += a · bᵀ` for `a [m, k]` and `b [n, k]` with contiguous rows (`lda`, `ldb` apart) into
+/// `c [m, n]` (rows `ldc` apart): this kernel where it [`pays_off`] (f32 on AVX2), the general
+/// gemm elsewhere. The one entry for the weight gradients' products.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_a_bt<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    threads: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && ldb >= k && ldc >= n);
+    assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k && c.len() >= (m - 1) * ldc + n);
+    if pays_off(m, n, k) {
+        if let (Some(af), Some(bf), Some(cf)) = (as_f32(a), as_f32(b), as_f32_mut(c)) {
+            if gemm_nt(m, n, k, af, lda, bf, ldb, cf, ldc) {
+                return;
+            }
+        }
+    }
+    let (dst, lhs, rhs) = (
+        MatMut { ptr: c.as_mut_ptr(), rs: ldc as isize, cs: 1 },
+        MatRef { ptr: a.as_ptr(), rs: lda as isize, cs: 1 },
+        MatRef { ptr: b.as_ptr(), rs: 1, cs: ldb as isize },
+    );
+    // SAFETY: the asserts keep the m x k, n x k (read transposed) and m x n operands inside
+    // their slices; `c` is borrowed mutably, so it overlaps neither.
+    unsafe { gemm(m, n, k, dst, true, lhs, rhs, threads) };
 }
 
 /// `c[i*ldc + j] += Σ_t a[i*lda + t] · b[j*ldb + t]` for `i < m`, `j < n`, `t < k`. Returns

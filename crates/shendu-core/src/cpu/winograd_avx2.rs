@@ -288,16 +288,17 @@ pub(crate) unsafe fn output_transform(
 #[target_feature(enable = "avx2,fma")]
 fn put_row(d: &mut [f32], cols: usize, v: (__m256, __m256)) {
     let d = &mut d[..cols];
-    let (whole, part) = if cols >= L { (Some(v.0), (L, v.1)) } else { (None, (0, v.0)) };
-    if let Some(w) = whole {
-        store(d, w);
+    // The vector that ends the row, and where it starts.
+    let (at, last) = if cols >= L { (L, v.1) } else { (0, v.0) };
+    if at == L {
+        store(d, v.0);
     }
-    let (at, rest) = (part.0, cols - part.0);
+    let rest = cols - at;
     if rest == L {
-        store(&mut d[at..], part.1);
+        store(&mut d[at..], last);
     } else if rest > 0 {
         // SAFETY: the mask selects the lanes below rest = d.len() - at only.
-        unsafe { _mm256_maskstore_ps(d.as_mut_ptr().add(at), first_lanes(rest).0, part.1) };
+        unsafe { _mm256_maskstore_ps(d.as_mut_ptr().add(at), first_lanes(rest).0, last) };
     }
 }
 

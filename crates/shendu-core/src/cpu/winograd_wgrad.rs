@@ -10,9 +10,7 @@ use std::ops::Range;
 
 use crate::cpu::conv::{ConvElem, ConvGeom, View4};
 use crate::cpu::conv_threads::sum_over_items;
-use crate::cpu::gemm::{gemm, MatMut, MatRef};
-use crate::cpu::gemm_nt::{self, gemm_nt};
-use crate::cpu::simd::{as_f32, as_f32_mut};
+use crate::cpu::gemm_nt::add_a_bt;
 use crate::cpu::simd::{dispatch, Madd, SimdKernel};
 use crate::cpu::winograd::{chunk_starts, input_transform, lanes, load_padded, narrow_tiles, Band, BAND_TILES, L};
 #[cfg(target_arch = "x86_64")]
@@ -69,28 +67,9 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
             let k = images * ntiles;
             for xi in 0..16 {
                 let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
-                if gemm_nt::pays_off(cout_g, cin_g, k) {
-                    if let (Some(z), Some(v), Some(dst)) =
-                        (as_f32(&z.as_slice()[xi * zl.xs..]), as_f32(&v.as_slice()[xi * vl.xs..]), as_f32_mut(dst))
-                    {
-                        gemm_nt(cout_g, cin_g, k, z, zl.rs, v, vl.rs, dst, cin_g);
-                        continue;
-                    }
-                }
-                // SAFETY: Z[ξ] is cout_g x k (rows zl.rs apart) inside z, V[ξ] cin_g x k (rows
-                // vl.rs apart, read transposed) inside v.
-                unsafe {
-                    gemm(
-                        cout_g,
-                        cin_g,
-                        k,
-                        MatMut { ptr: dst.as_mut_ptr(), rs: cin_g as isize, cs: 1 },
-                        true,
-                        MatRef { ptr: z.as_slice()[xi * zl.xs..].as_ptr(), rs: zl.rs as isize, cs: 1 },
-                        MatRef { ptr: v.as_slice()[xi * vl.xs..].as_ptr(), rs: 1, cs: vl.rs as isize },
-                        threads,
-                    );
-                }
+                // dU[ξ] += Z[ξ] [cout_g, k] · V[ξ]ᵀ, both along the tiles.
+                let (zx, vx) = (&z.as_slice()[xi * zl.xs..], &v.as_slice()[xi * vl.xs..]);
+                add_a_bt(cout_g, cin_g, k, zx, zl.rs, vx, vl.rs, dst, cin_g, threads);
             }
         }
     };
