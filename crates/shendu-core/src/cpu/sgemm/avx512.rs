@@ -13,6 +13,9 @@ pub const NR: usize = 12;
 /// How far ahead (in floats) to prefetch the A panel streaming in from L2: 8 k steps.
 const PREFETCH_A: usize = 8 * MR;
 
+/// How many k steps before the end of a tile its C columns are prefetched.
+const C_AHEAD: usize = 48;
+
 /// `C[0..m, 0..n] (+)= alpha · Apanel · Bpanel` for one tile; `add` keeps C's old values. The
 /// scaled sums are rounded before the add, as an update `c - lr · g` with `g` in memory would be
 /// (and `acc · 1` is `acc`, so alpha 1 is the plain product).
@@ -71,21 +74,18 @@ unsafe fn tile<const N: usize>(
     let mut lo = [_mm512_setzero_ps(); N];
     let mut hi = [_mm512_setzero_ps(); N];
     let (mut a, mut b) = (a, b);
-    if rs == 1 {
-        // Start fetching the C tile now so the read-modify-write at the end does not stall.
-        for j in 0..N {
-            // SAFETY: prefetches never fault; the addresses are column j's rows of the tile.
-            unsafe {
-                let col = c.offset(j as isize * cs);
-                _mm_prefetch::<_MM_HINT_T0>(col as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(col.add(MR - 1) as *const i8);
-            }
-        }
-    }
     // SAFETY: reads stay inside the packed panels (kc steps of MR and NR floats); `a` is aligned;
     // prefetches never fault.
     unsafe {
-        for _ in 0..kc {
+        for step in 0..kc {
+            if rs == 1 && step + C_AHEAD == kc.max(C_AHEAD) {
+                // Fetch the C tile for the read-modify-write at the end.
+                for j in 0..N {
+                    let col = c.offset(j as isize * cs);
+                    _mm_prefetch::<_MM_HINT_T0>(col as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(col.add(MR - 1) as *const i8);
+                }
+            }
             _mm_prefetch::<_MM_HINT_T0>(a.add(PREFETCH_A) as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(a.add(PREFETCH_A + 16) as *const i8);
             let a0 = _mm512_load_ps(a);
