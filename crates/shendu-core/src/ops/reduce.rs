@@ -136,7 +136,7 @@ fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], kind: ReduceKind, op: &'s
                         // Its own loop: with `combine`'s match on the kind inside, the adds
                         // stayed scalar (a Linear bias gradient of [128, 512] took 50 us).
                         for (o, &v) in o.iter_mut().zip(row) {
-                            *o = *o + v;
+                            *o += v;
                         }
                     } else {
                         for (o, &v) in o.iter_mut().zip(row) {

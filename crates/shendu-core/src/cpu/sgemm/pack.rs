@@ -44,6 +44,7 @@ pub unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: *const f32, rs: i
         // full / MR panels.
         unsafe {
             if MR.is_multiple_of(8) && has_avx() {
+                #[cfg(target_arch = "x86_64")]
                 copy_columns_avx::<MR>(full, kc, a, cs, dst);
             } else {
                 for p in 0..kc {
@@ -73,7 +74,8 @@ pub unsafe fn pack_a<const MR: usize>(mc: usize, kc: usize, a: *const f32, rs: i
                 }
             } else if rows == MR && cs == 1 && MR.is_multiple_of(8) && has_avx() {
                 // Rows run along k: a transpose, in 8 x 8 register blocks.
-                transpose_panel::<MR>(kc, base, rs, panel);
+                #[cfg(target_arch = "x86_64")]
+                transpose_panel_avx::<MR>(kc, base, rs, panel);
             } else if rows == MR && cs == 1 {
                 // Rows run along k: a transpose. Done in slabs of K_SLAB columns so that the
                 // slab's MR x K_SLAB destination stays in L1 while every row streams through it
@@ -138,11 +140,7 @@ unsafe fn copy_columns_avx<const MR: usize>(full: usize, kc: usize, a: *const f3
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn copy_columns_avx<const MR: usize>(_full: usize, _kc: usize, _a: *const f32, _cs: isize, _dst: *mut f32) {
-    unreachable!("has_avx() is false off x86-64")
-}
-
+/// Whether the AVX packing paths run (never off x86-64, where they are not compiled).
 fn has_avx() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -162,17 +160,6 @@ fn has_avx() -> bool {
 /// # Safety
 /// AVX must be available (checked by the caller); rows `0..MR`, columns `0..kc` readable; the
 /// panel holds `MR * kc` floats.
-#[cfg(target_arch = "x86_64")]
-unsafe fn transpose_panel<const MR: usize>(kc: usize, base: *const f32, rs: isize, panel: *mut f32) {
-    // SAFETY: forwarded contract (the caller checked AVX).
-    unsafe { transpose_panel_avx::<MR>(kc, base, rs, panel) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose_panel<const MR: usize>(_kc: usize, _base: *const f32, _rs: isize, _panel: *mut f32) {
-    unreachable!("has_avx() is false off x86-64")
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn transpose_panel_avx<const MR: usize>(kc: usize, base: *const f32, rs: isize, panel: *mut f32) {
@@ -219,7 +206,8 @@ pub unsafe fn pack_b<const NR: usize>(kc: usize, j0: usize, j1: usize, b: *const
                 }
             } else if cols == NR && rs == 1 && NR.is_multiple_of(4) && has_avx() {
                 // Columns run along k: a transpose, in register blocks.
-                transpose_b_panel::<NR>(kc, base, cs, panel);
+                #[cfg(target_arch = "x86_64")]
+                transpose_b_panel_avx::<NR>(kc, base, cs, panel);
             } else if cols == NR && rs == 1 {
                 // Columns run along k: gather one row of the panel at a time from NR streams,
                 // so every store is a contiguous NR-float row.
@@ -260,17 +248,6 @@ pub unsafe fn pack_b<const NR: usize>(kc: usize, j0: usize, j1: usize, b: *const
 /// # Safety
 /// AVX must be available (checked by the caller); columns `0..NR`, rows `0..kc` readable; the
 /// panel holds `NR * kc` floats.
-#[cfg(target_arch = "x86_64")]
-unsafe fn transpose_b_panel<const NR: usize>(kc: usize, base: *const f32, cs: isize, panel: *mut f32) {
-    // SAFETY: forwarded contract (the caller checked AVX).
-    unsafe { transpose_b_panel_avx::<NR>(kc, base, cs, panel) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose_b_panel<const NR: usize>(_kc: usize, _base: *const f32, _cs: isize, _panel: *mut f32) {
-    unreachable!("has_avx() is false off x86-64")
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn transpose_b_panel_avx<const NR: usize>(kc: usize, base: *const f32, cs: isize, panel: *mut f32) {
