@@ -113,3 +113,36 @@ fn eval_pass_matches_the_composed_ops() {
         }
     }
 }
+
+/// A gradient that arrives as a channel slice (the batch norm's output concatenated along the
+/// channels, as in ShuffleNet's branches) gives exactly the gradients of the same loss on the
+/// output alone (the rule copies the strided gradient once and both gradient ops read the copy).
+#[test]
+fn gradient_arriving_as_a_channel_slice() {
+    let mut rng = Rng::new(5);
+    let (n, c, extra) = (4, 6, 3);
+    let x = randn(&[n, c, 5, 5], &mut rng, 2.0, 0.5);
+    let w = randn(&[c], &mut rng, 2.0, 2.5);
+    let b = randn(&[c], &mut rng, 1.0, 2.0);
+    let u = randn(&[n, extra, 5, 5], &mut rng, 1.0, 0.0);
+    let r = randn(&[n, c + extra, 5, 5], &mut rng, 1.0, 0.0);
+    let r_own = r.narrow(1, 0, c).unwrap().contiguous().unwrap();
+    for act in [BatchNormActivation::Identity, BatchNormActivation::Relu6] {
+        for threads in [1, 2] {
+            set_num_threads(threads);
+            let sliced = run(&x, &w, &b, &r, &|x, w, b| {
+                let y = x.batch_norm_act(w, b, 1e-5, act).unwrap();
+                Tensor::cat(&[&y, &u], 1).unwrap()
+            });
+            let alone = run(&x, &w, &b, &r_own, &|x, w, b| x.batch_norm_act(w, b, 1e-5, act).unwrap());
+            for (what, (s, a)) in ["gx", "gw", "gb"].iter().zip(sliced[1..].iter().zip(&alone[1..])) {
+                // Equal up to the summation order: the other tests of this file switch the
+                // SIMD paths off and on while this one runs.
+                let scale = a.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+                let worst = s.iter().zip(a).map(|(s, a)| (s - a).abs()).fold(0.0, f64::max);
+                assert!(worst <= 2e-6 * scale, "{act:?} {threads} threads {what}: worst {worst} at scale {scale}");
+            }
+        }
+    }
+    set_num_threads(1);
+}

@@ -8,6 +8,7 @@
 
 use super::Op;
 use crate::ops::binary::Binary;
+use crate::ops::copy::CopyOp;
 use crate::ops::matmul::Matmul;
 use crate::ops::movement::{BroadcastLike, Embed, Narrow, Permute, ReshapeLike, SumToLike};
 use crate::ops::reduce::{Reduce, ReduceKind};
@@ -32,6 +33,11 @@ pub trait GradOps: Clone + Sized {
     fn needs_grad(&self) -> bool {
         true
     }
+    /// Whether this value is laid out contiguously. A layout hint only; values without a
+    /// layout (graph nodes, planned into contiguous buffers) say `true`.
+    fn is_contiguous(&self) -> bool {
+        true
+    }
 }
 
 impl GradOps for Tensor {
@@ -47,6 +53,9 @@ impl GradOps for Tensor {
     fn needs_grad(&self) -> bool {
         self.requires_grad()
     }
+    fn is_contiguous(&self) -> bool {
+        Tensor::is_contiguous(self)
+    }
     fn is_transposed_matrix(&self) -> bool {
         let (dims, strides) = (self.dims(), self.layout().strides());
         let r = dims.len();
@@ -56,6 +65,16 @@ impl GradOps for Tensor {
 
 /// The ops backward rules use, written once on top of [`GradOps::apply`].
 pub trait GradExt: GradOps {
+    /// This value, copied into a contiguous layout unless it is one already: for a rule that
+    /// hands one strided value (a channel slice of a concatenation's gradient) to several ops
+    /// that would each copy it.
+    fn g_contiguous(&self) -> Result<Self> {
+        if self.is_contiguous() {
+            Ok(self.clone())
+        } else {
+            Self::apply(CopyOp, &[self])
+        }
+    }
     fn unary(&self, op: Unary) -> Result<Self> {
         Self::apply(op, &[self])
     }

@@ -195,6 +195,9 @@ impl Op for BatchNormTrain {
 
     fn backward<G: GradOps>(&self, inputs: &[&G], _output: &G, grad: &G) -> Result<Vec<Option<G>>> {
         let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+        // Both gradient ops read `grad` whole; a strided one (ShuffleNet's branches receive
+        // channel slices of a concatenation's gradient) is copied once here, not in each.
+        let grad = &grad.g_contiguous()?;
         let (eps, act) = (self.eps, self.act);
         let given = inputs.get(3).copied();
         // The activation's backward recomputes the forward's output from the statistics.
