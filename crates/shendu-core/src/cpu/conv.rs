@@ -31,6 +31,11 @@ use crate::cpu::elementwise::SendPtr;
 use crate::cpu::gemm::{gemm, GemmElem, MatMut, MatRef};
 use crate::cpu::gemm_nt::add_a_bt;
 use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{
+    simd::{as_f32, as_f32_mut},
+    winograd4,
+};
 use crate::cpu::{winograd, winograd_wgrad};
 use crate::dtype::Float;
 use crate::pool::{PoolElem, PooledVec};
@@ -197,6 +202,13 @@ pub fn forward<T: ConvElem>(x: &[T], xv: View4, w: &[T], g: &ConvGeom, out: &mut
         return depthwise::forward(x, p, xv.strides[0], w, &dg, out);
     }
     if winograd::applies(g) {
+        #[cfg(target_arch = "x86_64")]
+        if winograd4::applies(g, &xv) {
+            if let (Some(x32), Some(w32), Some(o32)) = (as_f32(x), as_f32(w), as_f32_mut(out)) {
+                // SAFETY: as_f32 found the CPU's AVX2 and FMA; the slices are this call's.
+                return unsafe { winograd4::forward(x32, xv, w32, g, o32) };
+            }
+        }
         return winograd::forward(x, xv, w, g, out);
     }
     if let Some(f) = Flat::plan(g, &xv) {

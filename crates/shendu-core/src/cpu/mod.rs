@@ -24,5 +24,7 @@ pub mod thread_context;
 pub mod threads;
 pub mod winograd;
 #[cfg(target_arch = "x86_64")]
+mod winograd4;
+#[cfg(target_arch = "x86_64")]
 mod winograd_avx2;
 pub mod winograd_wgrad;

@@ -372,19 +372,27 @@ const MR: usize = 16;
 /// `blocks` row-major `[cout][cin]` matrices (the `U[ξ]` of every group and ξ) packed as panels
 /// of `NR` output channels: block `b`, panel `p` holds `[cin][NR]` (zeros past `cout`).
 pub(crate) fn pack_u(u: &[f32], blocks: usize, cout: usize, cin: usize) -> PooledVec<f32> {
-    let panels = cout.div_ceil(NR);
-    let mut buf = PooledVec::<f32>::filled(blocks * panels * cin * NR, 0.0);
+    let mut buf = PooledVec::<f32>::filled(packed_u_len(blocks, cout, cin), 0.0);
     let out = buf.as_mut_slice();
     for b in 0..blocks {
         for co in 0..cout {
-            let src = &u[(b * cout + co) * cin..][..cin];
-            let dst = &mut out[(b * panels + co / NR) * cin * NR..][..cin * NR];
-            for (ci, &val) in src.iter().enumerate() {
-                dst[ci * NR + co % NR] = val;
+            for (ci, &val) in u[(b * cout + co) * cin..][..cin].iter().enumerate() {
+                out[packed_u_index(b, co, ci, cout, cin)] = val;
             }
         }
     }
     buf
+}
+
+/// Floats of [`pack_u`]'s buffer.
+pub(crate) fn packed_u_len(blocks: usize, cout: usize, cin: usize) -> usize {
+    blocks * cout.div_ceil(NR) * cin * NR
+}
+
+/// Where [`pack_u`] puts `U[block][co][ci]`.
+#[inline]
+pub(crate) fn packed_u_index(block: usize, co: usize, ci: usize, cout: usize, cin: usize) -> usize {
+    (block * cout.div_ceil(NR) + co / NR) * cin * NR + ci * NR + co % NR
 }
 
 /// `M[co][t] = Σ_ci U[co][ci] · V[ci][t]` for `co < cout` and `t` below `ntiles` rounded up to
