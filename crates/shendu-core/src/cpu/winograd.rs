@@ -1,4 +1,5 @@
-//! Winograd F(2x2, 3x3) for 3x3, stride-1, undilated convolutions with enough channels: each
+//! Winograd F(2x2, 3x3) for 3x3, stride-1, undilated convolutions with enough channels (f32
+//! maps of at least 16 tiles of 4x4 take F(4x4, 3x3) in `winograd4` instead): each
 //! 2x2 output tile costs 16 multiplies per (input, output) channel pair instead of 36, so the
 //! gemm work drops 2.25x; the transforms are additions. The transform matrices hold only 0, ±1
 //! and ±1/2, so the rounding error stays that of direct summation: on W2-sized f32 data the rms
