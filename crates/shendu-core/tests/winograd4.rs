@@ -1,6 +1,7 @@
-//! Winograd F(4x4, 3x3) (cpu/winograd4.rs: f32 with AVX2+FMA, maps of at least 16 tiles of 4x4)
-//! against f64: output and input gradient (the transposed convolution of a stride-1 3x3 conv
-//! is the forward of the flipped kernel, so it takes the same path), on shapes that reach the
+//! Winograd F(4x4, 3x3) (cpu/winograd4.rs, cpu/winograd4_wgrad.rs: f32 with AVX2+FMA, maps of at
+//! least 16 tiles of 4x4) against f64: output, input gradient (the transposed convolution of a
+//! stride-1 3x3 conv is the forward of the flipped kernel, so it takes the same path) and weight
+//! gradient (blocks of images per product on one-band maps), on shapes that reach the
 //! edge cases: tile rows of 8 or more tiles and narrower ones (one chunk per row with scratch
 //! lanes), output sizes that clip the last tile row and column, asymmetric and zero pads,
 //! groups, bands of several tile rows, a partial last 16-tile panel, 1 and 2 threads. The error
@@ -17,12 +18,13 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn_with(shape, DType::F64, &mut Rng::new(seed)).unwrap()
 }
 
-/// y and gx of one conv2d in `dt`, as f64.
-fn run(x: &Tensor, w: &Tensor, gy: &Tensor, p: &Conv2dParams, dt: DType) -> [Vec<f64>; 2] {
-    let xv = Var::new(x.to_dtype(dt).unwrap());
-    let y = xv.as_tensor().conv2d(&w.to_dtype(dt).unwrap(), p).unwrap();
+/// y, gx and gw of one conv2d in `dt`, as f64.
+fn run(x: &Tensor, w: &Tensor, gy: &Tensor, p: &Conv2dParams, dt: DType) -> [Vec<f64>; 3] {
+    let (xv, wv) = (Var::new(x.to_dtype(dt).unwrap()), Var::new(w.to_dtype(dt).unwrap()));
+    let y = xv.as_tensor().conv2d(wv.as_tensor(), p).unwrap();
     let g = y.backward_with_grad(&gy.to_dtype(dt).unwrap(), false).unwrap();
-    [y.to_vec_f64().unwrap(), g.get(&xv).unwrap().to_vec_f64().unwrap()]
+    let grad = |v: &Var| g.get(v).unwrap().to_vec_f64().unwrap();
+    [y.to_vec_f64().unwrap(), grad(&xv), grad(&wv)]
 }
 
 /// (max |a - b| / max |b|, rms(a - b) / rms(b)).
@@ -38,7 +40,7 @@ fn f4x4_matches_f64() {
     let _g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     // (input, weight, pads [top, bottom, left, right], groups)
     type Case = ([usize; 4], [usize; 4], [usize; 4], usize);
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         // W2's shape at a smaller batch: tw 7 (one chunk per row, scratch lane), 49 tiles
         ([2, 64, 28, 28], [64, 64, 3, 3], [1, 1, 1, 1], 1),
         // tw 8 exactly, 64 tiles, two bands at 32x32 (ResNet's first stage)
@@ -55,6 +57,8 @@ fn f4x4_matches_f64() {
         ([1, 16, 300, 10], [16, 16, 3, 3], [1, 1, 1, 1], 1),
         // a wide short map: 2 tile rows of 25 tiles
         ([2, 16, 6, 100], [16, 16, 3, 3], [1, 1, 1, 1], 1),
+        // 16x16 (16 tiles, one band): the weight gradient sums blocks of 4 images per product
+        ([9, 16, 16, 16], [24, 16, 3, 3], [1, 1, 1, 1], 1),
     ];
     for threads in [1, 2] {
         set_num_threads(threads);
@@ -72,7 +76,7 @@ fn f4x4_matches_f64() {
             set_simd_enabled(false);
             let f2 = run(&x, &w, &gy, &p, DType::F32);
             set_simd_enabled(true);
-            for (name, ((a, b), e)) in ["y", "gx"].iter().zip(f4.iter().zip(&f2).zip(&exact)) {
+            for (name, ((a, b), e)) in ["y", "gx", "gw"].iter().zip(f4.iter().zip(&f2).zip(&exact)) {
                 let (e4, e2) = (errors(a, e), errors(b, e));
                 eprintln!(
                     "case {k} {name} {threads} threads: F(4x4) max {:.2e} rms {:.2e}; F(2x2) max {:.2e} rms {:.2e}",

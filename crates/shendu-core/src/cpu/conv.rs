@@ -34,7 +34,7 @@ use crate::cpu::im2col::{col2im, im2col, ColGeom, PlaneView};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::{
     simd::{as_f32, as_f32_mut},
-    winograd4,
+    winograd4, winograd4_wgrad,
 };
 use crate::cpu::{winograd, winograd_wgrad};
 use crate::dtype::Float;
@@ -357,6 +357,13 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
         return depthwise::backward_weight(x, p, xv.strides[0], gy, &dg, gw);
     }
     if winograd::applies(g) {
+        #[cfg(target_arch = "x86_64")]
+        if winograd4::applies(g, &xv) {
+            if let (Some(x32), Some(gy32), Some(gw32)) = (as_f32(x), as_f32(gy), as_f32_mut(gw)) {
+                // SAFETY: as_f32 found the CPU's AVX2 and FMA; the slices are this call's.
+                return unsafe { winograd4_wgrad::backward_weight(x32, xv, gy32, g, gw32) };
+            }
+        }
         return winograd_wgrad::backward_weight(x, xv, gy, g, gw);
     }
     if let Some(f) = Flat::plan(g, &xv) {

@@ -26,5 +26,7 @@ pub mod winograd;
 #[cfg(target_arch = "x86_64")]
 mod winograd4;
 #[cfg(target_arch = "x86_64")]
+mod winograd4_wgrad;
+#[cfg(target_arch = "x86_64")]
 mod winograd_avx2;
 pub mod winograd_wgrad;

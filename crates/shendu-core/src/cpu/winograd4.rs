@@ -24,14 +24,14 @@ use crate::cpu::winograd_avx2::{gemm_uv, packed_u_index, packed_u_len};
 use crate::pool::PooledVec;
 
 /// Transformed values per tile.
-const XI: usize = 36;
+pub(crate) const XI: usize = 36;
 
 /// Tiles per band: the band's V and M (36 x channels x tiles each) stay near L2.
-const BAND_TILES: usize = 64;
+pub(crate) const BAND_TILES: usize = 64;
 
 /// Floats of room after the padded planes: a chunk of a row narrower than 8 tiles reads 36
 /// columns from its start (scratch lanes past the row, see [`input_transform`]).
-const ROOM: usize = 40;
+pub(crate) const ROOM: usize = 40;
 
 /// True when [`forward`] handles this geometry: where F(2x2, 3x3) applies, on an f32-capable
 /// CPU, with at least 16 tiles of 4x4 per image (smaller maps leave the products' 16-tile panels
@@ -79,19 +79,19 @@ fn transform_weights(w: &[f32], g: &ConvGeom) -> PooledVec<f32> {
 
 /// Where one band's transformed values live: `(ξ, channel, tile)` at `ξ*xs + channel*rs + tile`.
 #[derive(Clone, Copy)]
-struct Band4 {
+pub(crate) struct Band4 {
     /// Between channels: the band's tiles rounded up to whole 16-tile panels.
-    rs: usize,
+    pub rs: usize,
     /// Between the 36 ξ blocks: a cache line more than the channels need (no 4 KiB aliasing).
-    xs: usize,
+    pub xs: usize,
 }
 
 impl Band4 {
-    fn new(channels: usize, max_tiles: usize) -> Band4 {
+    pub(crate) fn new(channels: usize, max_tiles: usize) -> Band4 {
         let rs = max_tiles.next_multiple_of(16);
         Band4 { rs, xs: channels * rs + 16 }
     }
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         XI * self.xs
     }
 }
@@ -109,12 +109,15 @@ pub(crate) unsafe fn forward(x: &[f32], xv: View4, w: &[f32], g: &ConvGeom, out:
     let band_rows = (BAND_TILES / tw).clamp(1, th);
     let bands = th.div_ceil(band_rows);
     let (vl, ml) = (Band4::new(g.cin_g(), band_rows * tw), Band4::new(g.cout_g(), band_rows * tw));
+    let last_rows = th - (bands - 1) * band_rows;
+    let padded = (band_rows * tw) % 16 != 0 || (last_rows * tw) % 16 != 0;
     let out = SendPtr(out.as_mut_ptr());
     let out_len = out_len(g);
     for_items(g.n * g.groups * bands, bands, |items, _threads| {
         let mut p = PooledVec::<f32>::filled(g.cin_g() * hp * wp + ROOM, 0.0);
-        // Zeroed: the product reads the padding tiles of the last 16-tile panel.
-        let mut v = PooledVec::<f32>::filled(vl.len() + L, 0.0);
+        // Zeroed where a band's tiles end inside a 16-tile panel: the product reads the panel's
+        // padding tiles (their results are dropped, but garbage could be NaN or subnormal).
+        let mut v = if padded { PooledVec::<f32>::filled(vl.len() + L, 0.0) } else { PooledVec::<f32>::uninit(vl.len() + L) };
         let mut m = PooledVec::<f32>::uninit(ml.len() + L);
         let mut loaded = None;
         for item in items {
@@ -156,7 +159,7 @@ fn out_len(g: &ConvGeom) -> usize {
 /// (pt, pl); the rest of `p` stays zero (the same positions are written for every image).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-fn pad_planes(x: &[f32], xv: &View4, g: &ConvGeom, n: usize, grp: usize, hp: usize, wp: usize, p: &mut [f32]) {
+pub(crate) fn pad_planes(x: &[f32], xv: &View4, g: &ConvGeom, n: usize, grp: usize, hp: usize, wp: usize, p: &mut [f32]) {
     let [sn, sc, ys, _] = xv.strides;
     let rows = g.h.min(hp.saturating_sub(g.pt));
     let cols = g.w.min(wp.saturating_sub(g.pl));
@@ -201,7 +204,7 @@ unsafe fn copy_row(s: &[f32], d: *mut f32) {
 /// The mask of the first `n < L` lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn first_lanes(n: usize) -> __m256i {
+pub(crate) fn first_lanes(n: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
@@ -212,10 +215,15 @@ fn first_lanes(n: usize) -> __m256i {
 /// 32 floats are readable at `s`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn deinterleave4(s: *const f32) -> [__m256; 4] {
+pub(crate) unsafe fn deinterleave4(s: *const f32) -> [__m256; 4] {
     // SAFETY: the caller's contract.
-    let (v0, v1, v2, v3) =
-        unsafe { (_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8)), _mm256_loadu_ps(s.add(16)), _mm256_loadu_ps(s.add(24))) };
+    unsafe { deinterleave4_regs([_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8)), _mm256_loadu_ps(s.add(16)), _mm256_loadu_ps(s.add(24))]) }
+}
+
+/// [`deinterleave4`] of 32 floats held in four vectors.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn deinterleave4_regs([v0, v1, v2, v3]: [__m256; 4]) -> [__m256; 4] {
     let (t0, t1) = (_mm256_unpacklo_ps(v0, v1), _mm256_unpackhi_ps(v0, v1));
     let (t2, t3) = (_mm256_unpacklo_ps(v2, v3), _mm256_unpackhi_ps(v2, v3));
     // Each of these holds one q, its elements in the order 0 4 2 6 1 5 3 7 of i. (No closures
@@ -293,7 +301,16 @@ fn at(m: [__m256; 6]) -> [__m256; 4] {
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::needless_range_loop)] // the loops read columns of blocks held as rows
 #[target_feature(enable = "avx2,fma")]
-unsafe fn input_transform(p: &[f32], hp: usize, wp: usize, c: usize, ty: std::ops::Range<usize>, tw: usize, v: &mut [f32], vl: Band4) {
+pub(crate) unsafe fn input_transform(
+    p: &[f32],
+    hp: usize,
+    wp: usize,
+    c: usize,
+    ty: std::ops::Range<usize>,
+    tw: usize,
+    v: &mut [f32],
+    vl: Band4,
+) {
     assert!(wp == 4 * tw + 2 && hp >= 4 * ty.end + 2 && p.len() >= c * hp * wp + ROOM);
     assert!(vl.rs >= ty.len() * tw && vl.xs >= c * vl.rs && v.len() >= XI * vl.xs + L);
     let vp = v.as_mut_ptr();
