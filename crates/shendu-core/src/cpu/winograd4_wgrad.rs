@@ -16,11 +16,8 @@ use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm_nt::add_a_bt;
 use crate::cpu::winograd::{chunk_starts, L};
 use crate::cpu::winograd4::{self, deinterleave4_regs, first_lanes, input_transform, pad_planes, Band4, BAND_TILES, ROOM, XI};
+use crate::cpu::winograd_wgrad::WgradPlan;
 use crate::pool::PooledVec;
-
-/// Tiles summed per product when a block of images shares one (maps of one band): 4 images of
-/// a 14x14 or 16x16 map.
-const BLOCK_TILES: usize = 64;
 
 /// `gw [cout, cin/groups, 3, 3]` (overwritten) from `x` (strided rows, unit column stride) and
 /// `gy` (contiguous).
@@ -32,46 +29,33 @@ const BLOCK_TILES: usize = 64;
 pub(crate) unsafe fn backward_weight(x: &[f32], xv: View4, gy: &[f32], g: &ConvGeom, gw: &mut [f32]) {
     debug_assert!(winograd4::applies(g, &xv));
     let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-    let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
+    let plan = WgradPlan::new(g, 4, BAND_TILES);
+    let (th, tw) = (plan.th, plan.tw);
     let (hp, wp) = (4 * th + 2, 4 * tw + 2);
-    let band_rows = (BAND_TILES / tw).clamp(1, th);
-    let bands = th.div_ceil(band_rows);
-    let total = g.n * g.groups * bands;
-    // A map that is one band of few tiles has its products summed over several images at once:
-    // consecutive images' tiles side by side in V and Z.
-    let block = if bands == 1 && g.groups == 1 { (BLOCK_TILES / (th * tw)).max(1) } else { 1 };
-    // Room for the scratch lanes a narrow row's transform writes past the block's last image.
-    let row_tiles = if block > 1 { block * th * tw + L } else { band_rows * tw };
-    let (vl, zl) = (Band4::new(cin_g, row_tiles), Band4::new(cout_g, row_tiles));
+    let (vl, zl) = (Band4::new(cin_g, plan.row_tiles()), Band4::new(cout_g, plan.row_tiles()));
     let run = |r: Range<usize>, threads: bool, du: &mut [f32]| {
         let mut p = PooledVec::<f32>::filled(cin_g * hp * wp + ROOM, 0.0);
         // Image j of a block is transformed into the slice starting j * tiles on; the products
         // read only the block's tiles.
-        let extra = L + block * th * tw;
+        let extra = L + plan.block * th * tw;
         let mut v = PooledVec::<f32>::uninit(vl.len() + extra);
         let mut z = PooledVec::<f32>::uninit(zl.len() + extra);
         let mut loaded = None;
-        let mut item = r.start;
-        while item < r.end {
-            let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
-            let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
-            let ntiles = (ty1 - ty0) * tw;
-            // With blocks, items are images (one group, one band).
-            let images = block.min(r.end - item);
-            for j in 0..images {
-                if loaded != Some((n + j, grp)) {
-                    pad_planes(x, &xv, g, n + j, grp, hp, wp, p.as_mut_slice());
-                    loaded = Some((n + j, grp));
+        for b in plan.blocks(r) {
+            let grp = b.grp;
+            for j in 0..b.images {
+                if loaded != Some((b.n + j, grp)) {
+                    pad_planes(x, &xv, g, b.n + j, grp, hp, wp, p.as_mut_slice());
+                    loaded = Some((b.n + j, grp));
                 }
-                let gyg = &gy[((n + j) * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
+                let gyg = &gy[((b.n + j) * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
                 // SAFETY: AVX2 and FMA (this function's contract).
                 unsafe {
-                    input_transform(p.as_slice(), hp, wp, cin_g, ty0..ty1, tw, &mut v.as_mut_slice()[j * ntiles..], vl);
-                    grad_transform(gyg, cout_g, g.oh, g.ow, ty0..ty1, tw, &mut z.as_mut_slice()[j * ntiles..], zl);
+                    input_transform(p.as_slice(), hp, wp, cin_g, b.rows.clone(), tw, &mut v.as_mut_slice()[j * b.ntiles..], vl);
+                    grad_transform(gyg, cout_g, g.oh, g.ow, b.rows.clone(), tw, &mut z.as_mut_slice()[j * b.ntiles..], zl);
                 }
             }
-            item += images;
-            let k = images * ntiles;
+            let k = b.images * b.ntiles;
             for xi in 0..XI {
                 let dst = &mut du[(grp * XI + xi) * cout_g * cin_g..][..cout_g * cin_g];
                 // dU[ξ] += Z[ξ] [cout_g, k] · V[ξ]ᵀ, both along the tiles.
@@ -81,7 +65,7 @@ pub(crate) unsafe fn backward_weight(x: &[f32], xv: View4, gy: &[f32], g: &ConvG
         }
     };
     let mut du = PooledVec::<f32>::filled(g.groups * XI * cout_g * cin_g, 0.0);
-    sum_over_items(total, bands, du.as_mut_slice(), run);
+    sum_over_items(plan.items(g.n), plan.bands(), du.as_mut_slice(), run);
     untransform(du.as_slice(), g, gw);
 }
 

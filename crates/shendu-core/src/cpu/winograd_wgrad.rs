@@ -18,25 +18,91 @@ use crate::cpu::winograd_avx2;
 use crate::dtype::Float;
 use crate::pool::PooledVec;
 
-/// Tiles summed per product when a block of images shares one (see `backward_weight`): 4 images
+/// Tiles summed per product when a block of images shares one (see [`WgradPlan`]): 4 images
 /// of an 8x8 map, whose V and Z (16 x 64 channels x 64 tiles each) stay in L2.
 const BLOCK_TILES: usize = 64;
+
+/// How a Winograd weight gradient (F(2x2) here, F(4x4) in `winograd4_wgrad`) cuts its work:
+/// items (image, group, band of tile rows), and on one-band maps without groups, blocks of
+/// consecutive images whose tiles sit side by side in V and Z and share one product per ξ.
+pub(crate) struct WgradPlan {
+    /// Tile rows and columns per image.
+    pub th: usize,
+    pub tw: usize,
+    band_rows: usize,
+    bands: usize,
+    groups: usize,
+    /// Images per block (1: no blocks).
+    pub block: usize,
+}
+
+/// One block of items: images `n..n + images` of group `grp`, tile rows `rows` of each
+/// (`ntiles` tiles per image).
+pub(crate) struct WgradBlock {
+    pub n: usize,
+    pub grp: usize,
+    pub rows: Range<usize>,
+    pub ntiles: usize,
+    pub images: usize,
+}
+
+impl WgradPlan {
+    /// The plan for `tile x tile` output tiles and bands of about `band_tiles` tiles.
+    pub(crate) fn new(g: &ConvGeom, tile: usize, band_tiles: usize) -> WgradPlan {
+        let (th, tw) = (g.oh.div_ceil(tile), g.ow.div_ceil(tile));
+        let band_rows = (band_tiles / tw).clamp(1, th);
+        let bands = th.div_ceil(band_rows);
+        // A map that is one band of few tiles (ResNet's 8x8 stage: 16) has its products summed
+        // over several images at once.
+        let block = if bands == 1 && g.groups == 1 { (BLOCK_TILES / (th * tw)).max(1) } else { 1 };
+        WgradPlan { th, tw, band_rows, bands, groups: g.groups, block }
+    }
+
+    /// Work items of a batch of `n` images.
+    pub(crate) fn items(&self, n: usize) -> usize {
+        n * self.groups * self.bands
+    }
+
+    /// Items per image and group (the unit `sum_over_items` keeps together).
+    pub(crate) fn bands(&self) -> usize {
+        self.bands
+    }
+
+    /// Tiles per channel row of V and Z: a band, or a block with room for the scratch lanes a
+    /// narrow row's transform writes past its last image.
+    pub(crate) fn row_tiles(&self) -> usize {
+        if self.block > 1 {
+            self.block * self.th * self.tw + L
+        } else {
+            self.band_rows * self.tw
+        }
+    }
+
+    /// The blocks of the items `r`, in order (with blocks, items are images: one group, one
+    /// band).
+    pub(crate) fn blocks(&self, r: Range<usize>) -> impl Iterator<Item = WgradBlock> + '_ {
+        let mut item = r.start;
+        std::iter::from_fn(move || {
+            if item >= r.end {
+                return None;
+            }
+            let (n, grp, band) = (item / (self.groups * self.bands), (item / self.bands) % self.groups, item % self.bands);
+            let rows = band * self.band_rows..((band + 1) * self.band_rows).min(self.th);
+            let images = self.block.min(r.end - item);
+            item += images;
+            Some(WgradBlock { n, grp, ntiles: rows.len() * self.tw, rows, images })
+        })
+    }
+}
 
 /// `gw [cout, cin/groups, 3, 3]` (overwritten) from `x` (strided) and `gy` (contiguous), for a
 /// geometry where [`super::winograd::applies`] holds.
 pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, gw: &mut [T]) {
     let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
     let du_len = g.groups * 16 * cout_g * cin_g;
-    let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
-    let band_rows = (BAND_TILES / tw).clamp(1, th);
-    let bands = th.div_ceil(band_rows);
-    let total = g.n * g.groups * bands;
-    // A map that is one band of few tiles (ResNet's 8x8 stage: 16) has its products summed
-    // over several images at once: consecutive images' tiles side by side in V and Z.
-    let block = if bands == 1 && g.groups == 1 { (BLOCK_TILES / (th * tw)).max(1) } else { 1 };
-    // Room for the scratch lanes a narrow row's transform writes past the block's last image.
-    let row_tiles = if block > 1 { block * th * tw + L } else { band_rows * tw };
-    let (vl, zl) = (Band::new(cin_g, row_tiles), Band::new(cout_g, row_tiles));
+    let plan = WgradPlan::new(g, 2, BAND_TILES);
+    let (th, tw) = (plan.th, plan.tw);
+    let (vl, zl) = (Band::new(cin_g, plan.row_tiles()), Band::new(cout_g, plan.row_tiles()));
     // Each range of (image, group, band) items sums into its own dU; the sums are added in
     // range order.
     let run = |r: Range<usize>, threads: bool, du: &mut [T]| {
@@ -44,27 +110,21 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
         // L floats more, as in the forward.
         let mut p = PooledVec::<T>::filled(cin_g * hp * wp + L, <T as Float>::ZERO);
         // Image j of a block is transformed into the slice starting j * tiles on.
-        let mut v = PooledVec::<T>::uninit(vl.len() + block * th * tw);
-        let mut z = PooledVec::<T>::uninit(zl.len() + block * th * tw);
+        let mut v = PooledVec::<T>::uninit(vl.len() + plan.block * th * tw);
+        let mut z = PooledVec::<T>::uninit(zl.len() + plan.block * th * tw);
         let mut loaded = None;
-        let mut item = r.start;
-        while item < r.end {
-            let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
-            let (ty0, ty1) = (band * band_rows, ((band + 1) * band_rows).min(th));
-            let ntiles = (ty1 - ty0) * tw;
-            // With blocks, items are images (one group, one band).
-            let images = block.min(r.end - item);
-            for j in 0..images {
-                if loaded != Some((n + j, grp)) {
-                    load_padded(x, &xv, g, n + j, grp, hp, wp, p.as_mut_slice());
-                    loaded = Some((n + j, grp));
+        for b in plan.blocks(r) {
+            let grp = b.grp;
+            for j in 0..b.images {
+                if loaded != Some((b.n + j, grp)) {
+                    load_padded(x, &xv, g, b.n + j, grp, hp, wp, p.as_mut_slice());
+                    loaded = Some((b.n + j, grp));
                 }
-                let gyg = &gy[((n + j) * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
-                input_transform(p.as_slice(), hp, wp, cin_g, ty0..ty1, tw, &mut v.as_mut_slice()[j * ntiles..], vl);
-                grad_transform(gyg, cout_g, g.oh, g.ow, ty0..ty1, tw, &mut z.as_mut_slice()[j * ntiles..], zl);
+                let gyg = &gy[((b.n + j) * g.cout + grp * cout_g) * g.oh * g.ow..][..cout_g * g.oh * g.ow];
+                input_transform(p.as_slice(), hp, wp, cin_g, b.rows.clone(), tw, &mut v.as_mut_slice()[j * b.ntiles..], vl);
+                grad_transform(gyg, cout_g, g.oh, g.ow, b.rows.clone(), tw, &mut z.as_mut_slice()[j * b.ntiles..], zl);
             }
-            item += images;
-            let k = images * ntiles;
+            let k = b.images * b.ntiles;
             for xi in 0..16 {
                 let dst = &mut du[(grp * 16 + xi) * cout_g * cin_g..][..cout_g * cin_g];
                 // dU[ξ] += Z[ξ] [cout_g, k] · V[ξ]ᵀ, both along the tiles.
@@ -74,7 +134,7 @@ pub fn backward_weight<T: ConvElem>(x: &[T], xv: View4, gy: &[T], g: &ConvGeom, 
         }
     };
     let mut du = PooledVec::<T>::filled(du_len, <T as Float>::ZERO);
-    sum_over_items(total, bands, du.as_mut_slice(), run);
+    sum_over_items(plan.items(g.n), plan.bands(), du.as_mut_slice(), run);
     untransform(du.as_slice(), g, gw);
 }
 
