@@ -93,9 +93,9 @@ pub(crate) struct Band {
     /// Between channels: the band's tiles rounded up to whole 16-tile panels (the AVX2 product
     /// reads V in panels; the padding tiles are never read back).
     pub rs: usize,
-    /// Between the 16 ξ blocks: one cache line more than the channels need, so that the 16
-    /// streams a transform writes (or reads) do not fall into the same L1 sets, as they do at a
-    /// stride of a multiple of 4 KiB (W2: 64 x 112 floats).
+    /// Between the ξ blocks (16 for F(2x2), 36 for F(4x4) in `winograd4`): one cache line more
+    /// than the channels need, so that the streams a transform writes (or reads) do not fall
+    /// into the same L1 sets, as they do at a stride of a multiple of 4 KiB (W2: 64 x 112 floats).
     pub xs: usize,
 }
 
@@ -104,8 +104,13 @@ impl Band {
         let rs = max_tiles.next_multiple_of(16);
         Band { rs, xs: channels * rs + 16 }
     }
+    /// Floats of F(2x2)'s 16 blocks.
     pub(crate) fn len(&self) -> usize {
-        16 * self.xs
+        self.len_for(16)
+    }
+    /// Floats of `blocks` blocks.
+    pub(crate) fn len_for(&self, blocks: usize) -> usize {
+        blocks * self.xs
     }
 }
 

@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 use crate::cpu::conv::{ConvGeom, View4};
 use crate::cpu::conv_threads::for_items;
 use crate::cpu::elementwise::SendPtr;
-use crate::cpu::winograd::{self, chunk_starts, L};
+use crate::cpu::winograd::{self, chunk_starts, Band, L};
 use crate::cpu::winograd_avx2::{gemm_uv, packed_u_index, packed_u_len};
 use crate::pool::PooledVec;
 
@@ -77,25 +77,6 @@ fn transform_weights(w: &[f32], g: &ConvGeom) -> PooledVec<f32> {
     u
 }
 
-/// Where one band's transformed values live: `(ξ, channel, tile)` at `ξ*xs + channel*rs + tile`.
-#[derive(Clone, Copy)]
-pub(crate) struct Band4 {
-    /// Between channels: the band's tiles rounded up to whole 16-tile panels.
-    pub rs: usize,
-    /// Between the 36 ξ blocks: a cache line more than the channels need (no 4 KiB aliasing).
-    pub xs: usize,
-}
-
-impl Band4 {
-    pub(crate) fn new(channels: usize, max_tiles: usize) -> Band4 {
-        let rs = max_tiles.next_multiple_of(16);
-        Band4 { rs, xs: channels * rs + 16 }
-    }
-    pub(crate) fn len(&self) -> usize {
-        XI * self.xs
-    }
-}
-
 /// `out [n, cout, oh, ow]` (overwritten) = conv(x, w) for a geometry where [`applies`] holds.
 ///
 /// # Safety
@@ -108,7 +89,7 @@ pub(crate) unsafe fn forward(x: &[f32], xv: View4, w: &[f32], g: &ConvGeom, out:
     let (hp, wp) = (4 * th + 2, 4 * tw + 2);
     let band_rows = (BAND_TILES / tw).clamp(1, th);
     let bands = th.div_ceil(band_rows);
-    let (vl, ml) = (Band4::new(g.cin_g(), band_rows * tw), Band4::new(g.cout_g(), band_rows * tw));
+    let (vl, ml) = (Band::new(g.cin_g(), band_rows * tw), Band::new(g.cout_g(), band_rows * tw));
     let last_rows = th - (bands - 1) * band_rows;
     let padded = (band_rows * tw) % 16 != 0 || (last_rows * tw) % 16 != 0;
     let out = SendPtr(out.as_mut_ptr());
@@ -117,8 +98,8 @@ pub(crate) unsafe fn forward(x: &[f32], xv: View4, w: &[f32], g: &ConvGeom, out:
         let mut p = PooledVec::<f32>::filled(g.cin_g() * hp * wp + ROOM, 0.0);
         // Zeroed where a band's tiles end inside a 16-tile panel: the product reads the panel's
         // padding tiles (their results are dropped, but garbage could be NaN or subnormal).
-        let mut v = if padded { PooledVec::<f32>::filled(vl.len() + L, 0.0) } else { PooledVec::<f32>::uninit(vl.len() + L) };
-        let mut m = PooledVec::<f32>::uninit(ml.len() + L);
+        let mut v = if padded { PooledVec::<f32>::filled(vl.len_for(XI) + L, 0.0) } else { PooledVec::<f32>::uninit(vl.len_for(XI) + L) };
+        let mut m = PooledVec::<f32>::uninit(ml.len_for(XI) + L);
         let mut loaded = None;
         for item in items {
             let (n, grp, band) = (item / (g.groups * bands), (item / bands) % g.groups, item % bands);
@@ -309,7 +290,7 @@ pub(crate) unsafe fn input_transform(
     ty: std::ops::Range<usize>,
     tw: usize,
     v: &mut [f32],
-    vl: Band4,
+    vl: Band,
 ) {
     assert!(wp == 4 * tw + 2 && hp >= 4 * ty.end + 2 && p.len() >= c * hp * wp + ROOM);
     assert!(vl.rs >= ty.len() * tw && vl.xs >= c * vl.rs && v.len() >= XI * vl.xs + L);
@@ -365,7 +346,7 @@ unsafe fn output_transform(
     out: SendPtr<f32>,
     out_len: usize,
     base: usize,
-    ml: Band4,
+    ml: Band,
 ) {
     assert!(ow.div_ceil(4) == tw && oh.div_ceil(4) >= ty.end && ml.rs >= ty.len() * tw && m.len() >= XI * ml.xs + L);
     assert!(base + c * oh * ow <= out_len);

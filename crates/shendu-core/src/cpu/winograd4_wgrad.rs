@@ -14,8 +14,8 @@ use std::ops::Range;
 use crate::cpu::conv::{ConvGeom, View4};
 use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm_nt::add_a_bt;
-use crate::cpu::winograd::{chunk_starts, L};
-use crate::cpu::winograd4::{self, deinterleave4_regs, first_lanes, input_transform, pad_planes, Band4, BAND_TILES, ROOM, XI};
+use crate::cpu::winograd::{chunk_starts, Band, L};
+use crate::cpu::winograd4::{self, deinterleave4_regs, first_lanes, input_transform, pad_planes, BAND_TILES, ROOM, XI};
 use crate::cpu::winograd_wgrad::WgradPlan;
 use crate::pool::PooledVec;
 
@@ -32,14 +32,14 @@ pub(crate) unsafe fn backward_weight(x: &[f32], xv: View4, gy: &[f32], g: &ConvG
     let plan = WgradPlan::new(g, 4, BAND_TILES);
     let (th, tw) = (plan.th, plan.tw);
     let (hp, wp) = (4 * th + 2, 4 * tw + 2);
-    let (vl, zl) = (Band4::new(cin_g, plan.row_tiles()), Band4::new(cout_g, plan.row_tiles()));
+    let (vl, zl) = (Band::new(cin_g, plan.row_tiles()), Band::new(cout_g, plan.row_tiles()));
     let run = |r: Range<usize>, threads: bool, du: &mut [f32]| {
         let mut p = PooledVec::<f32>::filled(cin_g * hp * wp + ROOM, 0.0);
         // Image j of a block is transformed into the slice starting j * tiles on; the products
         // read only the block's tiles.
         let extra = L + plan.block * th * tw;
-        let mut v = PooledVec::<f32>::uninit(vl.len() + extra);
-        let mut z = PooledVec::<f32>::uninit(zl.len() + extra);
+        let mut v = PooledVec::<f32>::uninit(vl.len_for(XI) + extra);
+        let mut z = PooledVec::<f32>::uninit(zl.len_for(XI) + extra);
         let mut loaded = None;
         for b in plan.blocks(r) {
             let grp = b.grp;
@@ -122,7 +122,7 @@ fn a6(y: [__m256; 4]) -> [__m256; 6] {
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::needless_range_loop)] // the loops read columns of blocks held as rows
 #[target_feature(enable = "avx2,fma")]
-unsafe fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Range<usize>, tw: usize, z: &mut [f32], zl: Band4) {
+unsafe fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Range<usize>, tw: usize, z: &mut [f32], zl: Band) {
     assert!(ow.div_ceil(4) == tw && oh.div_ceil(4) >= ty.end && zl.rs >= ty.len() * tw && zl.xs >= c * zl.rs);
     assert!(gy.len() >= c * oh * ow && z.len() >= XI * zl.xs + L);
     let zp = z.as_mut_ptr();
