@@ -20,7 +20,7 @@ use crate::cpu::conv::{ConvGeom, View4};
 use crate::cpu::conv_threads::for_items;
 use crate::cpu::elementwise::SendPtr;
 use crate::cpu::winograd::{self, chunk_starts, Band, L};
-use crate::cpu::winograd_avx2::{gemm_uv, packed_u_index, packed_u_len};
+use crate::cpu::winograd_avx2::{first_lanes, gemm_uv, packed_u_index, packed_u_len};
 use crate::pool::PooledVec;
 
 /// Transformed values per tile.
@@ -92,8 +92,8 @@ pub(crate) unsafe fn forward(x: &[f32], xv: View4, w: &[f32], g: &ConvGeom, out:
     let (vl, ml) = (Band::new(g.cin_g(), band_rows * tw), Band::new(g.cout_g(), band_rows * tw));
     let last_rows = th - (bands - 1) * band_rows;
     let padded = (band_rows * tw) % 16 != 0 || (last_rows * tw) % 16 != 0;
+    let out_len = out.len();
     let out = SendPtr(out.as_mut_ptr());
-    let out_len = out_len(g);
     for_items(g.n * g.groups * bands, bands, |items, _threads| {
         let mut p = PooledVec::<f32>::filled(g.cin_g() * hp * wp + ROOM, 0.0);
         // Zeroed where a band's tiles end inside a 16-tile panel: the product reads the panel's
@@ -130,10 +130,6 @@ pub(crate) unsafe fn forward(x: &[f32], xv: View4, w: &[f32], g: &ConvGeom, out:
             unsafe { output_transform(m.as_slice(), g.cout_g(), ty0..ty1, tw, g.oh, g.ow, out, out_len, base, ml) };
         }
     });
-}
-
-fn out_len(g: &ConvGeom) -> usize {
-    g.n * g.cout * g.oh * g.ow
 }
 
 /// Copies the group's input planes of image `n` into `p` (`c` planes of `hp x wp`) at offset
@@ -175,18 +171,12 @@ unsafe fn copy_row(s: &[f32], d: *mut f32) {
         // SAFETY: whole vectors read below n, the last one masked to lanes below n; the
         // caller's contract for d.
         unsafe {
-            let v = if k + L <= n { _mm256_loadu_ps(s.as_ptr().add(k)) } else { _mm256_maskload_ps(s.as_ptr().add(k), first_lanes(n - k)) };
+            let v =
+                if k + L <= n { _mm256_loadu_ps(s.as_ptr().add(k)) } else { _mm256_maskload_ps(s.as_ptr().add(k), first_lanes(n - k).0) };
             _mm256_storeu_ps(d.add(k), v);
         }
         k += L;
     }
-}
-
-/// The mask of the first `n < L` lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn first_lanes(n: usize) -> __m256i {
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
 /// Elements `4i + q` of the 32 floats at `s`, for `q = 0..4` (`i = 0..8` in order): the
@@ -397,7 +387,7 @@ unsafe fn put_row(d: *mut f32, cols: usize, v: [__m256; 4]) {
             if k + L <= cols {
                 _mm256_storeu_ps(d.add(k), vi);
             } else {
-                _mm256_maskstore_ps(d.add(k), first_lanes(cols - k), vi);
+                _mm256_maskstore_ps(d.add(k), first_lanes(cols - k).0, vi);
             }
         }
     }

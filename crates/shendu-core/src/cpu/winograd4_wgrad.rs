@@ -15,7 +15,8 @@ use crate::cpu::conv::{ConvGeom, View4};
 use crate::cpu::conv_threads::sum_over_items;
 use crate::cpu::gemm_nt::add_a_bt;
 use crate::cpu::winograd::{chunk_starts, Band, L};
-use crate::cpu::winograd4::{self, deinterleave4_regs, first_lanes, input_transform, pad_planes, BAND_TILES, ROOM, XI};
+use crate::cpu::winograd4::{self, deinterleave4_regs, input_transform, pad_planes, BAND_TILES, ROOM, XI};
+use crate::cpu::winograd_avx2::first_lanes;
 use crate::cpu::winograd_wgrad::WgradPlan;
 use crate::pool::PooledVec;
 
@@ -149,7 +150,7 @@ unsafe fn grad_transform(gy: &[f32], c: usize, oh: usize, ow: usize, ty: Range<u
                                 if at + L <= src.len() {
                                     _mm256_loadu_ps(src.as_ptr().add(at))
                                 } else {
-                                    _mm256_maskload_ps(src.as_ptr().add(at), first_lanes(src.len() - at))
+                                    _mm256_maskload_ps(src.as_ptr().add(at), first_lanes(src.len() - at).0)
                                 }
                             };
                         }

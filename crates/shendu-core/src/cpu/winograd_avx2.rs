@@ -43,7 +43,7 @@ fn deinterleave_first(s: &[f32], n: usize) -> (__m256, __m256) {
 /// Masks of the first `n <= 16` lanes of two vectors.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn first_lanes(n: usize) -> (__m256i, __m256i) {
+pub(crate) fn first_lanes(n: usize) -> (__m256i, __m256i) {
     let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let n = n as i32;
     (_mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx), _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), idx))

@@ -240,8 +240,8 @@ pub unsafe fn pack_b<const NR: usize>(kc: usize, j0: usize, j1: usize, b: *const
 
 /// One full B panel from columns that run along k (`b[p, c]` at `base + c*cs + p`): panel
 /// element `p*NR + c`. Columns go in groups of 8 (an 8 x 8 register transpose) and then of 4
-/// (two 4 x 4 transposes per 8 k steps); the last `NR % 4` columns and `kc % 8` steps are copied
-/// one by one. The gather this replaces read one float of each of NR column streams per k step;
+/// (two 4 x 4 transposes per 8 k steps), so NR must be a multiple of 4; the last `kc % 8` steps
+/// are copied one by one. The gather this replaces read one float of each of NR column streams per k step;
 /// at a column stride of a multiple of 4 KiB all NR streams share one L1 set, so nearly every
 /// load missed L1, and packing the activations of a Linear layer cost ~7% of its product.
 ///
@@ -252,6 +252,7 @@ pub unsafe fn pack_b<const NR: usize>(kc: usize, j0: usize, j1: usize, b: *const
 #[target_feature(enable = "avx")]
 unsafe fn transpose_b_panel_avx<const NR: usize>(kc: usize, base: *const f32, cs: isize, panel: *mut f32) {
     use std::arch::x86_64::*;
+    debug_assert!(NR.is_multiple_of(4), "the caller checks NR % 4 == 0");
     let full = kc / 8 * 8;
     let col = |c: usize| base.offset(c as isize * cs);
     let mut c0 = 0;
@@ -287,11 +288,6 @@ unsafe fn transpose_b_panel_avx<const NR: usize>(kc: usize, base: *const f32, cs
                 }
             }
             c0 += 4;
-        }
-        for c in c0..NR {
-            for p in 0..full {
-                *panel.add(p * NR + c) = *col(c).add(p);
-            }
         }
         for p in full..kc {
             for c in 0..NR {
